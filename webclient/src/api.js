@@ -1,0 +1,127 @@
+// HTTP API client (/api/v1, docs/protocol.md "HTTP API").
+//
+// The bearer token lives in memory (and sessionStorage, kept by main.js), never
+// in a cookie, so a cross-site request cannot ride on the user's session.
+
+/** An error answered by the server, with its stable code. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0 when the request never got an answer)
+   * @param {string} code   the server's error code, or "network"
+   * @param {string} message
+   */
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class Api {
+  /** @param {string} base URL prefix, e.g. "/api/v1" */
+  constructor(base = '/api/v1') {
+    this.base = base;
+    this.token = '';
+    /** Called when an authenticated request answers 401 (token expired or revoked). */
+    this.onUnauthorized = () => {};
+  }
+
+  async request(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let res;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: 'omit',
+        cache: 'no-store',
+      });
+    } catch (err) {
+      throw new ApiError(0, 'network', `network error: ${err.message}`);
+    }
+    let data = null;
+    const text = await res.text();
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!res.ok) {
+      const e = data && data.error ? data.error : {};
+      if (res.status === 401 && this.token) this.onUnauthorized();
+      throw new ApiError(res.status, e.code || 'http', e.message || `${method} ${path}: HTTP ${res.status}`);
+    }
+    return data;
+  }
+
+  register(user, password) {
+    return this.request('POST', '/register', { user, password });
+  }
+
+  /** @returns {Promise<{token: string, expires: number}>} */
+  login(user, password) {
+    return this.request('POST', '/login', { user, password });
+  }
+
+  me() {
+    return this.request('GET', '/me');
+  }
+
+  /**
+   * One page of a conversation's history, newest first.
+   * @param {string} conv "dm:{peer}" or "g:{gid}"
+   * @param {number} [before] exclusive seq; omitted for the newest page
+   * @returns {Promise<{messages: object[], more: boolean}>}
+   */
+  history(conv, before, limit = 50) {
+    const [kind, name] = [conv.slice(0, conv.indexOf(':')), conv.slice(conv.indexOf(':') + 1)];
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (before !== undefined && before !== Infinity) q.set('before', String(before));
+    const seg = kind === 'g' ? 'g' : 'dm';
+    return this.request('GET', `/history/${seg}/${encodeURIComponent(name)}?${q}`);
+  }
+
+  /** @returns {Promise<{messages: object[], cursor: string, more: boolean}>} oldest first */
+  sync(since, limit = 500) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (since) q.set('since', since);
+    return this.request('GET', `/sync?${q}`);
+  }
+
+  conversations() {
+    return this.request('GET', '/conversations');
+  }
+
+  groups() {
+    return this.request('GET', '/groups');
+  }
+
+  group(gid) {
+    return this.request('GET', `/groups/${encodeURIComponent(gid)}`);
+  }
+
+  createGroup(name, members, id) {
+    const body = { name, members };
+    if (id) body.id = id;
+    return this.request('POST', '/groups', body);
+  }
+
+  addMember(gid, user) {
+    return this.request('POST', `/groups/${encodeURIComponent(gid)}/members`, { user });
+  }
+
+  removeMember(gid, user) {
+    return this.request('DELETE', `/groups/${encodeURIComponent(gid)}/members/${encodeURIComponent(user)}`);
+  }
+
+  /** @param {string[]} users */
+  presence(users) {
+    return this.request('GET', `/presence?${new URLSearchParams({ users: users.join(',') })}`);
+  }
+}

@@ -1,0 +1,670 @@
+// The chat model: joins the HTTP API, the MQTT connection and the local store,
+// and tells the UI what changed. It holds no DOM.
+//
+// Where messages come from, and how they meet:
+//   live      MQTT deliveries on im/u/{me}/dm|g/...  (including carbons)
+//   sync      GET /sync?since=cursor on every (re)connect, for what was missed
+//   history   GET /history/... when scrolling past what IndexedDB holds
+// All three go through addMessages, which stores by [conv, seq] (so a message
+// seen twice is one record), updates the recent list, and the open view.
+//
+// Events (an EventTarget, all CustomEvent):
+//   state          {state, retryIn}          connection state changed
+//   conversations  {}                        recent list / presence / typing changed
+//   view           {conv, kind}              the open conversation changed:
+//                                            kind "reset" | "append" | "prepend" | "update"
+//   notice         {text, level}             something to tell the user
+//   signout        {reason}                  the session ended (token refused)
+
+import { ApiError } from './api.js';
+import { Connection } from './connection.js';
+import { MessageStore, RecentList } from './store.js';
+import {
+  convOf, dmConv, groupConv, parseTopic, presenceTopic, receiptTopic, sendTopic, splitConv,
+  typingTopic,
+} from './topics.js';
+
+export const pageSize = 50;
+/** How long a "typing" indication lasts without a refresh. */
+const typingTTL = 6000;
+/** How often we repeat our own "typing" while the user keeps typing. */
+const typingEvery = 3000;
+/** A new device keeps this many recent messages per conversation from its first sync. */
+const bootstrapWindow = pageSize;
+
+let cidCounter = 0;
+
+function newCid() {
+  const rnd = crypto.getRandomValues(new Uint8Array(4));
+  const hex = Array.from(rnd, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `w${Date.now().toString(36)}-${(cidCounter++).toString(36)}-${hex}`;
+}
+
+function parseJSON(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+export class ChatClient extends EventTarget {
+  /**
+   * @param {{user: string, token: string, api: import('./api.js').Api}} opts
+   */
+  constructor({ user, token, api }) {
+    super();
+    this.me = user;
+    this.token = token;
+    this.api = api;
+    this.recent = new RecentList(user);
+    /** @type {MessageStore|null} */
+    this.store = null;
+    /** @type {Connection|null} */
+    this.conn = null;
+    /** user -> presence doc */
+    this.presence = new Map();
+    /** conv -> {user, until} */
+    this.typing = new Map();
+    /** gid -> group */
+    this.groups = new Map();
+    /** cid -> outbox item (pending, sent or failed) */
+    this.outbox = new Map();
+    /** The open conversation: {conv, msgs: Map<seq, msg>, atStart, loading} */
+    this.view = null;
+    this.syncing = null;
+    this.typingSent = 0;
+    this.typingIdleTimer = 0;
+    this.typingTo = '';
+    this.receiptTimers = new Map();
+    this.visible = document.visibilityState === 'visible';
+    this.awayTimer = 0;
+    this.away = false;
+  }
+
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  notice(text, level = 'info') {
+    this.emit('notice', { text, level });
+  }
+
+  get state() {
+    return this.conn ? this.conn.state : 'offline';
+  }
+
+  /** Opens the local store and connects. Everything cached is usable before the network answers. */
+  async start() {
+    this.store = await MessageStore.open(this.me);
+    for (const item of await this.store.outbox()) this.outbox.set(item.cid, item);
+    this.conn = new Connection({ user: this.me, token: this.token });
+    this.conn.addEventListener('state', (e) => this.emit('state', e.detail));
+    this.conn.addEventListener('message', (e) => this.handleMQTT(e.detail.topic, e.detail.text));
+    this.conn.addEventListener('connect', () => this.handleConnect());
+    this.conn.addEventListener('authfailed', () => this.emit('signout', { reason: 'Your session has expired. Please sign in again.' }));
+    this.conn.start();
+    document.addEventListener('visibilitychange', this.onVisibility);
+    this.refreshGroups().catch(() => {});
+  }
+
+  stop() {
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    clearTimeout(this.awayTimer);
+    if (this.conn) this.conn.stop();
+    this.recent.flush();
+    if (this.store) this.store.close();
+  }
+
+  onVisibility = () => {
+    this.visible = document.visibilityState === 'visible';
+    clearTimeout(this.awayTimer);
+    if (this.visible) {
+      if (this.away) this.setStatus('online');
+      if (this.view) this.markRead(this.view.conv);
+    } else {
+      // Hidden for a while: tell others we are away (not offline: messages still arrive).
+      this.awayTimer = setTimeout(() => this.setStatus('away'), 60_000);
+    }
+  };
+
+  setStatus(status, text) {
+    this.away = status === 'away';
+    const doc = { status };
+    if (text) doc.text = text;
+    this.conn.publish(presenceTopic(this.me), JSON.stringify(doc), 1).catch(() => {});
+  }
+
+  // ---- connection lifecycle -------------------------------------------------
+
+  async handleConnect() {
+    // Publish first what was written while offline, then catch up: the broker
+    // replays the queued session, sync covers anything beyond it.
+    await this.flushOutbox();
+    await this.sync();
+    this.refreshConversations().catch((err) => console.warn('mqim: conversations', err));
+    this.refreshGroups().catch(() => {});
+    this.refreshPresence().catch(() => {});
+  }
+
+  /** Walks GET /sync from the stored cursor to the end. One run at a time. */
+  sync() {
+    if (!this.syncing) {
+      this.syncing = this.runSync().finally(() => {
+        this.syncing = null;
+      });
+    }
+    return this.syncing;
+  }
+
+  async runSync() {
+    let cursor = await this.store.cursor();
+    const fresh = cursor === undefined;
+    // A new device walks the whole mailbox (the API has no "start from now"),
+    // but keeps only the recent window of each conversation; older pages come
+    // from GET /history when scrolled to.
+    const window = new Map();
+    try {
+      for (;;) {
+        const page = await this.api.sync(cursor, 500);
+        const msgs = page.messages || [];
+        if (fresh) {
+          for (const m of msgs) {
+            const conv = convOf(this.me, m);
+            const w = window.get(conv) || [];
+            w.push(m);
+            if (w.length > bootstrapWindow) w.shift();
+            window.set(conv, w);
+          }
+          cursor = page.cursor;
+          if (!page.more) {
+            await this.addMessages([...window.values()].flat(), { source: 'sync', cursor });
+            break;
+          }
+        } else {
+          cursor = page.cursor;
+          await this.addMessages(msgs, { source: 'sync', cursor });
+          if (!page.more) break;
+        }
+      }
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      console.warn('mqim: sync failed', err);
+    }
+  }
+
+  async refreshConversations() {
+    const { conversations = [] } = await this.api.conversations();
+    for (const c of conversations) {
+      const conv = c.id || (c.kind === 'group' ? groupConv(c.group) : dmConv(c.peer));
+      const e = this.ensureEntry(conv);
+      if (c.name) e.name = c.name;
+      if (c.last && (!e.last || (c.last.seq || 0) >= (e.last.seq || 0))) {
+        e.last = summary(c.last);
+        e.lastSeq = Math.max(e.lastSeq, c.last.seq || 0);
+      }
+      if (typeof c.read === 'number') {
+        e.read = Math.max(e.read || 0, c.read);
+        e.readSent = Math.max(e.readSent || 0, c.read);
+      }
+      if (typeof c.unread === 'number') e.unread = c.unread;
+      if (this.isViewing(conv)) this.markRead(conv);
+    }
+    this.recent.save();
+    this.emit('conversations');
+  }
+
+  async refreshGroups() {
+    const { groups = [] } = await this.api.groups();
+    const mine = new Set();
+    for (const g of groups) {
+      this.groups.set(g.id, g);
+      mine.add(g.id);
+      const e = this.ensureEntry(groupConv(g.id));
+      e.name = g.name || g.id;
+    }
+    this.recent.save();
+    this.emit('conversations');
+    if (this.view && this.view.conv.startsWith('g:')) this.emit('view', { conv: this.view.conv, kind: 'update' });
+  }
+
+  async refreshPresence() {
+    const users = [...this.recent.entries.values()].filter((e) => e.kind === 'dm').map((e) => e.peer);
+    if (!users.length) return;
+    const { presence = {} } = await this.api.presence(users);
+    for (const [u, doc] of Object.entries(presence)) {
+      if (doc && !this.presence.has(u)) this.presence.set(u, doc);
+    }
+    this.emit('conversations');
+  }
+
+  // ---- incoming MQTT --------------------------------------------------------
+
+  handleMQTT(topic, text) {
+    const t = parseTopic(this.me, topic);
+    if (!t) return;
+    switch (t.kind) {
+      case 'dm':
+      case 'g': {
+        const m = parseJSON(text);
+        if (m && typeof m.seq === 'number') this.addMessages([m], { source: 'live' });
+        break;
+      }
+      case 'receipt':
+        this.handleReceipt(t.other, parseJSON(text));
+        break;
+      case 'typing':
+        this.handleTyping(t.other, parseJSON(text) || {});
+        break;
+      case 'presence': {
+        const doc = parseJSON(text);
+        if (doc) {
+          this.presence.set(t.other, doc);
+          this.emit('conversations');
+        }
+        break;
+      }
+      case 'error':
+        this.handleError(parseJSON(text) || {});
+        break;
+      default:
+        // signal/... belong to file transfer, which listens on the connection itself.
+        break;
+    }
+  }
+
+  handleReceipt(from, r) {
+    if (!r || typeof r.seq !== 'number') return;
+    if (from === this.me) {
+      // One of my other devices read something: clear it here too.
+      const conv = r.group ? groupConv(r.group) : null;
+      const e = conv && this.recent.get(conv);
+      if (e && r.type === 'read' && r.seq >= (e.read || 0)) {
+        e.read = r.seq;
+        e.unread = 0;
+        this.recent.save();
+        this.emit('conversations');
+      }
+      return;
+    }
+    if (r.group) return;
+    const conv = dmConv(from);
+    const e = this.ensureEntry(conv);
+    if (r.type === 'read') {
+      e.peerRead = Math.max(e.peerRead || 0, r.seq);
+      e.peerDelivered = Math.max(e.peerDelivered || 0, r.seq);
+    } else if (r.type === 'delivered') {
+      e.peerDelivered = Math.max(e.peerDelivered || 0, r.seq);
+    }
+    this.recent.save();
+    if (this.view && this.view.conv === conv) this.emit('view', { conv, kind: 'update' });
+  }
+
+  handleTyping(from, doc) {
+    const conv = dmConv(from);
+    if (doc.state === 'typing') {
+      this.typing.set(conv, { user: from, until: Date.now() + typingTTL });
+      setTimeout(() => {
+        const t = this.typing.get(conv);
+        if (t && t.until <= Date.now()) {
+          this.typing.delete(conv);
+          this.emit('conversations');
+        }
+      }, typingTTL + 50);
+    } else {
+      this.typing.delete(conv);
+    }
+    this.emit('conversations');
+  }
+
+  /** Who is typing in `conv`, if anyone. */
+  typingIn(conv) {
+    const t = this.typing.get(conv);
+    return t && t.until > Date.now() ? t.user : '';
+  }
+
+  handleError(n) {
+    const item = n.cid && this.outbox.get(n.cid);
+    if (item) {
+      item.state = 'failed';
+      item.error = n.detail || n.code;
+      this.store.removeOutbox(item.cid).catch(() => {});
+      if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
+    }
+    this.notice(`Message not sent: ${n.detail || n.code || 'refused'}`, 'error');
+  }
+
+  // ---- messages ---------------------------------------------------------------
+
+  ensureEntry(conv) {
+    const { kind, name } = splitConv(conv);
+    const init = kind === 'dm' ? { kind, peer: name, name } : { kind, group: name, name: (this.groups.get(name) || {}).name || name };
+    return this.recent.ensure(conv, init);
+  }
+
+  isViewing(conv) {
+    return !!(this.view && this.view.conv === conv && this.visible);
+  }
+
+  /**
+   * The one way messages enter: store, match our pending sends, update the
+   * recent list and the open view, acknowledge delivery.
+   * @param {object[]} msgs delivered envelopes
+   * @param {{source: 'live'|'sync'|'history', cursor?: string}} how
+   */
+  async addMessages(msgs, { source, cursor }) {
+    const rows = [];
+    for (const m of msgs) {
+      if (!m || typeof m.seq !== 'number' || !m.id) continue;
+      rows.push({ ...m, conv: convOf(this.me, m) });
+    }
+    await this.store.put(rows, cursor);
+
+    const touched = new Set();
+    const toAck = new Map(); // DM peer -> highest seq received from them
+    for (const m of rows) {
+      // Our own message (a carbon of this device's send, or another device's).
+      if (m.from === this.me && m.cid && this.outbox.has(m.cid)) {
+        this.outbox.delete(m.cid);
+        this.store.removeOutbox(m.cid).catch(() => {});
+      }
+      if (source !== 'history') {
+        const e = this.ensureEntry(m.conv);
+        if (m.seq > (e.lastSeq || 0)) {
+          e.lastSeq = m.seq;
+          e.last = summary(m);
+          if (m.from !== this.me && m.seq > (e.read || 0) && !this.isViewing(m.conv)) e.unread = (e.unread || 0) + 1;
+          if (m.from === this.me) {
+            e.read = Math.max(e.read || 0, m.seq); // what I wrote, I have read
+            e.unread = 0;
+          }
+        }
+        if (m.group && !this.groups.has(m.group)) this.learnGroup(m.group);
+        if (!m.group && m.from !== this.me) toAck.set(m.from, Math.max(toAck.get(m.from) || 0, m.seq));
+      }
+      touched.add(m.conv);
+      if (this.view && this.view.conv === m.conv) this.view.msgs.set(m.seq, m);
+    }
+    if (source !== 'history' && rows.length) {
+      this.recent.save();
+      this.emit('conversations');
+    }
+    if (this.view && touched.has(this.view.conv) && source !== 'history') {
+      this.emit('view', { conv: this.view.conv, kind: 'append' });
+      if (this.visible) this.markRead(this.view.conv);
+    }
+    for (const [peer, seq] of toAck) {
+      if (!this.isViewing(dmConv(peer))) this.sendReceipt(peer, 'delivered', seq);
+    }
+  }
+
+  async learnGroup(gid) {
+    this.groups.set(gid, { id: gid, name: gid, members: [] });
+    try {
+      const g = await this.api.group(gid);
+      this.groups.set(gid, g);
+      const e = this.ensureEntry(groupConv(gid));
+      e.name = g.name || gid;
+      this.recent.save();
+      this.emit('conversations');
+    } catch {
+      // Not a member any more, or offline: the id stands in for the name.
+    }
+  }
+
+  sendReceipt(peer, type, seq) {
+    if (!this.conn || !this.conn.online) return;
+    this.conn.publish(receiptTopic(this.me, peer), JSON.stringify({ type, seq }), 1).catch(() => {});
+  }
+
+  /** Marks everything in `conv` read: locally, on the server, and to the peer. */
+  markRead(conv) {
+    const e = this.recent.get(conv);
+    if (!e || !e.lastSeq) return;
+    if (e.unread || (e.read || 0) < e.lastSeq) {
+      e.unread = 0;
+      e.read = e.lastSeq;
+      this.recent.save();
+      this.emit('conversations');
+    }
+    if ((e.readSent || 0) >= e.read || this.receiptTimers.has(conv)) return;
+    // Coalesce bursts (a sync page) into one receipt per conversation.
+    this.receiptTimers.set(conv, setTimeout(() => {
+      this.receiptTimers.delete(conv);
+      if (!this.conn || !this.conn.online) return; // told on the next markRead
+      const { kind, name } = splitConv(conv);
+      const seq = e.read;
+      e.readSent = seq;
+      this.recent.save();
+      if (kind === 'dm') {
+        this.sendReceipt(name, 'read', seq);
+      } else {
+        // Group read markers go to ourselves: the server moves our marker and
+        // our other devices clear the unread count.
+        this.conn.publish(receiptTopic(this.me, this.me), JSON.stringify({ type: 'read', group: name, seq }), 1).catch(() => {});
+      }
+    }, 150));
+  }
+
+  // ---- the open conversation -----------------------------------------------
+
+  /** Opens `conv`: cached messages at once, then the network fills gaps. */
+  async open(conv) {
+    if (this.view && this.view.conv === conv) return;
+    this.view = { conv, msgs: new Map(), atStart: false, loading: false, error: '' };
+    this.ensureEntry(conv);
+    this.recent.save();
+    const view = this.view;
+    const cached = await this.store.page(conv, Infinity, pageSize);
+    if (this.view !== view) return;
+    for (const m of cached) view.msgs.set(m.seq, m);
+    if (cached.length && cached[cached.length - 1].seq === 1) view.atStart = true;
+    this.emit('view', { conv, kind: 'reset' });
+    this.emit('conversations');
+    if (this.visible) this.markRead(conv);
+    if (!cached.length) {
+      await this.loadOlder();
+    } else if (cached.length < pageSize && !view.atStart) {
+      await this.loadOlder();
+    }
+  }
+
+  close() {
+    this.view = null;
+    this.emit('conversations');
+  }
+
+  /** The open conversation's messages, oldest first, then our unsent ones. */
+  viewMessages() {
+    if (!this.view) return [];
+    const conv = this.view.conv;
+    const stamped = [...this.view.msgs.values()].sort((a, b) => a.seq - b.seq);
+    const seen = new Set(stamped.map((m) => m.cid).filter(Boolean));
+    const pending = [...this.outbox.values()]
+      .filter((i) => i.conv === conv && !seen.has(i.cid))
+      .sort((a, b) => a.ts - b.ts)
+      .map((i) => ({ from: this.me, body: i.body, type: 'text', ts: i.ts, cid: i.cid, pending: i.state || 'pending', error: i.error }));
+    return stamped.concat(pending);
+  }
+
+  /** Delivery state of our own stamped message in the open DM: sent | delivered | read. */
+  receiptOf(msg) {
+    const e = this.view && this.recent.get(this.view.conv);
+    if (!e || msg.group) return 'sent';
+    if ((e.peerRead || 0) >= msg.seq) return 'read';
+    if ((e.peerDelivered || 0) >= msg.seq) return 'delivered';
+    return 'sent';
+  }
+
+  /**
+   * Loads the page before the oldest message shown: from IndexedDB while it
+   * holds an unbroken run of seqs, from GET /history for the rest.
+   * @returns {Promise<number>} how many messages were added
+   */
+  async loadOlder() {
+    const view = this.view;
+    if (!view || view.atStart || view.loading) return 0;
+    view.loading = true;
+    view.error = '';
+    let added = 0;
+    try {
+      const seqs = [...view.msgs.keys()];
+      let before = seqs.length ? Math.min(...seqs) : Infinity;
+      const cached = await this.store.page(view.conv, before, pageSize);
+      // Use the cache only while it is contiguous: a gap means it missed messages.
+      for (const m of cached) {
+        if (before !== Infinity && m.seq !== before - 1) break;
+        view.msgs.set(m.seq, m);
+        before = m.seq;
+        added++;
+      }
+      if (before === 1) view.atStart = true;
+      if (added < pageSize && !view.atStart) {
+        const page = await this.api.history(view.conv, before, pageSize - added);
+        const msgs = page.messages || [];
+        await this.addMessages(msgs, { source: 'history' });
+        for (const m of msgs) {
+          if (this.view === view) view.msgs.set(m.seq, { ...m, conv: view.conv });
+        }
+        added += msgs.length;
+        if (!page.more || msgs.some((m) => m.seq === 1)) view.atStart = true;
+      }
+    } catch (err) {
+      view.error = err instanceof ApiError && err.code === 'network'
+        ? 'Offline: older messages will load when you reconnect.'
+        : `Could not load older messages (${err.message}).`;
+    } finally {
+      view.loading = false;
+    }
+    if (this.view === view) this.emit('view', { conv: view.conv, kind: 'prepend', added });
+    return added;
+  }
+
+  // ---- sending ------------------------------------------------------------------
+
+  /**
+   * Sends a text message to `conv`. It is queued in IndexedDB with a cid first,
+   * so it survives going offline or a reload, and is published when connected;
+   * the server de-duplicates by cid if it goes out twice.
+   */
+  async send(conv, body) {
+    const cid = newCid();
+    const payload = JSON.stringify({ cid, type: 'text', body });
+    const item = { cid, conv, topic: sendTopic(this.me, conv), payload, body, ts: Date.now(), state: 'pending' };
+    this.outbox.set(cid, item);
+    const e = this.ensureEntry(conv);
+    e.touched = Date.now();
+    this.recent.save();
+    this.emit('view', { conv, kind: 'append' });
+    this.emit('conversations');
+    this.stopTyping();
+    await this.store.addOutbox(item);
+    if (this.conn && this.conn.online) await this.publishItem(item);
+  }
+
+  async publishItem(item) {
+    try {
+      await this.conn.publish(item.topic, item.payload, 1);
+      // Acknowledged: the stamped copy (carbon) follows and replaces it.
+      if (this.outbox.has(item.cid) && item.state !== 'failed') item.state = 'sent';
+      if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
+    } catch (err) {
+      if (err && typeof err.code === 'number' && err.code >= 0x80) {
+        item.state = 'failed';
+        item.error = err.message;
+        this.store.removeOutbox(item.cid).catch(() => {});
+        if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
+      }
+      // Otherwise we went offline mid-flight: it stays queued for the next connect.
+    }
+  }
+
+  async flushOutbox() {
+    for (const item of [...this.outbox.values()].sort((a, b) => a.ts - b.ts)) {
+      if (item.state === 'failed') continue;
+      if (!this.conn.online) return;
+      await this.publishItem(item);
+    }
+  }
+
+  /** Drops a failed message from the view. */
+  discard(cid) {
+    const item = this.outbox.get(cid);
+    this.outbox.delete(cid);
+    this.store.removeOutbox(cid).catch(() => {});
+    if (item && this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
+  }
+
+  /** Called on composer input: tells the DM peer we are typing (throttled). */
+  typingActivity(conv) {
+    const { kind, name } = splitConv(conv);
+    if (kind !== 'dm' || !this.conn || !this.conn.online) return;
+    const now = Date.now();
+    if (now - this.typingSent > typingEvery || this.typingTo !== name) {
+      this.typingSent = now;
+      this.typingTo = name;
+      this.conn.publish(typingTopic(this.me, name), JSON.stringify({ state: 'typing' }), 0).catch(() => {});
+    }
+    clearTimeout(this.typingIdleTimer);
+    this.typingIdleTimer = setTimeout(() => this.stopTyping(), 5000);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingIdleTimer);
+    if (!this.typingTo || !this.typingSent) return;
+    const to = this.typingTo;
+    this.typingSent = 0;
+    if (this.conn && this.conn.online) {
+      this.conn.publish(typingTopic(this.me, to), JSON.stringify({ state: 'idle' }), 0).catch(() => {});
+    }
+  }
+
+  // ---- groups -----------------------------------------------------------------
+
+  async createGroup(name, members) {
+    const g = await this.api.createGroup(name, members);
+    this.groups.set(g.id, g);
+    const e = this.ensureEntry(groupConv(g.id));
+    e.name = g.name || g.id;
+    e.touched = Date.now();
+    this.recent.save();
+    this.emit('conversations');
+    return g;
+  }
+
+  async addMember(gid, user) {
+    const g = await this.api.addMember(gid, user);
+    this.groups.set(gid, g);
+    this.emit('view', { conv: groupConv(gid), kind: 'update' });
+    return g;
+  }
+
+  async removeMember(gid, user) {
+    const g = await this.api.removeMember(gid, user);
+    if (user === this.me) {
+      this.groups.delete(gid);
+      this.recent.delete(groupConv(gid));
+      this.emit('conversations');
+    } else {
+      this.groups.set(gid, g);
+      this.emit('view', { conv: groupConv(gid), kind: 'update' });
+    }
+    return g;
+  }
+
+  /** Starts (or reopens) a DM with `peer` in the recent list. */
+  startDM(peer) {
+    const conv = dmConv(peer);
+    const e = this.ensureEntry(conv);
+    e.touched = Date.now();
+    this.recent.save();
+    this.emit('conversations');
+    if (this.conn && this.conn.online && !this.presence.has(peer)) this.refreshPresence().catch(() => {});
+    return conv;
+  }
+}
+
+/** The part of a message the conversation list shows. */
+function summary(m) {
+  return { from: m.from, body: typeof m.body === 'string' ? m.body.slice(0, 200) : '', type: m.type || 'text', ts: m.ts, seq: m.seq };
+}

@@ -1,0 +1,158 @@
+// MQTT over WebSocket to the gateway's /mqtt endpoint, with MQTT.js.
+//
+// The session is persistent (clean start off, a session expiry interval), so
+// QoS 1 messages that arrive while the page is closed wait in the broker; the
+// client id is "{user}:{deviceId}" with deviceId kept per browser, so a reload
+// resumes the same session. Reconnects use our own exponential backoff rather
+// than MQTT.js's fixed reconnectPeriod.
+
+import mqtt from 'mqtt';
+import { inboxFilter, presenceFilter } from './topics.js';
+
+const deviceKey = 'mqim.device';
+
+/** The id of this browser as a device; created once and kept in localStorage. */
+export function deviceId() {
+  let id = localStorage.getItem(deviceKey);
+  if (!id) {
+    const rnd = crypto.getRandomValues(new Uint8Array(6));
+    id = 'web-' + Array.from(rnd, (b) => b.toString(16).padStart(2, '0')).join('');
+    localStorage.setItem(deviceKey, id);
+  }
+  return id;
+}
+
+/** The WebSocket URL of the MQTT endpoint on the host that served the page. */
+export function mqttURL(loc = location) {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/mqtt`;
+}
+
+/** Seconds the broker keeps our session (subscriptions, queued QoS 1) after a disconnect. */
+const sessionExpiry = 7 * 24 * 3600;
+
+/** CONNACK reason codes after which retrying with the same credentials is pointless. */
+const authFailures = new Set([0x86, 0x87, 0x8c, 4, 5]);
+
+/**
+ * Connection events (an EventTarget):
+ *  - "state":   detail {state: "connecting"|"online"|"offline", retryIn?: ms}
+ *  - "connect": detail {sessionPresent} after subscriptions are in place
+ *  - "message": detail {topic, text}
+ *  - "authfailed": the broker refused our credentials; no more retries
+ */
+export class Connection extends EventTarget {
+  /**
+   * @param {{user: string, token: string, url?: string, device?: string}} opts
+   */
+  constructor({ user, token, url = mqttURL(), device = deviceId() }) {
+    super();
+    this.user = user;
+    this.token = token;
+    this.url = url;
+    this.device = device;
+    this.state = 'offline';
+    this.client = null;
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.stopped = false;
+    this.onOnline = () => this.retryNow();
+  }
+
+  start() {
+    this.stopped = false;
+    this.setState('connecting');
+    this.client = mqtt.connect(this.url, {
+      clientId: `${this.user}:${this.device}`,
+      username: this.user,
+      password: this.token,
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: sessionExpiry },
+      keepalive: 30,
+      connectTimeout: 10_000,
+      reconnectPeriod: 0, // backoff is ours: see scheduleRetry
+      resubscribe: false, // we subscribe on every connect
+    });
+    const c = this.client;
+    c.on('connect', (connack) => this.handleConnect(connack));
+    c.on('message', (topic, payload) => {
+      this.dispatchEvent(new CustomEvent('message', { detail: { topic, text: payload.toString() } }));
+    });
+    c.on('error', (err) => {
+      if (authFailures.has(err.code)) {
+        this.stopped = true;
+        this.setState('offline');
+        this.dispatchEvent(new CustomEvent('authfailed', { detail: { code: err.code } }));
+      }
+    });
+    c.on('close', () => this.handleClose());
+    window.addEventListener('online', this.onOnline);
+  }
+
+  async handleConnect(connack) {
+    this.attempt = 0;
+    try {
+      await this.client.subscribeAsync([
+        { topic: inboxFilter(this.user), qos: 1 },
+        { topic: presenceFilter, qos: 0 },
+      ]);
+    } catch (err) {
+      console.warn('mqim: subscribe failed', err);
+    }
+    this.setState('online');
+    this.dispatchEvent(new CustomEvent('connect', { detail: { sessionPresent: !!connack.sessionPresent } }));
+  }
+
+  handleClose() {
+    if (this.stopped) {
+      this.setState('offline');
+      return;
+    }
+    if (this.retryTimer) return; // already scheduled (close can repeat)
+    this.attempt++;
+    // 1s, 2s, 4s ... capped at 30s, with up to 30% jitter so a server restart
+    // is not met by every browser at the same instant.
+    const base = Math.min(30_000, 1000 * 2 ** Math.min(this.attempt - 1, 5));
+    const delay = Math.round(base * (1 + Math.random() * 0.3));
+    this.setState('offline', delay);
+    this.retryTimer = setTimeout(() => this.retryNow(), delay);
+  }
+
+  /** Reconnects at once (e.g. the browser came back online, or the user asked). */
+  retryNow() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    if (this.stopped || !this.client || this.client.connected) return;
+    this.setState('connecting');
+    this.client.reconnect();
+  }
+
+  setState(state, retryIn) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryIn } }));
+  }
+
+  get online() {
+    return this.state === 'online';
+  }
+
+  /**
+   * Publishes and resolves when the broker acknowledged it (QoS 1), or at once
+   * for QoS 0. Rejects if we are not connected or the broker refused it.
+   */
+  publish(topic, payload, qos = 1) {
+    if (!this.client || !this.client.connected) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) => {
+      this.client.publish(topic, payload, { qos }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Ends the connection for good (sign out). */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    window.removeEventListener('online', this.onOnline);
+    if (this.client) this.client.end(true);
+    this.setState('offline');
+  }
+}

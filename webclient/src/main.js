@@ -1,0 +1,143 @@
+// Entry point: session handling (sign in / out), routing, and wiring the chat
+// model to the UI.
+//
+// The session (user, token) is kept in sessionStorage: it survives a reload
+// of the tab but not closing it, and it is never a cookie, so no other site
+// can make requests with it.
+
+import { Api } from './api.js';
+import { ChatClient } from './client.js';
+import { MessageStore } from './store.js';
+import { ChatPane } from './ui/chat.js';
+import { groupInfoDialog, newChatDialog, newGroupDialog } from './ui/dialogs.js';
+import { h } from './ui/dom.js';
+import { renderLogin } from './ui/login.js';
+import { Sidebar } from './ui/sidebar.js';
+
+const sessionKey = 'mqim.session';
+const root = document.getElementById('app');
+const api = new Api();
+/** @type {ChatClient|null} */
+let client = null;
+
+function loadSession() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(sessionKey) || 'null');
+    if (s && s.user && s.token && (!s.expires || s.expires > Date.now())) return s;
+  } catch {
+    // fall through
+  }
+  sessionStorage.removeItem(sessionKey);
+  return null;
+}
+
+function showLogin(message = '') {
+  document.body.className = 'signed-out';
+  renderLogin(root, {
+    api,
+    message,
+    onSignedIn: (s) => {
+      sessionStorage.setItem(sessionKey, JSON.stringify(s));
+      startApp(s);
+    },
+  });
+}
+
+/** The conversation named in the URL hash ("#/c/dm:bob"), if any. */
+function routeConv() {
+  const m = location.hash.match(/^#\/c\/((?:dm|g):[a-z0-9][a-z0-9_.-]{0,63})$/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+function navigate(conv) {
+  const hash = conv ? `#/c/${conv}` : '#/';
+  if (location.hash !== hash) location.hash = hash;
+  else route();
+}
+
+let sidebar;
+let chat;
+
+function route() {
+  const conv = routeConv();
+  document.body.classList.toggle('show-chat', !!conv);
+  if (!client) return;
+  if (!conv) {
+    client.close();
+    chat.renderEmpty();
+    sidebar.render();
+    return;
+  }
+  if (chat.conv !== conv) chat.show(conv);
+  client.open(conv);
+}
+
+function toast(text, level = 'info') {
+  const t = h('div', { class: `toast ${level}`, role: 'status', text });
+  document.getElementById('toasts').append(t);
+  setTimeout(() => t.classList.add('leaving'), 4000);
+  setTimeout(() => t.remove(), 4400);
+}
+
+async function signOut(reason = '') {
+  const c = client;
+  client = null;
+  sessionStorage.removeItem(sessionKey);
+  api.token = '';
+  if (c) {
+    c.stop();
+    // This browser may be shared: drop the cached messages and the recent list.
+    await MessageStore.remove(c.me);
+    c.recent.storage.removeItem(c.recent.key);
+  }
+  history.replaceState(null, '', location.pathname);
+  showLogin(reason);
+}
+
+function startApp(session) {
+  api.token = session.token;
+  api.onUnauthorized = () => signOut('Your session has expired. Please sign in again.');
+  document.body.className = 'signed-in';
+  client = new ChatClient({ user: session.user, token: session.token, api });
+  const c = client;
+  sidebar = new Sidebar(c, {
+    onOpen: (conv) => navigate(conv),
+    onNewChat: () => newChatDialog(c, navigate),
+    onNewGroup: () => newGroupDialog(c, navigate),
+    onSignOut: () => signOut(),
+  });
+  chat = new ChatPane(c, {
+    onBack: () => navigate(''),
+    onGroupInfo: (gid) => groupInfoDialog(c, gid, () => navigate('')),
+  });
+  root.replaceChildren(h('div', { class: 'layout' }, sidebar.el, chat.el), h('div', { class: 'toasts', id: 'toasts' }));
+
+  c.addEventListener('state', (e) => {
+    sidebar.setState(e.detail);
+    chat.setState(e.detail);
+    document.body.dataset.conn = e.detail.state;
+  });
+  c.addEventListener('conversations', () => {
+    sidebar.render();
+    chat.renderHead();
+  });
+  c.addEventListener('view', (e) => {
+    if (e.detail.conv !== chat.conv) return;
+    chat.renderHead();
+    chat.renderMessages(e.detail.kind);
+  });
+  c.addEventListener('notice', (e) => toast(e.detail.text, e.detail.level));
+  c.addEventListener('signout', (e) => signOut(e.detail.reason));
+
+  sidebar.render();
+  c.start().then(route, (err) => {
+    console.error(err);
+    toast(`Cannot open local storage: ${err.message}`, 'error');
+  });
+}
+
+window.addEventListener('hashchange', route);
+
+const session = loadSession();
+if (session) startApp(session);
+else showLogin();

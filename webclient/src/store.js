@@ -1,0 +1,218 @@
+// Local storage of chat records, after the seed paper: message bodies in
+// IndexedDB with indexes on time and type, the recent conversation list in
+// localStorage.
+//
+// IndexedDB ("mqim-{user}", one database per account so two accounts on one
+// browser never mix):
+//   messages  key [conv, seq]; indexes ts, type, id (unique). The key orders a
+//             conversation by seq, and putting the same message twice (live,
+//             then again from sync or history) overwrites it: de-duplication
+//             comes from the key.
+//   outbox    key cid; messages written but not yet acknowledged by the broker,
+//             so they survive a reload while offline.
+//   meta      key "key"; the sync cursor and per-conversation flags.
+
+const dbVersion = 1;
+
+function req(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+function done(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onabort = () => reject(tx.error || new Error('transaction aborted'));
+    tx.onerror = () => reject(tx.error);
+  });
+}
+
+export class MessageStore {
+  /** @param {IDBDatabase} db */
+  constructor(db) {
+    this.db = db;
+  }
+
+  /** Opens (creating or upgrading) the database of `user`. */
+  static async open(user) {
+    const r = indexedDB.open(`mqim-${user}`, dbVersion);
+    r.onupgradeneeded = () => {
+      const db = r.result;
+      if (!db.objectStoreNames.contains('messages')) {
+        const m = db.createObjectStore('messages', { keyPath: ['conv', 'seq'] });
+        m.createIndex('ts', 'ts');
+        m.createIndex('type', 'type');
+        m.createIndex('id', 'id', { unique: true });
+      }
+      if (!db.objectStoreNames.contains('outbox')) {
+        const o = db.createObjectStore('outbox', { keyPath: 'cid' });
+        o.createIndex('conv', 'conv');
+      }
+      if (!db.objectStoreNames.contains('meta')) db.createObjectStore('meta', { keyPath: 'key' });
+    };
+    return new MessageStore(await req(r));
+  }
+
+  /** Deletes the database of `user` (sign out on a shared browser). */
+  static remove(user) {
+    return req(indexedDB.deleteDatabase(`mqim-${user}`)).catch(() => {});
+  }
+
+  /**
+   * Stores messages (each with its `conv`) and, in the same transaction, the
+   * sync cursor that follows them, so a crash cannot record a cursor past
+   * messages that were never written.
+   * @param {object[]} msgs
+   * @param {string} [cursor]
+   */
+  async put(msgs, cursor) {
+    const tx = this.db.transaction(['messages', 'meta'], 'readwrite');
+    const store = tx.objectStore('messages');
+    for (const m of msgs) {
+      // A message id seen under another key would violate the unique index and
+      // abort the batch; skip it instead (ids are unique server-side).
+      store.put(m).onerror = (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+      };
+    }
+    if (cursor !== undefined) tx.objectStore('meta').put({ key: 'cursor', value: cursor });
+    await done(tx);
+  }
+
+  /**
+   * Up to `limit` messages of `conv` with seq < before, newest first.
+   * @returns {Promise<object[]>}
+   */
+  async page(conv, before = Infinity, limit = 50) {
+    const upper = before === Infinity ? [conv, Infinity] : [conv, before];
+    const range = IDBKeyRange.bound([conv, -Infinity], upper, false, true);
+    const tx = this.db.transaction('messages');
+    const out = [];
+    await new Promise((resolve, reject) => {
+      const cur = tx.objectStore('messages').openCursor(range, 'prev');
+      cur.onsuccess = () => {
+        const c = cur.result;
+        if (!c || out.length >= limit) return resolve();
+        out.push(c.value);
+        c.continue();
+      };
+      cur.onerror = () => reject(cur.error);
+    });
+    return out;
+  }
+
+  /** Messages of one type, across conversations, newest first (uses the type index). */
+  async byType(type, limit = 100) {
+    const tx = this.db.transaction('messages');
+    const all = await req(tx.objectStore('messages').index('type').getAll(type));
+    return all.sort((a, b) => b.ts - a.ts).slice(0, limit);
+  }
+
+  /** Messages in a time window [from, to) across conversations (uses the ts index). */
+  byTime(from, to) {
+    const tx = this.db.transaction('messages');
+    return req(tx.objectStore('messages').index('ts').getAll(IDBKeyRange.bound(from, to, false, true)));
+  }
+
+  async getMeta(key) {
+    const row = await req(this.db.transaction('meta').objectStore('meta').get(key));
+    return row ? row.value : undefined;
+  }
+
+  async setMeta(key, value) {
+    const tx = this.db.transaction('meta', 'readwrite');
+    tx.objectStore('meta').put({ key, value });
+    await done(tx);
+  }
+
+  cursor() {
+    return this.getMeta('cursor');
+  }
+
+  async addOutbox(item) {
+    const tx = this.db.transaction('outbox', 'readwrite');
+    tx.objectStore('outbox').put(item);
+    await done(tx);
+  }
+
+  async removeOutbox(cid) {
+    const tx = this.db.transaction('outbox', 'readwrite');
+    tx.objectStore('outbox').delete(cid);
+    await done(tx);
+  }
+
+  /** Queued messages, oldest first. */
+  async outbox() {
+    const all = await req(this.db.transaction('outbox').objectStore('outbox').getAll());
+    return all.sort((a, b) => a.ts - b.ts);
+  }
+
+  close() {
+    this.db.close();
+  }
+}
+
+/**
+ * The recent conversation list, kept in localStorage per user so the sidebar
+ * renders at once on reload, before any request. Entries:
+ * {conv, kind: "dm"|"group", peer?, group?, name, last?: {from, body, type, ts, seq},
+ *  lastSeq, unread, read, peerDelivered, peerRead, touched}
+ */
+export class RecentList {
+  constructor(user, storage = localStorage) {
+    this.key = `mqim.recent.${user}`;
+    this.storage = storage;
+    /** @type {Map<string, object>} */
+    this.entries = new Map();
+    try {
+      for (const e of JSON.parse(storage.getItem(this.key) || '[]')) this.entries.set(e.conv, e);
+    } catch {
+      this.entries.clear();
+    }
+    this.saveTimer = 0;
+  }
+
+  get(conv) {
+    return this.entries.get(conv);
+  }
+
+  /** Returns the entry of `conv`, creating an empty one. */
+  ensure(conv, init) {
+    let e = this.entries.get(conv);
+    if (!e) {
+      e = { conv, unread: 0, read: 0, lastSeq: 0, peerDelivered: 0, peerRead: 0, touched: Date.now(), ...init };
+      this.entries.set(conv, e);
+    }
+    return e;
+  }
+
+  delete(conv) {
+    this.entries.delete(conv);
+    this.save();
+  }
+
+  /** Entries, most recent activity first. */
+  list() {
+    const when = (e) => (e.last ? e.last.ts : 0) || e.touched || 0;
+    return [...this.entries.values()].sort((a, b) => when(b) - when(a));
+  }
+
+  /** Saves soon; many updates in one burst (a sync page) cost one write. */
+  save() {
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => this.flush(), 50);
+  }
+
+  flush() {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = 0;
+    try {
+      this.storage.setItem(this.key, JSON.stringify(this.list()));
+    } catch (err) {
+      console.warn('mqim: cannot save recent list', err);
+    }
+  }
+}

@@ -1,0 +1,208 @@
+// The conversation pane: header, message list with paging, composer.
+
+import { splitConv } from '../topics.js';
+import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
+import { presenceOf } from './sidebar.js';
+
+/** How close to the top (px) scrolling must come to load the previous page. */
+const loadMargin = 200;
+
+export class ChatPane {
+  /**
+   * @param {import('../client.js').ChatClient} client
+   * @param {{onBack: () => void, onGroupInfo: (gid) => void}} actions
+   */
+  constructor(client, actions) {
+    this.client = client;
+    this.actions = actions;
+    this.conv = '';
+    this.el = h('main', { class: 'chat', id: 'chat' });
+    this.renderEmpty();
+  }
+
+  renderEmpty() {
+    this.conv = '';
+    this.el.replaceChildren(h('div', { class: 'chat-empty' },
+      h('div', { class: 'chat-empty-art' }, icon('chat')),
+      h('h2', { text: 'Your messages' }),
+      h('p', { text: 'Pick a conversation on the left, or start a new one.' })));
+  }
+
+  /** Builds the pane for `conv` (messages come with the client's "view" events). */
+  show(conv) {
+    this.conv = conv;
+    const { kind, name } = splitConv(conv);
+    this.kind = kind;
+    this.name = name;
+    this.title = h('h2', { class: 'chat-title', id: 'chat-title' });
+    this.sub = h('p', { class: 'chat-sub', id: 'chat-sub' });
+    this.avatarSlot = h('span', { class: 'chat-avatar' });
+    this.marker = h('div', { class: 'history-marker', id: 'history-marker', dataset: { state: 'idle' } });
+    this.list = h('div', { class: 'msg-list', id: 'msg-list', role: 'log', 'aria-live': 'polite' });
+    this.scroller = h('div', { class: 'messages', id: 'messages' }, this.marker, this.list);
+    this.scroller.addEventListener('scroll', () => this.maybeLoadOlder(), { passive: true });
+    this.typingLine = h('div', { class: 'typing-line', id: 'typing', hidden: true },
+      h('span', { class: 'typing-dots' }, h('i'), h('i'), h('i')), h('span', { class: 'typing-text' }));
+    this.banner = h('div', { class: 'banner', id: 'offline-banner', hidden: true });
+    this.input = h('textarea', {
+      id: 'composer', class: 'composer-input', rows: 1, placeholder: 'Write a message…',
+      'aria-label': 'Message', maxlength: 16000, enterkeyhint: 'send',
+    });
+    this.sendBtn = h('button', { class: 'send-btn', id: 'send', type: 'submit', title: 'Send', 'aria-label': 'Send' }, icon('send'));
+    const form = h('form', { class: 'composer', id: 'composer-form' }, this.input, this.sendBtn);
+    this.input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    this.input.addEventListener('input', () => {
+      if (this.input.value.trim()) this.client.typingActivity(conv);
+      this.sendBtn.classList.toggle('ready', !!this.input.value.trim());
+    });
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const body = this.input.value.trim();
+      if (!body) return;
+      this.input.value = '';
+      this.sendBtn.classList.remove('ready');
+      this.client.send(conv, body);
+      this.input.focus();
+    });
+    const info = kind === 'group'
+      ? h('button', { class: 'icon-btn', type: 'button', id: 'group-info', title: 'Group members', 'aria-label': 'Group members', onclick: () => this.actions.onGroupInfo(name) }, icon('info'))
+      : null;
+    this.el.replaceChildren(
+      h('header', { class: 'chat-head' },
+        h('button', { class: 'icon-btn back', type: 'button', id: 'back', title: 'Back', 'aria-label': 'Back to conversations', onclick: this.actions.onBack }, icon('back')),
+        this.avatarSlot,
+        h('div', { class: 'chat-head-text' }, this.title, this.sub),
+        info),
+      this.banner, this.scroller, this.typingLine, form);
+    this.renderHead();
+    this.setState({ state: this.client.state });
+    this.renderMessages('reset');
+  }
+
+  renderHead() {
+    if (!this.conv) return;
+    const c = this.client;
+    const e = c.recent.get(this.conv) || {};
+    const isGroup = this.kind === 'group';
+    const display = e.name || this.name;
+    this.title.textContent = display;
+    const p = isGroup ? undefined : presenceOf(c, this.name);
+    this.avatarSlot.replaceChildren(avatar(display, { presence: p, group: isGroup }));
+    const typer = c.typingIn(this.conv);
+    if (typer) {
+      this.sub.textContent = 'typing…';
+      this.sub.dataset.status = 'typing';
+    } else if (isGroup) {
+      const g = c.groups.get(this.name);
+      const n = g && g.members ? g.members.length : 0;
+      this.sub.textContent = n ? `${n} members · ${g.members.join(', ')}` : 'Group';
+      this.sub.dataset.status = 'group';
+    } else {
+      const doc = c.presence.get(this.name);
+      this.sub.textContent = p === 'away' && doc && doc.text ? `away · ${doc.text}` : p;
+      this.sub.dataset.status = p;
+    }
+    this.typingLine.hidden = !typer;
+    this.typingLine.querySelector('.typing-text').textContent = typer ? `${typer} is typing` : '';
+  }
+
+  setState({ state }) {
+    if (!this.banner) return;
+    this.banner.hidden = state === 'online';
+    this.banner.dataset.state = state;
+    this.banner.textContent = state === 'connecting'
+      ? 'Connecting…'
+      : 'You are offline. Messages you write now are sent when the connection is back.';
+  }
+
+  /**
+   * Re-renders the message list, keeping the reader's place: at the bottom for
+   * new messages if they were there, at the same message when older ones are
+   * prepended.
+   */
+  renderMessages(kind) {
+    const c = this.client;
+    const s = this.scroller;
+    const fromBottom = s.scrollHeight - s.scrollTop - s.clientHeight;
+    const msgs = c.viewMessages();
+    const isGroup = this.kind === 'group';
+    const nodes = [];
+    let prevDay = '';
+    let prevFrom = '';
+    for (const m of msgs) {
+      const dk = dayKey(m.ts);
+      if (dk !== prevDay) {
+        nodes.push(h('div', { class: 'day-sep' }, h('span', { text: dayLabel(m.ts) })));
+        prevDay = dk;
+        prevFrom = '';
+      }
+      const mine = m.from === c.me;
+      const first = m.from !== prevFrom;
+      prevFrom = m.from;
+      const meta = h('span', { class: 'meta' }, h('time', { datetime: new Date(m.ts).toISOString(), text: clock(m.ts) }));
+      let state = '';
+      if (mine) {
+        state = m.pending || c.receiptOf(m);
+        const ic = { pending: 'clock', sent: 'check', delivered: 'checks', read: 'checks', failed: 'alert' }[state] || 'check';
+        meta.append(h('span', { class: `tick ${state}`, title: state, 'aria-label': state }, icon(ic)));
+      }
+      const body = h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
+      const bubble = h('div', { class: 'bubble' }, body, meta);
+      const row = h('div', {
+        class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}`,
+        dataset: { seq: m.seq === undefined ? '' : String(m.seq), id: m.id || '', cid: m.cid || '', from: m.from, state },
+      });
+      if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: m.from }));
+      row.append(bubble);
+      if (m.pending === 'failed') {
+        row.append(h('div', { class: 'failed-note' },
+          `Not sent${m.error ? `: ${m.error}` : ''} · `,
+          h('button', { class: 'link', type: 'button', text: 'Dismiss', onclick: () => c.discard(m.cid) })));
+      }
+      nodes.push(row);
+    }
+    this.list.replaceChildren(...nodes);
+    this.renderMarker();
+    if (kind === 'reset' || (kind === 'append' && fromBottom < 120) || (kind === 'append' && msgs.length && msgs[msgs.length - 1].pending)) {
+      s.scrollTop = s.scrollHeight;
+    } else {
+      s.scrollTop = s.scrollHeight - s.clientHeight - fromBottom;
+    }
+    // A short conversation does not fill the pane, so no scroll will ever ask
+    // for the previous page: ask now.
+    if (kind !== 'update') queueMicrotask(() => this.maybeLoadOlder());
+  }
+
+  renderMarker() {
+    const v = this.client.view;
+    if (!v) return;
+    let state = 'more';
+    let text = 'Scroll up for older messages';
+    if (v.loading) {
+      state = 'loading';
+      text = 'Loading older messages…';
+    } else if (v.error) {
+      state = 'error';
+      text = v.error;
+    } else if (v.atStart) {
+      state = 'start';
+      const { kind, name } = splitConv(v.conv);
+      text = kind === 'dm' ? `This is the beginning of your conversation with ${name}.` : 'This is the beginning of the group.';
+    }
+    this.marker.dataset.state = state;
+    this.marker.textContent = text;
+  }
+
+  maybeLoadOlder() {
+    const v = this.client.view;
+    if (!v || v.conv !== this.conv || v.atStart || v.loading || v.error) return;
+    if (this.scroller.scrollTop > loadMargin) return;
+    this.client.loadOlder();
+    this.renderMarker();
+  }
+}

@@ -1,0 +1,146 @@
+// Modal dialogs: new chat, new group, group members.
+
+import { validUser } from '../topics.js';
+import { avatar, h, icon } from './dom.js';
+import { presenceOf } from './sidebar.js';
+
+/** Shows a <dialog> built from `content`; resolves when it closes. */
+function modal(id, title, content) {
+  const dlg = h('dialog', { class: 'dialog', id },
+    h('header', { class: 'dialog-head' },
+      h('h2', { text: title }),
+      h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close', onclick: () => dlg.close() }, icon('close'))),
+    content);
+  document.body.append(dlg);
+  dlg.addEventListener('close', () => dlg.remove());
+  dlg.addEventListener('click', (ev) => {
+    if (ev.target === dlg) dlg.close(); // click on the backdrop
+  });
+  dlg.showModal();
+  return dlg;
+}
+
+function parseUsers(text) {
+  return [...new Set(text.split(/[\s,;]+/).map((s) => s.trim().toLowerCase()).filter(Boolean))];
+}
+
+/** Asks for a user name and opens a DM with them. */
+export function newChatDialog(client, onOpen) {
+  const input = h('input', { id: 'new-chat-user', placeholder: 'User name', autocomplete: 'off', autocapitalize: 'none', required: true });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const form = h('form', { class: 'dialog-body', id: 'new-chat-form' },
+    h('label', { for: 'new-chat-user', text: 'Who do you want to talk to?' }), input, error,
+    h('div', { class: 'dialog-actions' }, h('button', { class: 'btn primary', type: 'submit', text: 'Start chat' })));
+  const dlg = modal('new-chat-dialog', 'New chat', form);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const u = input.value.trim().toLowerCase();
+    if (!validUser(u)) {
+      error.textContent = 'Not a valid user name.';
+      return;
+    }
+    if (u === client.me) {
+      error.textContent = 'That is you.';
+      return;
+    }
+    dlg.close();
+    onOpen(client.startDM(u));
+  });
+  input.focus();
+}
+
+/** Creates a group from a name and a member list. */
+export function newGroupDialog(client, onOpen) {
+  const name = h('input', { id: 'new-group-name', placeholder: 'e.g. Weekend trip', required: true, maxlength: 64 });
+  const members = h('input', { id: 'new-group-members', placeholder: 'bob, carol', autocomplete: 'off', autocapitalize: 'none' });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const submit = h('button', { class: 'btn primary', type: 'submit', id: 'new-group-submit', text: 'Create group' });
+  const form = h('form', { class: 'dialog-body', id: 'new-group-form' },
+    h('label', { for: 'new-group-name', text: 'Group name' }), name,
+    h('label', { for: 'new-group-members', text: 'Members (user names, separated by commas)' }), members,
+    error, h('div', { class: 'dialog-actions' }, submit));
+  const dlg = modal('new-group-dialog', 'New group', form);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const list = parseUsers(members.value).filter((u) => u !== client.me);
+    const bad = list.find((u) => !validUser(u));
+    if (!name.value.trim()) {
+      error.textContent = 'Give the group a name.';
+      return;
+    }
+    if (bad) {
+      error.textContent = `Not a valid user name: ${bad}`;
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const g = await client.createGroup(name.value.trim(), list);
+      dlg.close();
+      onOpen(`g:${g.id}`);
+    } catch (err) {
+      submit.disabled = false;
+      error.textContent = err.message;
+    }
+  });
+  name.focus();
+}
+
+/** Lists a group's members, with add and remove. */
+export async function groupInfoDialog(client, gid, onLeft) {
+  const list = h('ul', { class: 'member-list', id: 'member-list' });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const input = h('input', { id: 'add-member-user', placeholder: 'User name', autocomplete: 'off', autocapitalize: 'none' });
+  const addForm = h('form', { class: 'add-member', id: 'add-member-form' }, input,
+    h('button', { class: 'btn primary', type: 'submit', id: 'add-member', text: 'Add' }));
+  const body = h('div', { class: 'dialog-body' }, list, h('label', { for: 'add-member-user', text: 'Add a member' }), addForm, error);
+  const g0 = client.groups.get(gid);
+  const dlg = modal('group-info-dialog', g0 && g0.name ? g0.name : gid, body);
+
+  function render(g) {
+    const owner = g.owner;
+    list.replaceChildren(...(g.members || []).map((u) => {
+      const canRemove = u === client.me || client.me === owner;
+      return h('li', { class: 'member', dataset: { user: u } },
+        avatar(u, { presence: presenceOf(client, u), size: 'sm' }),
+        h('span', { class: 'member-name' }, u, u === owner ? h('span', { class: 'tag', text: 'owner' }) : null),
+        canRemove ? h('button', {
+          class: 'btn subtle small', type: 'button', dataset: { remove: u },
+          text: u === client.me ? 'Leave' : 'Remove',
+          onclick: async () => {
+            try {
+              const ng = await client.removeMember(gid, u);
+              if (u === client.me) {
+                dlg.close();
+                onLeft();
+              } else render(ng);
+            } catch (err) {
+              error.textContent = err.message;
+            }
+          },
+        }) : null);
+    }));
+  }
+  if (g0) render(g0);
+  try {
+    const g = await client.api.group(gid);
+    client.groups.set(gid, g);
+    render(g);
+  } catch (err) {
+    error.textContent = err.message;
+  }
+  addForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const u = input.value.trim().toLowerCase();
+    if (!validUser(u)) {
+      error.textContent = 'Not a valid user name.';
+      return;
+    }
+    try {
+      render(await client.addMember(gid, u));
+      input.value = '';
+      error.textContent = '';
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+}

@@ -1,0 +1,149 @@
+// Small DOM helpers. Everything that comes from the network is put in the page
+// as text (textContent / text nodes), never parsed as HTML.
+
+/**
+ * Creates an element. attrs: "class", "text" (textContent), "on{event}"
+ * handlers, "dataset" object, boolean and string attributes.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+const svgNS = 'http://www.w3.org/2000/svg';
+
+const icons = {
+  send: 'M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z',
+  edit: 'M4 17.2V20h2.8l8.3-8.3-2.8-2.8zM19.7 7a1 1 0 0 0 0-1.4l-1.3-1.3a1 1 0 0 0-1.4 0l-1.1 1.1 2.8 2.8z',
+  group: 'M16 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm-8 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13zm8 0c-.3 0-.6 0-1 .1 1.2.8 2 1.9 2 3.4V19h6v-2.5c0-2.3-4.7-3.5-7-3.5z',
+  logout: 'M10 17l1.4-1.4L8.8 13H20v-2H8.8l2.6-2.6L10 7l-5 5zM4 5h8V3H4a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h8v-2H4z',
+  back: 'M20 11H7.8l5.6-5.6L12 4l-8 8 8 8 1.4-1.4L7.8 13H20z',
+  info: 'M11 7h2v2h-2zm0 4h2v6h-2zm1-9a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 18a8 8 0 1 1 0-16 8 8 0 0 1 0 16z',
+  check: 'M9 16.2 4.8 12l-1.4 1.4L9 19 21 7l-1.4-1.4z',
+  checks: 'M.4 13.4 6 19l1.4-1.4L1.8 12zM22.2 5.6 11.6 16.2 7.4 12 6 13.4l5.6 5.6 12-12zM18 7l-1.4-1.4-6.3 6.3 1.4 1.4z',
+  clock: 'M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 18a8 8 0 1 1 0-16 8 8 0 0 1 0 16zm.5-13H11v6l5.2 3.2.8-1.3-4.5-2.7z',
+  alert: 'M1 21h22L12 2zm12-3h-2v-2h2zm0-4h-2v-4h2z',
+  close: 'M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4 10.6 12 5 17.6 6.4 19 12 13.4 17.6 19 19 17.6 13.4 12z',
+  search: 'M15.5 14h-.8l-.3-.3A6.5 6.5 0 1 0 14 15.5l.3.3v.8l5 5 1.5-1.5zm-6 0a4.5 4.5 0 1 1 0-9 4.5 4.5 0 0 1 0 9z',
+  chat: 'M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2z',
+};
+
+/** An inline SVG icon (built as DOM, so no inline markup is parsed). */
+export function icon(name, cls = '') {
+  const svg = document.createElementNS(svgNS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', `icon ${cls}`.trim());
+  const path = document.createElementNS(svgNS, 'path');
+  path.setAttribute('d', icons[name] || '');
+  svg.append(path);
+  return svg;
+}
+
+const urlRe = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+const trailing = /[.,;:!?)\]}]+$/;
+
+/**
+ * Untrusted text as DOM: text nodes, with http(s) URLs turned into anchors
+ * that open in a new tab without access to this window.
+ */
+export function linkify(text) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const match of String(text).matchAll(urlRe)) {
+    let raw = match[0];
+    const trail = raw.match(trailing);
+    if (trail) raw = raw.slice(0, -trail[0].length);
+    const start = match.index;
+    let url = null;
+    try {
+      url = new URL(raw);
+    } catch {
+      url = null;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) continue;
+    if (start > last) frag.append(document.createTextNode(text.slice(last, start)));
+    const a = document.createElement('a');
+    a.href = url.href;
+    a.textContent = raw;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer nofollow';
+    frag.append(a);
+    last = start + raw.length;
+  }
+  if (last < text.length) frag.append(document.createTextNode(text.slice(last)));
+  return frag;
+}
+
+/** A stable colour class for a name, so each person keeps their colour. */
+export function colorClass(name) {
+  let x = 0;
+  for (const ch of String(name)) x = (x * 31 + ch.codePointAt(0)) >>> 0;
+  return `c${x % 8}`;
+}
+
+export function initials(name) {
+  const parts = String(name).split(/[\s._-]+/).filter(Boolean);
+  const s = parts.length > 1 ? parts[0][0] + parts[1][0] : String(name).slice(0, 2);
+  return s.toUpperCase();
+}
+
+/** A round avatar with initials and, optionally, a presence dot. */
+export function avatar(name, { presence, group = false, size = '' } = {}) {
+  const el = h('span', { class: `avatar ${colorClass(name)} ${size}`.trim(), 'aria-hidden': 'true' });
+  if (group) el.append(icon('group', 'avatar-icon'));
+  else el.textContent = initials(name);
+  if (presence) el.append(h('span', { class: `dot ${presence}`, dataset: { status: presence } }));
+  return el;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
+const shortDayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+export function clock(ts) {
+  return timeFmt.format(new Date(ts));
+}
+
+function sameDay(a, b) {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+/** "Today", "Yesterday" or the date, for day separators. */
+export function dayLabel(ts) {
+  const d = new Date(ts);
+  const now = new Date();
+  if (sameDay(d, now)) return 'Today';
+  const y = new Date(now);
+  y.setDate(now.getDate() - 1);
+  if (sameDay(d, y)) return 'Yesterday';
+  return dayFmt.format(d);
+}
+
+/** Time for the conversation list: clock today, date otherwise. */
+export function shortWhen(ts) {
+  if (!ts) return '';
+  return sameDay(new Date(ts), new Date()) ? clock(ts) : shortDayFmt.format(new Date(ts));
+}
+
+export function dayKey(ts) {
+  const d = new Date(ts);
+  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
