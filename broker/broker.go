@@ -1,0 +1,199 @@
+// Package broker builds the embedded mochi MQTT broker: capabilities sized on
+// purpose, the IM hooks, persistent sessions in Badger, a TCP listener, and a
+// channel-fed listener through which the gateway hands over WebSocket
+// connections it has upgraded (so MQTT over WebSocket shares the HTTP port and
+// the gateway's Origin check).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/topic"
+)
+
+// Options configure the broker.
+type Options struct {
+	MQTTAddr      string
+	DataDir       string // sessions are kept in DataDir/sessions
+	SessionExpiry time.Duration
+	MaxInflight   uint16
+	WritesPending int32
+	Log           *slog.Logger
+}
+
+// Broker is the running MQTT broker.
+type Broker struct {
+	Server  *mqtt.Server
+	WS      *ChanListener
+	tcp     net.Listener
+	IM      *hooks.IM
+	deps    *hooks.Deps
+	closeMu sync.Once
+}
+
+// MaxPacketSize caps any MQTT packet; IM payloads have their own, smaller
+// limits, this protects the broker from giant frames.
+const MaxPacketSize = 256 << 10
+
+// New creates the broker; Start begins serving.
+func New(o Options, d *hooks.Deps) (*Broker, error) {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumSessionExpiryInterval = uint32(o.SessionExpiry / time.Second)
+	// 0 = no server-imposed expiry: mochi applies this cap to retained
+	// messages too, and retained presence must outlive a quiet day.
+	caps.MaximumMessageExpiryInterval = 0
+	caps.MaximumInflight = o.MaxInflight
+	// Each pending slot costs memory per connection (8192 default ~64 KiB);
+	// a client further behind than this catches up through sync.
+	caps.MaximumClientWritesPending = o.WritesPending
+	caps.MaximumPacketSize = MaxPacketSize
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		InlineClient:           true,
+		Logger:                 quiet(o.Log).With("component", "mochi"),
+		SysTopicResendInterval: 10,
+	})
+	d.Broker = srv
+	b := &Broker{Server: srv, deps: d, IM: hooks.NewIM(d)}
+
+	if err := srv.AddHook(hooks.NewAuth(d), nil); err != nil {
+		return nil, err
+	}
+	if err := srv.AddHook(b.IM, nil); err != nil {
+		return nil, err
+	}
+	if err := srv.AddHook(new(badgerstore.Hook), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
+		return nil, fmt.Errorf("broker: session store: %w", err)
+	}
+
+	l, err := net.Listen("tcp", o.MQTTAddr)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen %s: %w", o.MQTTAddr, err)
+	}
+	b.tcp = l
+	if err := srv.AddListener(listeners.NewNet("tcp", l)); err != nil {
+		l.Close()
+		return nil, err
+	}
+	b.WS = NewChanListener(l.Addr())
+	if err := srv.AddListener(listeners.NewNet("ws", b.WS)); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Start restores stored sessions and retained messages and starts serving.
+func (b *Broker) Start() error {
+	if err := b.Server.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	b.resetPresence()
+	return nil
+}
+
+// resetPresence marks offline every user whose restored retained presence
+// says otherwise: after a restart no device is connected yet.
+func (b *Broker) resetPresence() {
+	for _, pk := range b.Server.Topics.Messages(topic.PresenceTopic("+")) {
+		t, err := topic.Parse(pk.TopicName)
+		if err != nil || b.deps.Presence.Online(t.Owner) {
+			continue
+		}
+		p := envelope.Presence{User: t.Owner, Status: "offline", TS: b.deps.Now().UnixMilli()}
+		_ = b.Server.Publish(pk.TopicName, envelope.Marshal(p), true, 0)
+	}
+}
+
+// quiet returns a logger that drops mochi's per-connection info chatter
+// unless debug logging is on.
+func quiet(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(a), m.min}
+}
+func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }
+
+// MQTTAddr is the TCP listener's address.
+func (b *Broker) MQTTAddr() net.Addr { return b.tcp.Addr() }
+
+// Close disconnects every client and stops the broker; stored sessions stay.
+func (b *Broker) Close() error {
+	var err error
+	b.closeMu.Do(func() { err = b.Server.Close() })
+	return err
+}
+
+// ChanListener is a net.Listener fed with connections by Push.
+type ChanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+// ErrListenerClosed is returned by Accept and Push after Close.
+var ErrListenerClosed = errors.New("broker: listener closed")
+
+// NewChanListener returns a listener reporting addr.
+func NewChanListener(addr net.Addr) *ChanListener {
+	return &ChanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// Push hands a connection to the broker; it fails once the listener closed.
+func (l *ChanListener) Push(c net.Conn) error {
+	select {
+	case l.conns <- c:
+		return nil
+	case <-l.done:
+		return ErrListenerClosed
+	}
+}
+
+// Accept implements net.Listener.
+func (l *ChanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, ErrListenerClosed
+	}
+}
+
+// Close implements net.Listener.
+func (l *ChanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (l *ChanListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,153 @@
+// Package config loads the server configuration: defaults, then an optional
+// YAML file, then MQIM_* environment variables, then command-line flags.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	Data string `yaml:"data"` // data directory
+	HTTP string `yaml:"http"` // HTTP API, web client and MQTT over WebSocket (/mqtt)
+	MQTT string `yaml:"mqtt"` // MQTT over TCP
+
+	// AllowedOrigins lists browser origins (scheme://host[:port]) besides the
+	// server's own that may call the API and open /mqtt.
+	AllowedOrigins   []string      `yaml:"allowed_origins"`
+	OpenRegistration bool          `yaml:"open_registration"`
+	TokenTTL         time.Duration `yaml:"token_ttl"`
+	SessionExpiry    time.Duration `yaml:"session_expiry"`
+	BodyLimit        int           `yaml:"body_limit"`
+	// Durability: "batch" fsyncs every group commit before acknowledging;
+	// "none" leaves flushing to the OS (faster, loses the last seconds on a
+	// machine crash, not on a process crash).
+	Durability string   `yaml:"durability"`
+	Admins     []string `yaml:"admins"`
+	LogLevel   string   `yaml:"log_level"`
+	// MaxInflight bounds each offline session's queue in the broker; past it,
+	// devices catch up through sync.
+	MaxInflight uint16 `yaml:"max_inflight"`
+	// WritesPending bounds each connected client's outbound queue.
+	WritesPending int32 `yaml:"writes_pending"`
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{
+		Data: "./data", HTTP: "127.0.0.1:8080", MQTT: "127.0.0.1:1883",
+		OpenRegistration: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
+		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
+		MaxInflight: 8192, WritesPending: 1024,
+	}
+}
+
+// Validate checks the values.
+func (c Config) Validate() error {
+	switch {
+	case c.Durability != "batch" && c.Durability != "none":
+		return fmt.Errorf("config: durability must be batch or none, got %q", c.Durability)
+	case c.BodyLimit < 1 || c.BodyLimit > 1<<20:
+		return fmt.Errorf("config: body_limit must be 1..1048576")
+	case c.TokenTTL < time.Minute:
+		return fmt.Errorf("config: token_ttl must be at least 1m")
+	case c.SessionExpiry < time.Minute:
+		return fmt.Errorf("config: session_expiry must be at least 1m")
+	case c.WritesPending < 16:
+		return fmt.Errorf("config: writes_pending must be at least 16")
+	}
+	return nil
+}
+
+// Load parses args (without the program/subcommand name) into a Config.
+func Load(args []string) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	data := fs.String("data", "", "data directory (env MQIM_DATA, default ./data)")
+	httpAddr := fs.String("http", "", "HTTP address for API, web client and /mqtt WebSocket (env MQIM_HTTP, default 127.0.0.1:8080)")
+	mqttAddr := fs.String("mqtt", "", "MQTT TCP address (env MQIM_MQTT, default 127.0.0.1:1883)")
+	file := fs.String("config", os.Getenv("MQIM_CONFIG"), "YAML config file (env MQIM_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if *file != "" {
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("config: %s: %w", *file, err)
+		}
+	}
+	if err := fromEnv(&c); err != nil {
+		return c, err
+	}
+	for _, f := range []struct {
+		v   string
+		dst *string
+	}{{*data, &c.Data}, {*httpAddr, &c.HTTP}, {*mqttAddr, &c.MQTT}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	return c, c.Validate()
+}
+
+func fromEnv(c *Config) error {
+	str := map[string]*string{"MQIM_DATA": &c.Data, "MQIM_HTTP": &c.HTTP, "MQIM_MQTT": &c.MQTT,
+		"MQIM_DURABILITY": &c.Durability, "MQIM_LOG_LEVEL": &c.LogLevel}
+	for k, p := range str {
+		if v, ok := os.LookupEnv(k); ok {
+			*p = v
+		}
+	}
+	if v, ok := os.LookupEnv("MQIM_ALLOWED_ORIGINS"); ok {
+		c.AllowedOrigins = splitList(v)
+	}
+	if v, ok := os.LookupEnv("MQIM_ADMINS"); ok {
+		c.Admins = splitList(v)
+	}
+	if v, ok := os.LookupEnv("MQIM_OPEN_REGISTRATION"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: MQIM_OPEN_REGISTRATION: %w", err)
+		}
+		c.OpenRegistration = b
+	}
+	for k, p := range map[string]*time.Duration{"MQIM_TOKEN_TTL": &c.TokenTTL, "MQIM_SESSION_EXPIRY": &c.SessionExpiry} {
+		if v, ok := os.LookupEnv(k); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("config: %s: %w", k, err)
+			}
+			*p = d
+		}
+	}
+	if v, ok := os.LookupEnv("MQIM_BODY_LIMIT"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: MQIM_BODY_LIMIT: %w", err)
+		}
+		c.BodyLimit = n
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

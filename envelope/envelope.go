@@ -1,0 +1,222 @@
+// Package envelope is the one codec for the JSON payloads of the im/
+// namespace: what clients publish (drafts, receipts, typing, presence) and
+// what the server delivers (stamped messages and error notices).
+package envelope
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"unicode/utf8"
+
+	"github.com/mqim/mqim/imerr"
+)
+
+// Message is a stamped chat message, exactly as delivered over MQTT, stored in
+// history and returned by the HTTP API.
+type Message struct {
+	ID    string          `json:"id"`
+	Seq   uint64          `json:"seq"`
+	TS    int64           `json:"ts"`
+	From  string          `json:"from"`
+	To    string          `json:"to,omitempty"`
+	Group string          `json:"group,omitempty"`
+	Type  string          `json:"type"`
+	Body  string          `json:"body"`
+	CID   string          `json:"cid,omitempty"`
+	Meta  json.RawMessage `json:"meta,omitempty"`
+}
+
+// Draft is what a client asks to send, before the server stamps it.
+type Draft struct {
+	CID  string
+	Type string
+	Body string
+	Meta json.RawMessage
+}
+
+// Limits bound what ParseDraft accepts.
+type Limits struct {
+	BodyBytes int // maximum body size in bytes
+}
+
+// MaxMetaBytes bounds the optional meta object.
+const MaxMetaBytes = 4096
+
+var (
+	cidRE  = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
+	typeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,31}$`)
+)
+
+type wireDraft struct {
+	CID  *string         `json:"cid"`
+	Type *string         `json:"type"`
+	Body *string         `json:"body"`
+	Meta json.RawMessage `json:"meta"`
+}
+
+// ParseDraft decodes a client payload: a JSON object with cid/type/body/meta,
+// or any non-JSON UTF-8 text, taken as a text body. Client-supplied from, id,
+// seq and ts are ignored: the server stamps those.
+func ParseDraft(payload []byte, lim Limits) (Draft, *imerr.Error) {
+	if !utf8.Valid(payload) {
+		return Draft{}, imerr.New(imerr.Invalid, "payload is not valid UTF-8")
+	}
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 {
+		return Draft{}, imerr.New(imerr.Invalid, "empty message")
+	}
+	if trimmed[0] != '{' {
+		// Plain text: `mosquitto_pub -m hello` must just work.
+		if len(payload) > lim.BodyBytes {
+			return Draft{}, imerr.New(imerr.TooLarge, "body is %d bytes, limit %d", len(payload), lim.BodyBytes)
+		}
+		return Draft{Type: "text", Body: string(payload)}, nil
+	}
+	var w wireDraft
+	if err := json.Unmarshal(trimmed, &w); err != nil {
+		return Draft{}, imerr.New(imerr.Invalid, "malformed JSON: %v", err)
+	}
+	d := Draft{Type: "text"}
+	if w.CID != nil {
+		if !cidRE.MatchString(*w.CID) {
+			return Draft{}, imerr.New(imerr.Invalid, "cid must be 1-64 printable ASCII characters")
+		}
+		d.CID = *w.CID
+	}
+	if w.Type != nil {
+		if !typeRE.MatchString(*w.Type) {
+			return Draft{}, imerr.New(imerr.Invalid, "type must match %s", typeRE)
+		}
+		d.Type = *w.Type
+	}
+	if w.Body == nil {
+		return Draft{}, imerr.New(imerr.Invalid, "missing string field body")
+	}
+	if len(*w.Body) > lim.BodyBytes {
+		return Draft{}, imerr.New(imerr.TooLarge, "body is %d bytes, limit %d", len(*w.Body), lim.BodyBytes)
+	}
+	d.Body = *w.Body
+	if len(w.Meta) > 0 && !bytes.Equal(w.Meta, []byte("null")) {
+		if len(w.Meta) > MaxMetaBytes {
+			return Draft{}, imerr.New(imerr.TooLarge, "meta is %d bytes, limit %d", len(w.Meta), MaxMetaBytes)
+		}
+		if w.Meta[0] != '{' {
+			return Draft{}, imerr.New(imerr.Invalid, "meta must be a JSON object")
+		}
+		d.Meta = append(json.RawMessage(nil), w.Meta...)
+	}
+	if d.Body == "" && d.Meta == nil {
+		return Draft{}, imerr.New(imerr.Invalid, "empty message")
+	}
+	return d, nil
+}
+
+// Notice is the error notice sent on im/u/{me}/error for a refused publish.
+type Notice struct {
+	Code   imerr.Code `json:"code"`
+	Topic  string     `json:"topic"`
+	CID    string     `json:"cid,omitempty"`
+	Detail string     `json:"detail"`
+}
+
+// Receipt is a delivered/read receipt, as published and as delivered.
+type Receipt struct {
+	Type  string `json:"type"`
+	Seq   uint64 `json:"seq"`
+	Group string `json:"group,omitempty"`
+	From  string `json:"from,omitempty"`
+	TS    int64  `json:"ts,omitempty"`
+}
+
+// ParseReceipt decodes and validates a client receipt.
+func ParseReceipt(payload []byte) (Receipt, *imerr.Error) {
+	var r Receipt
+	if err := strictJSON(payload, &r); err != nil {
+		return r, err
+	}
+	if r.Type != "delivered" && r.Type != "read" {
+		return r, imerr.New(imerr.Invalid, `receipt type must be "delivered" or "read"`)
+	}
+	if r.Seq == 0 {
+		return r, imerr.New(imerr.Invalid, "receipt seq must be a positive integer")
+	}
+	r.From, r.TS = "", 0
+	return r, nil
+}
+
+// Typing is a typing indicator as delivered.
+type Typing struct {
+	From  string `json:"from"`
+	State string `json:"state"`
+	TS    int64  `json:"ts"`
+}
+
+// MaxTypingBytes bounds a typing payload.
+const MaxTypingBytes = 256
+
+// ParseTypingState returns "typing" or "idle" from a client payload; a
+// missing or non-JSON payload means "typing".
+func ParseTypingState(payload []byte) (string, *imerr.Error) {
+	if len(payload) > MaxTypingBytes {
+		return "", imerr.New(imerr.TooLarge, "typing payload over %d bytes", MaxTypingBytes)
+	}
+	var w struct {
+		State string `json:"state"`
+	}
+	if len(bytes.TrimSpace(payload)) == 0 || json.Unmarshal(payload, &w) != nil || w.State == "" {
+		return "typing", nil
+	}
+	if w.State != "typing" && w.State != "idle" {
+		return "", imerr.New(imerr.Invalid, `typing state must be "typing" or "idle"`)
+	}
+	return w.State, nil
+}
+
+// Presence is the retained document on im/presence/{user}.
+type Presence struct {
+	User   string `json:"user"`
+	Status string `json:"status"`
+	Text   string `json:"text,omitempty"`
+	TS     int64  `json:"ts"`
+}
+
+// MaxStatusText bounds the free-form status text.
+const MaxStatusText = 140
+
+// ParsePresence decodes a user's own presence update (status online or away).
+func ParsePresence(payload []byte) (Presence, *imerr.Error) {
+	var p Presence
+	if err := strictJSON(payload, &p); err != nil {
+		return p, err
+	}
+	if p.Status != "online" && p.Status != "away" {
+		return p, imerr.New(imerr.Invalid, `status must be "online" or "away"`)
+	}
+	if len(p.Text) > MaxStatusText || !utf8.ValidString(p.Text) {
+		return p, imerr.New(imerr.Invalid, "status text must be UTF-8 of at most %d bytes", MaxStatusText)
+	}
+	return p, nil
+}
+
+func strictJSON(payload []byte, v any) *imerr.Error {
+	if !utf8.Valid(payload) {
+		return imerr.New(imerr.Invalid, "payload is not valid UTF-8")
+	}
+	if len(payload) > 4096 {
+		return imerr.New(imerr.TooLarge, "payload over 4096 bytes")
+	}
+	if err := json.Unmarshal(payload, v); err != nil {
+		return imerr.New(imerr.Invalid, "malformed JSON: %v", err)
+	}
+	return nil
+}
+
+// Marshal encodes v; the types of this package always encode.
+func Marshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("envelope: marshal: " + err.Error()) // unreachable for this package's types
+	}
+	return b
+}

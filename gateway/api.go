@@ -1,0 +1,491 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/groups"
+	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/topic"
+)
+
+type handler func(w http.ResponseWriter, r *http.Request, user string) error
+
+func (g *Gateway) routes(mux *http.ServeMux) {
+	open := map[string]func(http.ResponseWriter, *http.Request) error{
+		"POST /api/v1/register": g.register,
+		"POST /api/v1/login":    g.login,
+	}
+	for pattern, h := range open {
+		mux.Handle(pattern, g.wrap(pattern, func(w http.ResponseWriter, r *http.Request, _ string) error { return h(w, r) }, false))
+	}
+	authed := map[string]handler{
+		"GET /api/v1/me":                             g.me,
+		"GET /api/v1/history/dm/{peer}":              g.historyDM,
+		"GET /api/v1/history/g/{gid}":                g.historyGroup,
+		"GET /api/v1/sync":                           g.sync,
+		"GET /api/v1/conversations":                  g.conversations,
+		"POST /api/v1/groups":                        g.createGroup,
+		"GET /api/v1/groups":                         g.listGroups,
+		"GET /api/v1/groups/{gid}":                   g.getGroup,
+		"POST /api/v1/groups/{gid}/members":          g.addMember,
+		"DELETE /api/v1/groups/{gid}/members/{user}": g.removeMember,
+		"GET /api/v1/presence":                       g.presence,
+		"GET /api/v1/connect":                        g.connect,
+	}
+	for pattern, h := range authed {
+		mux.Handle(pattern, g.wrap(pattern, h, true))
+	}
+	mux.HandleFunc("OPTIONS /api/v1/", g.preflight)
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, imerr.NotFound, "no such endpoint")
+	})
+}
+
+// apiError is an error with an HTTP status and a stable code.
+type apiError struct {
+	status int
+	code   imerr.Code
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func fail(status int, code imerr.Code, format string, a ...any) error {
+	return &apiError{status, code, fmt.Sprintf(format, a...)}
+}
+
+func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if !g.originAllowed(r) {
+		return false
+	}
+	if origin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Vary", "Origin")
+	}
+	return true
+}
+
+func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Origin") == "" || !g.cors(w, r) {
+		writeError(w, http.StatusForbidden, imerr.Forbidden, "origin not allowed")
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	w.Header().Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: 200}
+		defer func() {
+			if p := recover(); p != nil {
+				g.o.Log.Error("api handler panic", "route", route, "panic", p)
+				writeError(rec, http.StatusInternalServerError, imerr.Internal, "internal error")
+			}
+			g.o.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		}()
+		w.Header().Set("Cache-Control", "no-store")
+		if !g.cors(w, r) {
+			writeError(rec, http.StatusForbidden, imerr.Forbidden, "origin not allowed")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		user := ""
+		if auth {
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok {
+				writeError(rec, http.StatusUnauthorized, imerr.Unauthorized, "missing Authorization: Bearer token")
+				return
+			}
+			u, err := g.o.Accounts.VerifyToken(strings.TrimSpace(tok))
+			if err != nil {
+				writeError(rec, http.StatusUnauthorized, imerr.Unauthorized, "invalid or expired token")
+				return
+			}
+			user = u
+		}
+		if err := h(rec, r, user); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				writeError(rec, ae.status, ae.code, ae.msg)
+				return
+			}
+			g.o.Log.Error("api error", "route", route, "user", user, "error", err)
+			writeError(rec, http.StatusInternalServerError, imerr.Internal, "internal error")
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code imerr.Code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
+}
+
+// decode reads a JSON body strictly: unknown fields, trailing data and
+// oversize bodies are refused with a clear message.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fail(http.StatusRequestEntityTooLarge, imerr.TooLarge, "body over %d bytes", maxBody)
+		}
+		return fail(http.StatusBadRequest, imerr.Invalid, "malformed JSON body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fail(http.StatusBadRequest, imerr.Invalid, "trailing data after JSON body")
+	}
+	return nil
+}
+
+type credentials struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+func (g *Gateway) register(w http.ResponseWriter, r *http.Request) error {
+	if !g.o.OpenRegistration {
+		return fail(http.StatusForbidden, imerr.Forbidden, "registration is closed")
+	}
+	var c credentials
+	if err := decode(r, &c); err != nil {
+		return err
+	}
+	switch err := g.o.Accounts.Create(c.User, c.Password); {
+	case errors.Is(err, accounts.ErrExists):
+		return fail(http.StatusConflict, imerr.Conflict, "user %q exists", c.User)
+	case errors.Is(err, accounts.ErrInvalidUser):
+		return fail(http.StatusBadRequest, imerr.Invalid, "user id must match ^[a-z0-9][a-z0-9_.-]{0,31}$")
+	case errors.Is(err, accounts.ErrInvalidPassword):
+		return fail(http.StatusBadRequest, imerr.Invalid, "password must be 8-256 bytes")
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"user": c.User})
+	return nil
+}
+
+func (g *Gateway) login(w http.ResponseWriter, r *http.Request) error {
+	var c credentials
+	if err := decode(r, &c); err != nil {
+		return err
+	}
+	if err := g.o.Accounts.CheckPassword(c.User, c.Password); err != nil {
+		if errors.Is(err, accounts.ErrBadCredentials) {
+			return fail(http.StatusUnauthorized, imerr.Unauthorized, "bad user or password")
+		}
+		return err
+	}
+	tok, err := g.o.Accounts.IssueToken(c.User)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok.Token, "expires": tok.Expires.UnixMilli()})
+	return nil
+}
+
+func (g *Gateway) me(w http.ResponseWriter, _ *http.Request, user string) error {
+	writeJSON(w, http.StatusOK, map[string]string{"user": user})
+	return nil
+}
+
+func intParam(r *http.Request, name string, def, lo, hi int64) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fail(http.StatusBadRequest, imerr.Invalid, "%s must be an integer in [%d, %d]", name, lo, hi)
+	}
+	return n, nil
+}
+
+func (g *Gateway) page(w http.ResponseWriter, r *http.Request, conv history.ConvID) error {
+	before, err := intParam(r, "before", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(r, "limit", 50, 1, 200)
+	if err != nil {
+		return err
+	}
+	msgs, more, err := g.o.History.Page(r.Context(), conv, uint64(before), int(limit))
+	if err != nil {
+		return err
+	}
+	if msgs == nil {
+		msgs = []envelope.Message{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs, "more": more})
+	return nil
+}
+
+func (g *Gateway) historyDM(w http.ResponseWriter, r *http.Request, user string) error {
+	peer := r.PathValue("peer")
+	if ok, err := g.o.Accounts.Exists(peer); err != nil {
+		return err
+	} else if !ok {
+		return fail(http.StatusNotFound, imerr.NotFound, "no such user %q", peer)
+	}
+	return g.page(w, r, history.DM(user, peer))
+}
+
+func (g *Gateway) historyGroup(w http.ResponseWriter, r *http.Request, user string) error {
+	gid := r.PathValue("gid")
+	if err := g.requireMember(gid, user); err != nil {
+		return err
+	}
+	return g.page(w, r, history.Group(gid))
+}
+
+func (g *Gateway) requireMember(gid, user string) error {
+	if _, err := g.o.Groups.Get(gid); err != nil {
+		return fail(http.StatusNotFound, imerr.NotFound, "no such group %q", gid)
+	}
+	if ok, _ := g.o.Groups.IsMember(gid, user); !ok {
+		return fail(http.StatusForbidden, imerr.Forbidden, "not a member of group %q", gid)
+	}
+	return nil
+}
+
+func (g *Gateway) sync(w http.ResponseWriter, r *http.Request, user string) error {
+	cur, err := history.ParseCursor(r.URL.Query().Get("since"))
+	if err != nil {
+		return fail(http.StatusBadRequest, imerr.Invalid, "malformed cursor")
+	}
+	limit, err := intParam(r, "limit", 500, 1, 1000)
+	if err != nil {
+		return err
+	}
+	page, err := g.o.History.Sync(r.Context(), user, cur, int(limit))
+	if errors.Is(err, history.ErrCursorEpoch) {
+		return fail(http.StatusGone, "reset", "cursor is from another store epoch: drop the local cache and sync from the start")
+	}
+	if err != nil {
+		return err
+	}
+	if page.Messages == nil {
+		page.Messages = []envelope.Message{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": page.Messages, "cursor": page.Next.String(), "more": page.More})
+	return nil
+}
+
+type convJSON struct {
+	ID     string            `json:"id"`
+	Kind   string            `json:"kind"`
+	Peer   string            `json:"peer,omitempty"`
+	Group  string            `json:"group,omitempty"`
+	Name   string            `json:"name,omitempty"`
+	Last   *envelope.Message `json:"last,omitempty"`
+	Unread uint64            `json:"unread"`
+	Read   uint64            `json:"read"`
+}
+
+func (g *Gateway) conversations(w http.ResponseWriter, r *http.Request, user string) error {
+	sums, err := g.o.History.Conversations(r.Context(), user)
+	if err != nil {
+		return err
+	}
+	out := []convJSON{}
+	seen := map[string]bool{}
+	for _, s := range sums {
+		name, isGroup := s.Conv.Peer(user)
+		c := convJSON{Last: s.Last, Unread: s.Unread, Read: s.Read}
+		if isGroup {
+			grp, err := g.o.Groups.Get(name)
+			if err != nil {
+				continue
+			}
+			if ok, _ := g.o.Groups.IsMember(name, user); !ok {
+				continue // left or removed: the conversation is no longer theirs
+			}
+			c.ID, c.Kind, c.Group, c.Name = "g:"+name, "group", name, grp.Name
+		} else {
+			c.ID, c.Kind, c.Peer = "dm:"+name, "dm", name
+		}
+		seen[c.ID] = true
+		out = append(out, c)
+	}
+	// Groups without messages yet still belong in the list.
+	for _, grp := range g.o.Groups.Of(user) {
+		if !seen["g:"+grp.ID] {
+			out = append(out, convJSON{ID: "g:" + grp.ID, Kind: "group", Group: grp.ID, Name: grp.Name})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+	return nil
+}
+
+func (g *Gateway) groupErr(err error) error {
+	switch {
+	case errors.Is(err, groups.ErrNotFound):
+		return fail(http.StatusNotFound, imerr.NotFound, "no such group")
+	case errors.Is(err, groups.ErrExists):
+		return fail(http.StatusConflict, imerr.Conflict, "group id taken")
+	case errors.Is(err, groups.ErrInvalid):
+		return fail(http.StatusBadRequest, imerr.Invalid, "group id must match ^[a-z0-9][a-z0-9_.-]{0,63}$ and name be at most 100 bytes")
+	case errors.Is(err, groups.ErrNotMember):
+		return fail(http.StatusForbidden, imerr.Forbidden, "not a member")
+	case errors.Is(err, groups.ErrNotPermitted):
+		return fail(http.StatusForbidden, imerr.Forbidden, "only the owner may remove others; the owner cannot leave")
+	case errors.Is(err, groups.ErrTooMany):
+		return fail(http.StatusBadRequest, imerr.TooLarge, "group full (%d members)", groups.MaxMembers)
+	}
+	return err
+}
+
+func (g *Gateway) requireUsers(users ...string) error {
+	for _, u := range users {
+		ok, err := g.o.Accounts.Exists(u)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fail(http.StatusNotFound, imerr.NotFound, "no such user %q", u)
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		ID      string   `json:"id"`
+		Name    string   `json:"name"`
+		Members []string `json:"members"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if len(body.Members) > groups.MaxMembers {
+		return fail(http.StatusBadRequest, imerr.TooLarge, "too many members")
+	}
+	if err := g.requireUsers(body.Members...); err != nil {
+		return err
+	}
+	if body.ID == "" {
+		body.ID = newGroupID()
+	}
+	if body.Name == "" {
+		body.Name = body.ID
+	}
+	grp, err := g.o.Groups.Create(body.ID, body.Name, user, body.Members, g.o.Now().UnixMilli())
+	if err != nil {
+		return g.groupErr(err)
+	}
+	writeJSON(w, http.StatusCreated, grp)
+	return nil
+}
+
+func (g *Gateway) listGroups(w http.ResponseWriter, _ *http.Request, user string) error {
+	list := g.o.Groups.Of(user)
+	if list == nil {
+		list = []groups.Group{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": list})
+	return nil
+}
+
+func (g *Gateway) getGroup(w http.ResponseWriter, r *http.Request, user string) error {
+	gid := r.PathValue("gid")
+	if err := g.requireMember(gid, user); err != nil {
+		return err
+	}
+	grp, err := g.o.Groups.Get(gid)
+	if err != nil {
+		return g.groupErr(err)
+	}
+	writeJSON(w, http.StatusOK, grp)
+	return nil
+}
+
+func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		User string `json:"user"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if err := g.requireUsers(body.User); err != nil {
+		return err
+	}
+	grp, err := g.o.Groups.AddMember(r.PathValue("gid"), user, body.User)
+	if err != nil {
+		return g.groupErr(err)
+	}
+	writeJSON(w, http.StatusOK, grp)
+	return nil
+}
+
+func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, user string) error {
+	grp, err := g.o.Groups.RemoveMember(r.PathValue("gid"), user, r.PathValue("user"))
+	if err != nil {
+		return g.groupErr(err)
+	}
+	writeJSON(w, http.StatusOK, grp)
+	return nil
+}
+
+func (g *Gateway) presence(w http.ResponseWriter, r *http.Request, _ string) error {
+	users := strings.Split(r.URL.Query().Get("users"), ",")
+	if len(users) > 500 {
+		return fail(http.StatusBadRequest, imerr.Invalid, "at most 500 users per request")
+	}
+	out := map[string]envelope.Presence{}
+	for _, u := range users {
+		if !topic.ValidUser(u) {
+			continue
+		}
+		s := g.o.Presence.StatusOf(u)
+		out[u] = envelope.Presence{User: u, Status: s.Status, Text: s.Text, TS: s.TS}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"presence": out})
+	return nil
+}
+
+func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, _ string) error {
+	scheme := "ws"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "wss"
+	}
+	mqttURL := "tcp://" + g.o.MQTTAddr
+	if host, port, err := net.SplitHostPort(g.o.MQTTAddr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		reqHost, _, _ := net.SplitHostPort(r.Host)
+		if reqHost == "" {
+			reqHost = r.Host
+		}
+		mqttURL = "tcp://" + net.JoinHostPort(reqHost, port)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"ws": scheme + "://" + r.Host + "/mqtt", "mqtt": mqttURL})
+	return nil
+}

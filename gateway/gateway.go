@@ -1,0 +1,126 @@
+// Package gateway is the platform's HTTP face: the JSON API under /api/v1,
+// MQTT over WebSocket at /mqtt, the embedded web client at /, /healthz and
+// /metrics, all on one port.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/groups"
+	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/metrics"
+	"github.com/mqim/mqim/presence"
+)
+
+// Options are the gateway's collaborators and settings.
+type Options struct {
+	Log              *slog.Logger
+	Accounts         *accounts.Store
+	Groups           *groups.Store
+	History          history.Store
+	Presence         *presence.Tracker
+	Metrics          *metrics.Metrics
+	WS               *broker.ChanListener
+	AllowedOrigins   []string
+	OpenRegistration bool
+	MQTTAddr         string // advertised by GET /api/v1/connect
+	Now              func() time.Time
+}
+
+// Gateway serves HTTP.
+type Gateway struct {
+	o       Options
+	origins map[string]bool
+	srv     *http.Server
+	ln      net.Listener
+}
+
+// maxBody caps every request body.
+const maxBody = 64 << 10
+
+// New builds the gateway's handler.
+func New(o Options) *Gateway {
+	g := &Gateway{o: o, origins: map[string]bool{}}
+	for _, s := range o.AllowedOrigins {
+		g.origins[strings.TrimRight(s, "/")] = true
+	}
+	return g
+}
+
+// Handler returns the routes.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	g.routes(mux)
+	mux.HandleFunc("GET /mqtt", g.serveMQTT)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.o.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/", g.static())
+	return mux
+}
+
+// Listen binds addr (port 0 picks a free one).
+func (g *Gateway) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	g.ln = ln
+	g.srv = &http.Server{
+		Handler: g.Handler(),
+		// Slowloris-safe: bound header reads and idle keep-alives.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(g.o.Log.Handler(), slog.LevelWarn),
+	}
+	return ln.Addr(), nil
+}
+
+// Serve serves until Shutdown.
+func (g *Gateway) Serve() error {
+	err := g.srv.Serve(g.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for in-flight requests. Hijacked
+// WebSocket connections belong to the broker, which closes them itself.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	if g.srv == nil {
+		return nil
+	}
+	return g.srv.Shutdown(ctx)
+}
+
+// originAllowed accepts requests without Origin (non-browser clients), from
+// the server's own origin, or from the configured allowlist.
+func (g *Gateway) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return g.origins[strings.TrimRight(origin, "/")]
+}

@@ -1,0 +1,534 @@
+package history
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/mqim/mqim/envelope"
+)
+
+// Key layout (prefixes owned by this package, see kvstore):
+//
+//	meta/epoch                 store epoch
+//	m/{conv}/{seq:8}           stamped message JSON
+//	i/{user}/{pos:8}           user's feed: {conv}/{seq:8}
+//	uc/{user}/{conv}           user takes part in conv
+//	rd/{user}/{conv}           read marker {seq:8}
+//	id/{idemkey}               {conv}/{seq:8}, with a TTL
+const (
+	idemTTL = 7 * 24 * time.Hour
+	// maxBatchEntries keeps one group commit well under Badger's per-txn
+	// limits (derived from the memtable size) while still amortising fsync.
+	maxBatchEntries = 8000
+)
+
+func be8(n uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	return b[:]
+}
+
+func msgKey(conv ConvID, seq uint64) []byte {
+	return append([]byte("m/"+string(conv)+"/"), be8(seq)...)
+}
+func feedKey(user string, pos uint64) []byte { return append([]byte("i/"+user+"/"), be8(pos)...) }
+func ptr(conv ConvID, seq uint64) []byte     { return append([]byte(string(conv)+"/"), be8(seq)...) }
+func parsePtr(b []byte) (ConvID, uint64, bool) {
+	if len(b) < 10 || b[len(b)-9] != '/' {
+		return "", 0, false
+	}
+	return ConvID(b[:len(b)-9]), binary.BigEndian.Uint64(b[len(b)-8:]), true
+}
+
+// BadgerOptions configure the Badger store.
+type BadgerOptions struct {
+	Now func() time.Time
+	// MaxBatch bounds how many appends share one commit.
+	MaxBatch int
+}
+
+type op struct {
+	append  *AppendRequest
+	read    *readReq
+	res     AppendResult
+	err     error
+	done    chan struct{}
+	entries int
+}
+
+type readReq struct {
+	user string
+	conv ConvID
+	seq  uint64
+}
+
+// Badger is the embedded Store: one writer goroutine assigns sequences and
+// commits appends in batches (group commit), so many concurrent publishers
+// share one fsync and commit order equals sequence order.
+type Badger struct {
+	db       *badger.DB
+	now      func() time.Time
+	epoch    string
+	maxBatch int
+	ops      chan *op
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	idSeq    atomic.Uint64
+
+	mu      sync.Mutex // guards the caches below (writer writes, readers read)
+	convSeq map[ConvID]uint64
+	feedPos map[string]uint64
+	inConv  map[string]bool // user+"\x00"+conv known to have a uc/ key
+}
+
+// OpenBadger opens the history store over db and starts its writer.
+func OpenBadger(db *badger.DB, o BadgerOptions) (*Badger, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	s := &Badger{db: db, now: o.Now, maxBatch: o.MaxBatch, ops: make(chan *op, 4096), quit: make(chan struct{}),
+		convSeq: map[ConvID]uint64{}, feedPos: map[string]uint64{}, inConv: map[string]bool{}}
+	err := db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte("meta/epoch"))
+		if err == nil {
+			v, err := it.ValueCopy(nil)
+			s.epoch = string(v)
+			return err
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		b := make([]byte, 6)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		s.epoch = hex.EncodeToString(b)
+		return txn.Set([]byte("meta/epoch"), []byte(s.epoch))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history: open: %w", err)
+	}
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// Epoch implements Store.
+func (s *Badger) Epoch() string { return s.epoch }
+
+// Close stops the writer after it has committed everything queued.
+func (s *Badger) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.quit)
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Badger) submit(ctx context.Context, o *op) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	o.done = make(chan struct{})
+	select {
+	case s.ops <- o:
+	case <-s.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if ctx ends: the op may already
+	// be committed and the caller must not report failure for a stored message.
+	<-o.done
+	return o.err
+}
+
+// Append implements Store.
+func (s *Badger) Append(ctx context.Context, req AppendRequest) (AppendResult, error) {
+	o := &op{append: &req, entries: 3 + 2*len(req.Recipients)}
+	if err := s.submit(ctx, o); err != nil {
+		return AppendResult{}, errorf("append", req.Conv, err)
+	}
+	return o.res, nil
+}
+
+// MarkRead implements Store.
+func (s *Badger) MarkRead(ctx context.Context, user string, conv ConvID, seq uint64) error {
+	o := &op{read: &readReq{user, conv, seq}, entries: 1}
+	if err := s.submit(ctx, o); err != nil {
+		return errorf("mark read", conv, err)
+	}
+	return nil
+}
+
+func (s *Badger) writer() {
+	defer s.wg.Done()
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.quit:
+			// Drain what was queued before Close so no accepted op is lost.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*op{first}
+		entries := first.entries
+	fill:
+		for len(batch) < s.maxBatch && entries < maxBatchEntries {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+				entries += o.entries
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit applies a batch in one transaction. On failure every op in it fails
+// and the sequence caches are dropped, so no seq is ever skipped or reused.
+func (s *Badger) commit(batch []*op) {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	s.mu.Lock()
+	err := s.apply(txn, batch)
+	if err == nil {
+		err = txn.Commit()
+	}
+	if err != nil {
+		s.convSeq = map[ConvID]uint64{}
+		s.feedPos = map[string]uint64{}
+		s.inConv = map[string]bool{}
+	}
+	s.mu.Unlock()
+	for _, o := range batch {
+		if err != nil {
+			o.err = err
+		}
+		close(o.done)
+	}
+}
+
+func (s *Badger) apply(txn *badger.Txn, batch []*op) error {
+	now := s.now().UnixMilli()
+	inBatch := map[string]*op{}
+	var dups []struct{ dup, orig *op }
+	for _, o := range batch {
+		if o.read != nil {
+			if err := s.applyRead(txn, o.read); err != nil {
+				return err
+			}
+			continue
+		}
+		r := o.append
+		if r.IdemKey != "" && r.IdemCheck {
+			if orig, ok := inBatch[r.IdemKey]; ok {
+				dups = append(dups, struct{ dup, orig *op }{o, orig})
+				continue
+			}
+			if m, ok, err := s.lookupIdem(txn, r.IdemKey); err != nil {
+				return err
+			} else if ok {
+				o.res = AppendResult{Msg: m, Duplicate: true}
+				continue
+			}
+		}
+		seq, err := s.nextConvSeq(txn, r.Conv)
+		if err != nil {
+			return err
+		}
+		m := r.Msg
+		m.Seq, m.TS = seq, now
+		m.ID = fmt.Sprintf("%012x-%06x", now, s.idSeq.Add(1)&0xffffff)
+		val, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := txn.Set(msgKey(r.Conv, seq), val); err != nil {
+			return err
+		}
+		p := ptr(r.Conv, seq)
+		for _, u := range r.Recipients {
+			pos, err := s.nextFeedPos(txn, u)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(feedKey(u, pos), p); err != nil {
+				return err
+			}
+			if k := u + "\x00" + string(r.Conv); !s.inConv[k] {
+				if err := txn.Set([]byte("uc/"+u+"/"+string(r.Conv)), nil); err != nil {
+					return err
+				}
+				s.inConv[k] = true
+			}
+		}
+		// Sending implies having read everything up to one's own message.
+		if err := s.applyRead(txn, &readReq{m.From, r.Conv, seq}); err != nil {
+			return err
+		}
+		if r.IdemKey != "" {
+			if err := txn.SetEntry(badger.NewEntry([]byte("id/"+r.IdemKey), p).WithTTL(idemTTL)); err != nil {
+				return err
+			}
+			inBatch[r.IdemKey] = o
+		}
+		o.res = AppendResult{Msg: m}
+	}
+	for _, d := range dups {
+		d.dup.res = AppendResult{Msg: d.orig.res.Msg, Duplicate: true}
+	}
+	return nil
+}
+
+func (s *Badger) applyRead(txn *badger.Txn, r *readReq) error {
+	k := []byte("rd/" + r.user + "/" + string(r.conv))
+	cur, err := getU64(txn, k)
+	if err != nil {
+		return err
+	}
+	if r.seq <= cur {
+		return nil
+	}
+	if last, err := s.nextConvSeqPeek(txn, r.conv); err != nil {
+		return err
+	} else if r.seq > last {
+		r.seq = last // a marker past the end would hide future messages
+	}
+	return txn.Set(k, be8(r.seq))
+}
+
+func getU64(txn *badger.Txn, k []byte) (uint64, error) {
+	it, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = it.Value(func(v []byte) error {
+		if len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (s *Badger) lookupIdem(txn *badger.Txn, key string) (envelope.Message, bool, error) {
+	it, err := txn.Get([]byte("id/" + key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return envelope.Message{}, false, nil
+	}
+	if err != nil {
+		return envelope.Message{}, false, err
+	}
+	p, err := it.ValueCopy(nil)
+	if err != nil {
+		return envelope.Message{}, false, err
+	}
+	conv, seq, ok := parsePtr(p)
+	if !ok {
+		return envelope.Message{}, false, nil
+	}
+	m, err := getMsg(txn, conv, seq)
+	return m, err == nil, err
+}
+
+func getMsg(txn *badger.Txn, conv ConvID, seq uint64) (envelope.Message, error) {
+	var m envelope.Message
+	it, err := txn.Get(msgKey(conv, seq))
+	if err != nil {
+		return m, err
+	}
+	err = it.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+	return m, err
+}
+
+// lastUnder returns the big-endian counter of the greatest key under prefix.
+func lastUnder(txn *badger.Txn, prefix []byte) (uint64, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix})
+	defer it.Close()
+	seek := append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	it.Seek(seek)
+	if !it.Valid() {
+		return 0, nil
+	}
+	k := it.Item().Key()
+	if len(k) != len(prefix)+8 {
+		return 0, fmt.Errorf("unexpected key %q", k)
+	}
+	return binary.BigEndian.Uint64(k[len(prefix):]), nil
+}
+
+// nextConvSeqPeek returns the last assigned seq of conv (caller holds s.mu).
+func (s *Badger) nextConvSeqPeek(txn *badger.Txn, conv ConvID) (uint64, error) {
+	if n, ok := s.convSeq[conv]; ok {
+		return n, nil
+	}
+	n, err := lastUnder(txn, []byte("m/"+string(conv)+"/"))
+	if err != nil {
+		return 0, err
+	}
+	s.convSeq[conv] = n
+	return n, nil
+}
+
+func (s *Badger) nextConvSeq(txn *badger.Txn, conv ConvID) (uint64, error) {
+	n, err := s.nextConvSeqPeek(txn, conv)
+	if err != nil {
+		return 0, err
+	}
+	s.convSeq[conv] = n + 1
+	return n + 1, nil
+}
+
+func (s *Badger) nextFeedPos(txn *badger.Txn, user string) (uint64, error) {
+	n, ok := s.feedPos[user]
+	if !ok {
+		var err error
+		n, err = lastUnder(txn, []byte("i/"+user+"/"))
+		if err != nil {
+			return 0, err
+		}
+	}
+	s.feedPos[user] = n + 1
+	return n + 1, nil
+}
+
+// Page implements Store.
+func (s *Badger) Page(_ context.Context, conv ConvID, before uint64, limit int) ([]envelope.Message, bool, error) {
+	var out []envelope.Message
+	more := false
+	prefix := []byte("m/" + string(conv) + "/")
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: limit + 1})
+		defer it.Close()
+		seek := msgKey(conv, before)
+		if before == 0 {
+			seek = append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+		}
+		for it.Seek(seek); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if before != 0 && binary.BigEndian.Uint64(k[len(prefix):]) >= before {
+				continue
+			}
+			if len(out) == limit {
+				more = true
+				return nil
+			}
+			var m envelope.Message
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, errorf("page", conv, err)
+	}
+	return out, more, nil
+}
+
+// Sync implements Store.
+func (s *Badger) Sync(_ context.Context, user string, after Cursor, limit int) (SyncPage, error) {
+	if after.Epoch != "" && after.Epoch != s.epoch {
+		return SyncPage{}, ErrCursorEpoch
+	}
+	page := SyncPage{Next: Cursor{Epoch: s.epoch, Pos: after.Pos}}
+	prefix := []byte("i/" + user + "/")
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: limit + 1})
+		defer it.Close()
+		for it.Seek(feedKey(user, after.Pos+1)); it.Valid(); it.Next() {
+			if len(page.Messages) == limit {
+				page.More = true
+				return nil
+			}
+			pos := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+			p, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			conv, seq, ok := parsePtr(p)
+			if !ok {
+				return fmt.Errorf("corrupt feed entry %d of %s", pos, user)
+			}
+			m, err := getMsg(txn, conv, seq)
+			if err != nil {
+				return fmt.Errorf("feed entry %d of %s: %w", pos, user, err)
+			}
+			page.Messages = append(page.Messages, m)
+			page.Next.Pos = pos
+		}
+		return nil
+	})
+	if err != nil {
+		return SyncPage{}, fmt.Errorf("history: sync %s: %w", user, err)
+	}
+	return page, nil
+}
+
+// Conversations implements Store.
+func (s *Badger) Conversations(_ context.Context, user string) ([]Summary, error) {
+	var out []Summary
+	prefix := []byte("uc/" + user + "/")
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			conv := ConvID(it.Item().Key()[len(prefix):])
+			sum := Summary{Conv: conv}
+			last, err := lastUnder(txn, []byte("m/"+string(conv)+"/"))
+			if err != nil {
+				return err
+			}
+			if last > 0 {
+				m, err := getMsg(txn, conv, last)
+				if err != nil {
+					return err
+				}
+				sum.Last = &m
+			}
+			if sum.Read, err = getU64(txn, []byte("rd/"+user+"/"+string(conv))); err != nil {
+				return err
+			}
+			if last > sum.Read {
+				sum.Unread = last - sum.Read
+			}
+			out = append(out, sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history: conversations of %s: %w", user, err)
+	}
+	sortSummaries(out)
+	return out, nil
+}

@@ -1,0 +1,45 @@
+// Package hooks holds the mochi broker hooks that turn a plain MQTT broker into
+// the IM platform. The data path reads top to bottom:
+//
+//	listener -> Auth (CONNECT: credentials, client id) -> ACL (subscribe filters)
+//	-> IM.OnPublish (ACL decision, validate, stamp, store, fan-out) -> inboxes
+//
+// Every im/ delivery is a server-side (inline) publish of the stamped copy;
+// the client's original packet is acknowledged but never delivered itself.
+// That gives one uniform path for 1:1 carbons, group fan-out, QoS upgrades
+// (a QoS 0 chat message still reaches offline devices) and QoS 0 downgrades
+// (signals and typing never sit in an offline queue).
+package hooks
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/acl"
+	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/groups"
+	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/metrics"
+	"github.com/mqim/mqim/presence"
+)
+
+// Publisher is the broker's inline publish (mochi's *Server satisfies it).
+type Publisher interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// Deps are what the hooks need; one value is shared by all of them.
+type Deps struct {
+	Log      *slog.Logger
+	Accounts *accounts.Store
+	Groups   *groups.Store
+	History  history.Store
+	Presence *presence.Tracker
+	Policy   *acl.Policy
+	Metrics  *metrics.Metrics
+	Limits   envelope.Limits
+	Now      func() time.Time
+	// Broker is set once the mochi server exists (hooks are created first).
+	Broker Publisher
+}

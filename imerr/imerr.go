@@ -1,0 +1,46 @@
+// Package imerr defines the protocol-visible error codes shared by MQTT error
+// notices and the HTTP API. The code strings are part of the wire contract
+// (docs/protocol.md): clients switch on them, so they never change.
+package imerr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, protocol-visible error code.
+type Code string
+
+// The codes of docs/protocol.md.
+const (
+	Forbidden    Code = "forbidden"
+	Invalid      Code = "invalid"
+	TooLarge     Code = "too_large"
+	RateLimited  Code = "rate_limited"
+	NotFound     Code = "not_found"
+	Unauthorized Code = "unauthorized"
+	Conflict     Code = "conflict"
+	Internal     Code = "internal"
+)
+
+// Error is an error with a stable code and a human-readable detail.
+type Error struct {
+	Code   Code
+	Detail string
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Detail }
+
+// New returns an *Error with a formatted detail.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of err if it wraps an *Error, else Internal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}

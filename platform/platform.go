@@ -1,0 +1,147 @@
+// Package platform wires the stores, the broker and the gateway into one
+// running server, and shuts them down in the order that loses nothing:
+// stop taking requests, disconnect clients, finish the history writer, then
+// close the databases.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/acl"
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/config"
+	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/gateway"
+	"github.com/mqim/mqim/groups"
+	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/kvstore"
+	"github.com/mqim/mqim/metrics"
+	"github.com/mqim/mqim/presence"
+)
+
+// Platform is a running server.
+type Platform struct {
+	Config   config.Config
+	Log      *slog.Logger
+	DB       *badger.DB
+	Accounts *accounts.Store
+	Groups   *groups.Store
+	History  *history.Badger
+	Broker   *broker.Broker
+	Gateway  *gateway.Gateway
+	HTTPAddr net.Addr
+	MQTTAddr net.Addr
+	served   chan error
+}
+
+// Stores opens only the data stores (for CLI commands that edit data offline).
+type Stores struct {
+	DB       *badger.DB
+	Accounts *accounts.Store
+	Groups   *groups.Store
+}
+
+// OpenStores opens the database in cfg.Data.
+func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("platform: data dir: %w", err)
+	}
+	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch"}, log)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	grp, err := groups.Open(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Stores{DB: db, Accounts: acc, Groups: grp}, nil
+}
+
+// Start opens everything and starts serving.
+func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
+	st, err := OpenStores(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{Config: cfg, Log: log, DB: st.DB, Accounts: st.Accounts, Groups: st.Groups, served: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close(context.Background())
+		}
+	}()
+	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{}); err != nil {
+		return nil, err
+	}
+	admins := map[string]bool{}
+	for _, a := range cfg.Admins {
+		admins[a] = true
+	}
+	m := metrics.New()
+	pres := presence.New()
+	d := &hooks.Deps{
+		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
+		Policy:  &acl.Policy{Members: p.Groups, Admins: admins},
+		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
+	}
+	p.Broker, err = broker.New(broker.Options{
+		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, SessionExpiry: cfg.SessionExpiry,
+		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log,
+	}, d)
+	if err != nil {
+		return nil, err
+	}
+	p.MQTTAddr = p.Broker.MQTTAddr()
+	p.Gateway = gateway.New(gateway.Options{
+		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
+		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
+		MQTTAddr: p.MQTTAddr.String(), Now: time.Now,
+	})
+	if p.HTTPAddr, err = p.Gateway.Listen(cfg.HTTP); err != nil {
+		return nil, fmt.Errorf("platform: listen http %s: %w", cfg.HTTP, err)
+	}
+	if err := p.Broker.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.served <- p.Gateway.Serve() }()
+	ok = true
+	return p, nil
+}
+
+// Served reports the HTTP server's exit.
+func (p *Platform) Served() <-chan error { return p.served }
+
+// Close shuts everything down; it is safe to call on a partly started Platform.
+func (p *Platform) Close(ctx context.Context) error {
+	var errs []error
+	if p.Gateway != nil {
+		errs = append(errs, p.Gateway.Shutdown(ctx))
+	}
+	if p.Broker != nil {
+		errs = append(errs, p.Broker.Close())
+	}
+	if p.History != nil {
+		errs = append(errs, p.History.Close())
+	}
+	if p.DB != nil {
+		errs = append(errs, p.DB.Close())
+	}
+	return errors.Join(errs...)
+}
