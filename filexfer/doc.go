@@ -1,0 +1,28 @@
+// Package filexfer moves files over any message channel (in mqim, an
+// ordered reliable RTCDataChannel) with the binary frames of the seed
+// paper's Table 2:
+//
+//	frame  = type(1) field*
+//	field  = length(2, big-endian) bytes
+//
+//	0x10 describe  fileID, name, size(8), mime, sha256(32), chunkSize(4)   sender -> receiver
+//	0x11 complete  fileID                                                 receiver -> sender (extension)
+//	0x20 request   fileID, ranges (n x [first(4) count(4)])               receiver -> sender
+//	0x40 chunk     fileID, chunkID(4), data                               sender -> receiver
+//	0x80 cancel    fileID                                                 either way
+//
+// Extensions over the paper: describe carries the SHA-256 of the whole file
+// and the chunk size; a request names ranges of chunks rather than one
+// chunk; 0x11 tells the sender the file arrived intact. Sizes are capped
+// at 2^53-1 so JavaScript numbers hold them exactly. A frame is at most
+// 65535 bytes (pion/webrtc v3 cannot read a 65536-byte message), which
+// bounds a chunk to MaxChunkSize; senders use 16 KiB. Decoders ignore
+// well-formed fields after the defined ones, so fields can be appended
+// later; the Go and JavaScript codecs share testdata/vectors/frames.json.
+//
+// The Engine is receiver-driven: the receiver asks for the chunks it
+// lacks, a window at a time, which gives flow control, re-request of lost
+// chunks (early, from the order chunks come back in, and by timeout) and
+// resume after a reconnect asking only for what is missing. The receiver
+// verifies the SHA-256 before it reports a file done.
+package filexfer

@@ -1,0 +1,855 @@
+package filexfer
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Channel carries frames to the peer: typically an ordered, reliable
+// RTCDataChannel. Send may block to apply backpressure and may be called
+// from several goroutines at once; it must not retain frame after returning.
+type Channel interface {
+	Send(frame []byte) error
+}
+
+// Sink stores an incoming file. Chunks are written in any order; the whole
+// file is read back to verify its SHA-256 before it is reported done.
+// *os.File is a Sink; so is *MemSink.
+type Sink interface {
+	io.WriterAt
+	io.ReaderAt
+}
+
+// Errors reported in Result.Err or returned by Engine methods.
+var (
+	ErrCancelled    = errors.New("filexfer: transfer cancelled")
+	ErrDeclined     = errors.New("filexfer: file declined")
+	ErrHashMismatch = errors.New("filexfer: SHA-256 mismatch")
+	ErrClosed       = errors.New("filexfer: engine closed")
+	ErrUnknownFile  = errors.New("filexfer: unknown file")
+	ErrProtocol     = errors.New("filexfer: protocol violation")
+)
+
+// Direction tells which side of a transfer the local engine is.
+type Direction int
+
+// Directions.
+const (
+	Sending Direction = iota + 1
+	Receiving
+)
+
+func (d Direction) String() string {
+	if d == Sending {
+		return "sending"
+	}
+	return "receiving"
+}
+
+// FileInfo describes a file, as carried by a Describe frame.
+type FileInfo struct {
+	ID        string
+	Name      string
+	MIME      string
+	Size      uint64
+	SHA256    [32]byte
+	ChunkSize uint32
+}
+
+// Chunks returns the number of chunks of the file.
+func (fi FileInfo) Chunks() uint32 {
+	return uint32((fi.Size + uint64(fi.ChunkSize) - 1) / uint64(fi.ChunkSize))
+}
+
+func (fi FileInfo) chunkLen(c uint32) int {
+	off := uint64(c) * uint64(fi.ChunkSize)
+	return int(min(uint64(fi.ChunkSize), fi.Size-off))
+}
+
+// Progress reports how far a transfer is. Bytes counts distinct bytes
+// received (receiving) or sent at least once (sending).
+type Progress struct {
+	File        FileInfo
+	Dir         Direction
+	Bytes       uint64
+	BytesPerSec float64
+}
+
+// Result ends a transfer. Err is nil when the receiver verified the
+// SHA-256 (on the sending side: when the receiver said so with Complete).
+type Result struct {
+	File   FileInfo
+	Dir    Direction
+	Err    error
+	Remote bool // the peer cancelled or declined
+}
+
+// Stats counts chunk traffic for one file (for tests and diagnostics).
+type Stats struct {
+	Requested  int // chunk requests sent (receiving) or received (sending)
+	ReRequests int // requests for chunks asked for before (lost or resumed)
+	Received   int // distinct chunks received
+	Duplicates int // chunks received again
+	Sent       int // chunk frames sent, repeats included
+}
+
+// Config configures an Engine. Zero values pick the defaults.
+type Config struct {
+	// ChunkSize of files this engine sends (default DefaultChunkSize).
+	ChunkSize int
+	// Window is how many chunks of one incoming file may be requested and
+	// not yet received (default 64, i.e. 1 MiB of 16 KiB chunks). The
+	// receiver tops the window up when half of it has arrived.
+	Window int
+	// RequestTimeout is when a requested chunk that has not arrived is
+	// asked for again (default 2s).
+	RequestTimeout time.Duration
+	// Unordered must be set when the Channel may reorder frames: it turns
+	// off early loss detection, which assumes chunks arrive in request order.
+	Unordered bool
+	// OnOffer is told of each new incoming file; answer with Accept or
+	// Decline (from any goroutine, at any later time). Nil declines all.
+	OnOffer func(FileInfo)
+	// OnProgress is called at most every ProgressInterval per file, and once
+	// when the last byte is in.
+	OnProgress func(Progress)
+	// ProgressInterval defaults to 100ms.
+	ProgressInterval time.Duration
+	// OnDone is called once per file when it ends, successfully or not.
+	OnDone func(Result)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Engine moves files in both directions over one Channel at a time. The
+// receiver drives: it asks for the chunks it lacks, Window at a time, asks
+// again for chunks that do not arrive, and after Attach with a new Channel
+// (reconnect) asks only for what is still missing. Callbacks are invoked
+// without the engine's lock held and must not block for long.
+type Engine struct {
+	cfg Config
+
+	rx sync.Mutex // serialises HandleFrame, so chunk writes are ordered before verification
+
+	mu       sync.Mutex
+	ch       Channel
+	out      map[string]*outgoing
+	in       map[string]*incoming
+	queue    []queued // chunks to send, in request order
+	wake     chan struct{}
+	closed   bool
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+type queued struct {
+	file *outgoing
+	r    Range
+}
+
+type meter struct {
+	bytes     uint64
+	lastT     time.Time
+	lastBytes uint64
+	rate      float64
+	reported  time.Time
+}
+
+type outgoing struct {
+	info  FileInfo
+	src   io.ReaderAt
+	sent  []bool
+	meter meter
+	stats Stats
+	ended bool
+}
+
+type incoming struct {
+	info     FileInfo
+	sink     Sink
+	accepted bool
+	ended    bool
+	have     []bool
+	nhave    uint32
+	next     uint32            // first chunk never requested
+	lost     []uint32          // chunks to ask for again
+	inflight map[uint32]inflightReq
+	seq      uint64
+	asked    []bool // asked for at least once
+	meter    meter
+	stats    Stats
+}
+
+type inflightReq struct {
+	at  time.Time
+	seq uint64
+}
+
+// NewEngine starts an engine; Close stops it.
+func NewEngine(cfg Config) *Engine {
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	cfg.ChunkSize = min(cfg.ChunkSize, MaxChunkSize)
+	if cfg.Window <= 0 {
+		cfg.Window = 64
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 2 * time.Second
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = 100 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Engine{
+		cfg:  cfg,
+		out:  make(map[string]*outgoing),
+		in:   make(map[string]*incoming),
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	e.wg.Add(2)
+	go e.sendLoop()
+	go e.tickLoop()
+	return e
+}
+
+// NewFileID returns a random file id (16 bytes, hex).
+func NewFileID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Attach makes ch the engine's channel (replacing any other). Files being
+// sent are described again and files being received ask for what they
+// still lack, so a transfer resumes where it stopped.
+func (e *Engine) Attach(ch Channel) {
+	e.mu.Lock()
+	e.detachLocked()
+	e.ch = ch
+	var frames []*Frame
+	for _, o := range e.out {
+		if !o.ended {
+			frames = append(frames, describeFrame(o.info))
+		}
+	}
+	for _, in := range e.in {
+		frames = append(frames, e.pumpLocked(in)...)
+	}
+	e.mu.Unlock()
+	e.sendFrames(ch, frames)
+}
+
+// Detach forgets the channel (it broke or closed). Chunks requested on it
+// and not received will be asked for again after the next Attach; chunks
+// queued for sending on it are dropped (the peer will ask again).
+func (e *Engine) Detach() {
+	e.mu.Lock()
+	e.detachLocked()
+	e.mu.Unlock()
+}
+
+func (e *Engine) detachLocked() {
+	e.ch = nil
+	e.queue = nil
+	for _, in := range e.in {
+		for c := range in.inflight {
+			in.lost = append(in.lost, c)
+		}
+		clear(in.inflight)
+	}
+}
+
+// SendFile offers a file to the peer: it hashes src (size bytes), sends a
+// Describe and then serves the chunks the peer asks for. The returned
+// FileInfo carries the new file id.
+func (e *Engine) SendFile(name, mime string, src io.ReaderAt, size int64) (FileInfo, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(src, 0, size)); err != nil {
+		return FileInfo{}, fmt.Errorf("filexfer: hash %s: %w", name, err)
+	}
+	info := FileInfo{ID: NewFileID(), Name: name, MIME: mime, Size: uint64(size), ChunkSize: uint32(e.cfg.ChunkSize)}
+	copy(info.SHA256[:], h.Sum(nil))
+	f := describeFrame(info)
+	if _, err := f.Encode(); err != nil {
+		return FileInfo{}, err
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return FileInfo{}, ErrClosed
+	}
+	e.out[info.ID] = &outgoing{info: info, src: src, sent: make([]bool, info.Chunks()), meter: meter{lastT: e.cfg.Now()}}
+	ch := e.ch
+	e.mu.Unlock()
+	if ch != nil {
+		e.sendFrames(ch, []*Frame{f})
+	}
+	return info, nil
+}
+
+func describeFrame(fi FileInfo) *Frame {
+	return &Frame{Type: TypeDescribe, FileID: fi.ID, Name: fi.Name, Size: fi.Size, MIME: fi.MIME, SHA256: fi.SHA256, ChunkSize: fi.ChunkSize}
+}
+
+// Accept starts receiving an offered file into sink.
+func (e *Engine) Accept(fileID string, sink Sink) error {
+	e.mu.Lock()
+	in, ok := e.in[fileID]
+	if !ok || in.accepted || in.ended {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrUnknownFile, fileID)
+	}
+	in.accepted, in.sink = true, sink
+	in.meter.lastT = e.cfg.Now()
+	frames := e.pumpLocked(in)
+	ch := e.ch
+	e.mu.Unlock()
+	if in.info.Size == 0 {
+		e.wg.Add(1)
+		go e.verify(in)
+	}
+	e.sendFrames(ch, frames)
+	return nil
+}
+
+// Decline refuses an offered file; the sender gets Cancel.
+func (e *Engine) Decline(fileID string) error {
+	return e.end(fileID, ErrDeclined)
+}
+
+// Cancel abandons a file in either direction; the peer gets Cancel.
+func (e *Engine) Cancel(fileID string) error {
+	return e.end(fileID, ErrCancelled)
+}
+
+func (e *Engine) end(fileID string, why error) error {
+	e.mu.Lock()
+	var results []Result
+	if o, ok := e.out[fileID]; ok && !o.ended {
+		results = append(results, e.endOutLocked(o, why, false))
+	}
+	if in, ok := e.in[fileID]; ok && !in.ended {
+		results = append(results, e.endInLocked(in, why, false))
+	}
+	ch := e.ch
+	e.mu.Unlock()
+	if len(results) == 0 {
+		return fmt.Errorf("%w: %s", ErrUnknownFile, fileID)
+	}
+	e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: fileID}})
+	e.report(results...)
+	return nil
+}
+
+func (e *Engine) endOutLocked(o *outgoing, err error, remote bool) Result {
+	o.ended = true
+	o.src = nil
+	q := e.queue[:0]
+	for _, x := range e.queue {
+		if x.file != o {
+			q = append(q, x)
+		}
+	}
+	e.queue = q
+	return Result{File: o.info, Dir: Sending, Err: err, Remote: remote}
+}
+
+func (e *Engine) endInLocked(in *incoming, err error, remote bool) Result {
+	in.ended = true
+	in.sink = nil
+	in.lost = nil
+	clear(in.inflight)
+	return Result{File: in.info, Dir: Receiving, Err: err, Remote: remote}
+}
+
+// Stats returns the chunk counters of a file; receiving and sending
+// records of the same id are summed.
+func (e *Engine) Stats(fileID string) (Stats, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var s Stats
+	o, ok1 := e.out[fileID]
+	in, ok2 := e.in[fileID]
+	if ok1 {
+		s = o.stats
+	}
+	if ok2 {
+		s.Requested += in.stats.Requested
+		s.ReRequests += in.stats.ReRequests
+		s.Received += in.stats.Received
+		s.Duplicates += in.stats.Duplicates
+	}
+	return s, ok1 || ok2
+}
+
+// Missing returns how many chunks of an incoming file are still missing.
+func (e *Engine) Missing(fileID string) (uint32, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in, ok := e.in[fileID]
+	if !ok {
+		return 0, false
+	}
+	return in.info.Chunks() - in.nhave, true
+}
+
+// Close stops the engine. Transfers still running end with ErrClosed
+// (no Cancel is sent: the peer may resume with another engine's help
+// only if it still has the data, so it is simply told nothing).
+func (e *Engine) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	e.detachLocked()
+	var results []Result
+	for _, o := range e.out {
+		if !o.ended {
+			results = append(results, e.endOutLocked(o, ErrClosed, false))
+		}
+	}
+	for _, in := range e.in {
+		if !in.ended {
+			results = append(results, e.endInLocked(in, ErrClosed, false))
+		}
+	}
+	close(e.done)
+	e.mu.Unlock()
+	e.wg.Wait()
+	e.report(results...)
+}
+
+func (e *Engine) report(results ...Result) {
+	if e.cfg.OnDone == nil {
+		return
+	}
+	for _, r := range results {
+		e.cfg.OnDone(r)
+	}
+}
+
+func (e *Engine) sendFrames(ch Channel, frames []*Frame) {
+	if ch == nil {
+		return
+	}
+	for _, f := range frames {
+		b, err := f.Encode()
+		if err != nil {
+			panic("filexfer: encoding own frame: " + err.Error()) // a bug, not input
+		}
+		if ch.Send(b) != nil {
+			return // the channel is broken; Detach/Attach will recover
+		}
+	}
+}
+
+// HandleFrame processes one frame from the peer. Malformed frames and
+// frames that make no sense (a chunk nobody asked for, of the wrong length)
+// return an error and change nothing.
+func (e *Engine) HandleFrame(b []byte) error {
+	f, err := Decode(b)
+	if err != nil {
+		return err
+	}
+	e.rx.Lock()
+	defer e.rx.Unlock()
+	switch f.Type {
+	case TypeDescribe:
+		return e.onDescribe(f)
+	case TypeRequest:
+		return e.onRequest(f)
+	case TypeChunk:
+		return e.onChunk(f)
+	case TypeCancel:
+		return e.onCancel(f)
+	case TypeComplete:
+		return e.onComplete(f)
+	}
+	return nil
+}
+
+func (e *Engine) onDescribe(f *Frame) error {
+	info := FileInfo{ID: f.FileID, Name: f.Name, MIME: f.MIME, Size: f.Size, SHA256: f.SHA256, ChunkSize: f.ChunkSize}
+	if uint64(info.Chunks()) != (info.Size+uint64(info.ChunkSize)-1)/uint64(info.ChunkSize) {
+		return fmt.Errorf("%w: %s has more than 2^32 chunks", ErrProtocol, info.ID)
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	in, ok := e.in[info.ID]
+	if ok {
+		if in.info != info {
+			e.mu.Unlock()
+			return fmt.Errorf("%w: %s described twice differently", ErrProtocol, info.ID)
+		}
+		// A re-Describe after reconnect: carry on asking for what is missing.
+		frames := e.pumpLocked(in)
+		ch := e.ch
+		e.mu.Unlock()
+		e.sendFrames(ch, frames)
+		return nil
+	}
+	n := info.Chunks()
+	e.in[info.ID] = &incoming{info: info, have: make([]bool, n), asked: make([]bool, n), inflight: make(map[uint32]inflightReq)}
+	e.mu.Unlock()
+	if e.cfg.OnOffer == nil {
+		_ = e.Decline(info.ID)
+		return nil
+	}
+	e.cfg.OnOffer(info)
+	return nil
+}
+
+// pumpLocked tops up the request window of in and returns the Request
+// frames to send. Lost chunks go first, then chunks never asked for.
+func (e *Engine) pumpLocked(in *incoming) []*Frame {
+	if !in.accepted || in.ended || e.ch == nil {
+		return nil
+	}
+	free := e.cfg.Window - len(in.inflight)
+	if free < (e.cfg.Window+1)/2 {
+		return nil
+	}
+	now := e.cfg.Now()
+	var ranges []Range
+	add := func(c uint32) {
+		in.seq++
+		in.inflight[c] = inflightReq{at: now, seq: in.seq}
+		in.stats.Requested++
+		if in.asked[c] {
+			in.stats.ReRequests++
+		}
+		in.asked[c] = true
+		if k := len(ranges) - 1; k >= 0 && ranges[k].First+ranges[k].Count == c {
+			ranges[k].Count++
+		} else {
+			ranges = append(ranges, Range{First: c, Count: 1})
+		}
+		free--
+	}
+	for free > 0 && len(in.lost) > 0 {
+		c := in.lost[0]
+		in.lost = in.lost[1:]
+		if _, busy := in.inflight[c]; !in.have[c] && !busy {
+			add(c)
+		}
+	}
+	n := in.info.Chunks()
+	for free > 0 && in.next < n {
+		if !in.have[in.next] {
+			add(in.next)
+		}
+		in.next++
+	}
+	var frames []*Frame
+	for len(ranges) > 0 {
+		k := min(len(ranges), MaxRangesPerRequest)
+		frames = append(frames, &Frame{Type: TypeRequest, FileID: in.info.ID, Ranges: ranges[:k]})
+		ranges = ranges[k:]
+	}
+	return frames
+}
+
+func (e *Engine) onRequest(f *Frame) error {
+	e.mu.Lock()
+	o, ok := e.out[f.FileID]
+	if !ok || o.ended {
+		ch := e.ch
+		e.mu.Unlock()
+		// We do not have (any more) what the peer wants: tell it to stop.
+		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: f.FileID}})
+		return fmt.Errorf("%w: request for %s", ErrUnknownFile, f.FileID)
+	}
+	n := o.info.Chunks()
+	for _, r := range f.Ranges {
+		if r.First >= n || r.Count > n-r.First {
+			e.mu.Unlock()
+			return fmt.Errorf("%w: request %d+%d of %s beyond %d chunks", ErrProtocol, r.First, r.Count, f.FileID, n)
+		}
+	}
+	for _, r := range f.Ranges {
+		o.stats.Requested += int(r.Count)
+		e.queue = append(e.queue, queued{file: o, r: r})
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// sendLoop serves queued chunk requests in order, one chunk at a time, so
+// Channel.Send's backpressure paces it and a Cancel takes effect at once.
+func (e *Engine) sendLoop() {
+	defer e.wg.Done()
+	var buf, frameBuf []byte
+	for {
+		e.mu.Lock()
+		for len(e.queue) == 0 || e.ch == nil {
+			e.mu.Unlock()
+			select {
+			case <-e.done:
+				return
+			case <-e.wake:
+			}
+			e.mu.Lock()
+		}
+		q := &e.queue[0]
+		o, c, ch := q.file, q.r.First, e.ch
+		q.r.First++
+		q.r.Count--
+		if q.r.Count == 0 {
+			e.queue = e.queue[1:]
+		}
+		src, info := o.src, o.info
+		e.mu.Unlock()
+
+		n := info.chunkLen(c)
+		if cap(buf) < n {
+			buf = make([]byte, info.ChunkSize)
+		}
+		data := buf[:n]
+		if _, err := src.ReadAt(data, int64(c)*int64(info.ChunkSize)); err != nil && !(err == io.EOF && n > 0) {
+			e.mu.Lock()
+			r := e.endOutLocked(o, fmt.Errorf("filexfer: read %s chunk %d: %w", info.Name, c, err), false)
+			e.mu.Unlock()
+			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID}})
+			e.report(r)
+			continue
+		}
+		frame := Frame{Type: TypeChunk, FileID: info.ID, ChunkID: c, Data: data}
+		frameBuf, _ = frame.AppendEncode(frameBuf[:0])
+		if err := ch.Send(frameBuf); err != nil {
+			continue // broken channel: the receiver re-requests after reconnect
+		}
+		e.mu.Lock()
+		o.stats.Sent++
+		var p *Progress
+		if !o.sent[c] {
+			o.sent[c] = true
+			p = e.meterLocked(&o.meter, uint64(n), o.info, Sending, o.meter.bytes+uint64(n) == info.Size)
+		}
+		e.mu.Unlock()
+		if p != nil && e.cfg.OnProgress != nil {
+			e.cfg.OnProgress(*p)
+		}
+	}
+}
+
+// meterLocked adds n bytes and returns a progress report if one is due.
+func (e *Engine) meterLocked(m *meter, n uint64, info FileInfo, dir Direction, last bool) *Progress {
+	m.bytes += n
+	now := e.cfg.Now()
+	if dt := now.Sub(m.lastT); dt >= 250*time.Millisecond || m.rate == 0 && dt > 0 {
+		inst := float64(m.bytes-m.lastBytes) / dt.Seconds()
+		if m.rate == 0 {
+			m.rate = inst
+		} else {
+			m.rate = 0.7*m.rate + 0.3*inst
+		}
+		m.lastT, m.lastBytes = now, m.bytes
+	}
+	if !last && now.Sub(m.reported) < e.cfg.ProgressInterval {
+		return nil
+	}
+	m.reported = now
+	return &Progress{File: info, Dir: dir, Bytes: m.bytes, BytesPerSec: m.rate}
+}
+
+func (e *Engine) onChunk(f *Frame) error {
+	e.mu.Lock()
+	in, ok := e.in[f.FileID]
+	if !ok || !in.accepted || in.ended {
+		e.mu.Unlock()
+		return nil // late chunks of a cancelled file are expected
+	}
+	c := f.ChunkID
+	if c >= in.info.Chunks() || len(f.Data) != in.info.chunkLen(c) {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: chunk %d of %s with %d bytes", ErrProtocol, c, f.FileID, len(f.Data))
+	}
+	if in.have[c] {
+		in.stats.Duplicates++
+		e.mu.Unlock()
+		return nil
+	}
+	req, wasInflight := in.inflight[c]
+	delete(in.inflight, c)
+	if wasInflight && !e.cfg.Unordered {
+		// Chunks come back in the order they were asked for, so any chunk
+		// asked for before this one and still missing was lost.
+		for lc, r := range in.inflight {
+			if r.seq < req.seq {
+				delete(in.inflight, lc)
+				in.lost = append(in.lost, lc)
+			}
+		}
+	}
+	in.have[c] = true
+	in.nhave++
+	in.stats.Received++
+	complete := in.nhave == in.info.Chunks()
+	sink := in.sink
+	p := e.meterLocked(&in.meter, uint64(len(f.Data)), in.info, Receiving, complete)
+	frames := e.pumpLocked(in)
+	ch := e.ch
+	e.mu.Unlock()
+
+	if _, err := sink.WriteAt(f.Data, int64(c)*int64(in.info.ChunkSize)); err != nil {
+		e.mu.Lock()
+		r := e.endInLocked(in, fmt.Errorf("filexfer: write %s: %w", in.info.Name, err), false)
+		e.mu.Unlock()
+		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: in.info.ID}})
+		e.report(r)
+		return nil
+	}
+	e.sendFrames(ch, frames)
+	if p != nil && e.cfg.OnProgress != nil {
+		e.cfg.OnProgress(*p)
+	}
+	if complete {
+		e.wg.Add(1)
+		go e.verify(in)
+	}
+	return nil
+}
+
+// verify hashes a complete incoming file and reports it; it runs after the
+// last WriteAt (HandleFrame is serialised) on its own goroutine so other
+// transfers are not held up.
+func (e *Engine) verify(in *incoming) {
+	defer e.wg.Done()
+	e.mu.Lock()
+	sink, info := in.sink, in.info
+	e.mu.Unlock()
+	if sink == nil {
+		return // cancelled meanwhile
+	}
+	h := sha256.New()
+	_, err := io.Copy(h, io.NewSectionReader(sink, 0, int64(info.Size)))
+	if err == nil && [32]byte(h.Sum(nil)) != info.SHA256 {
+		err = ErrHashMismatch
+	}
+	e.mu.Lock()
+	if in.ended {
+		e.mu.Unlock()
+		return
+	}
+	r := e.endInLocked(in, err, false)
+	ch := e.ch
+	e.mu.Unlock()
+	if err == nil {
+		e.sendFrames(ch, []*Frame{{Type: TypeComplete, FileID: info.ID}})
+	} else {
+		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID}})
+	}
+	e.report(r)
+}
+
+func (e *Engine) onCancel(f *Frame) error {
+	e.mu.Lock()
+	var results []Result
+	if o, ok := e.out[f.FileID]; ok && !o.ended {
+		results = append(results, e.endOutLocked(o, ErrCancelled, true))
+	}
+	if in, ok := e.in[f.FileID]; ok && !in.ended {
+		results = append(results, e.endInLocked(in, ErrCancelled, true))
+	}
+	e.mu.Unlock()
+	e.report(results...)
+	return nil
+}
+
+func (e *Engine) onComplete(f *Frame) error {
+	e.mu.Lock()
+	o, ok := e.out[f.FileID]
+	if !ok || o.ended {
+		e.mu.Unlock()
+		return nil
+	}
+	r := e.endOutLocked(o, nil, false)
+	e.mu.Unlock()
+	e.report(r)
+	return nil
+}
+
+// tickLoop re-requests chunks whose request timed out.
+func (e *Engine) tickLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(max(e.cfg.RequestTimeout/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-e.done:
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		now := e.cfg.Now()
+		var frames []*Frame
+		for _, in := range e.in {
+			for c, r := range in.inflight {
+				if now.Sub(r.at) >= e.cfg.RequestTimeout {
+					delete(in.inflight, c)
+					in.lost = append(in.lost, c)
+				}
+			}
+			frames = append(frames, e.pumpLocked(in)...)
+		}
+		ch := e.ch
+		e.mu.Unlock()
+		e.sendFrames(ch, frames)
+	}
+}
+
+// MemSink is an in-memory Sink that grows as needed.
+type MemSink struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// WriteAt implements io.WriterAt.
+func (m *MemSink) WriteAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if end := int(off) + len(p); end > len(m.buf) {
+		m.buf = append(m.buf, make([]byte, end-len(m.buf))...)
+	}
+	return copy(m.buf[off:], p), nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (m *MemSink) ReadAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if off >= int64(len(m.buf)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.buf[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Bytes returns the sink's contents.
+func (m *MemSink) Bytes() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.buf
+}
