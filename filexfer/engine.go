@@ -137,15 +137,15 @@ type Engine struct {
 
 	rx sync.Mutex // serialises HandleFrame, so chunk writes are ordered before verification
 
-	mu       sync.Mutex
-	ch       Channel
-	out      map[string]*outgoing
-	in       map[string]*incoming
-	queue    []queued // chunks to send, in request order
-	wake     chan struct{}
-	closed   bool
-	done     chan struct{}
-	wg       sync.WaitGroup
+	mu     sync.Mutex
+	ch     Channel
+	out    map[string]*outgoing
+	in     map[string]*incoming
+	queue  []queued // chunks to send, in request order
+	wake   chan struct{}
+	closed bool
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 type queued struct {
@@ -177,8 +177,8 @@ type incoming struct {
 	ended    bool
 	have     []bool
 	nhave    uint32
-	next     uint32            // first chunk never requested
-	lost     []uint32          // chunks to ask for again
+	next     uint32   // first chunk never requested
+	lost     []uint32 // chunks to ask for again
 	inflight map[uint32]inflightReq
 	seq      uint64
 	asked    []bool // asked for at least once

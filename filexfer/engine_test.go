@@ -240,7 +240,9 @@ func TestTransferResumesAfterReconnect(t *testing.T) {
 	var cut atomic.Bool
 	var sent atomic.Int64
 	// Break the link after 100 chunks: everything after is lost until reconnect.
-	drop := func(b []byte) bool { return isChunk(b) && (cut.Load() || sent.Add(1) > 100 && cut.CompareAndSwap(false, true)) }
+	drop := func(b []byte) bool {
+		return isChunk(b) && (cut.Load() || sent.Add(1) > 100 && cut.CompareAndSwap(false, true))
+	}
 	pp := newPeerPair(t, Config{RequestTimeout: time.Hour}, drop)
 	data := randomBytes(400*DefaultChunkSize, 3)
 	info, _ := pp.a.SendFile("f", "", bytes.NewReader(data), int64(len(data)))
