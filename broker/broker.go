@@ -42,6 +42,7 @@ type Broker struct {
 	IM      *hooks.IM
 	deps    *hooks.Deps
 	closeMu sync.Once
+	pending sync.WaitGroup // accepted connections not yet attached (see drainListener)
 }
 
 // MaxPacketSize caps any MQTT packet; IM payloads have their own, smaller
@@ -86,12 +87,12 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 		return nil, fmt.Errorf("broker: listen %s: %w", o.MQTTAddr, err)
 	}
 	b.tcp = l
-	if err := srv.AddListener(listeners.NewNet("tcp", l)); err != nil {
+	if err := srv.AddListener(listeners.NewNet("tcp", drainListener{l, &b.pending})); err != nil {
 		l.Close()
 		return nil, err
 	}
 	b.WS = NewChanListener(l.Addr())
-	if err := srv.AddListener(listeners.NewNet("ws", b.WS)); err != nil {
+	if err := srv.AddListener(listeners.NewNet("ws", drainListener{b.WS, &b.pending})); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -149,7 +150,12 @@ func (b *Broker) MQTTAddr() net.Addr { return b.tcp.Addr() }
 // Close disconnects every client and stops the broker; stored sessions stay.
 func (b *Broker) Close() error {
 	var err error
-	b.closeMu.Do(func() { err = b.Server.Close() })
+	b.closeMu.Do(func() {
+		b.tcp.Close()
+		b.WS.Close()
+		waitAttached(&b.pending, 2*time.Second)
+		err = b.Server.Close()
+	})
 	return err
 }
 

@@ -1,0 +1,5 @@
+package platform_test
+
+import "github.com/mqim/mqim/config"
+
+type imtestConfig = config.Config
