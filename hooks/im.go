@@ -341,3 +341,6 @@ func (h *IM) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 func presenceStatus(p envelope.Presence) presence.Status {
 	return presence.Status{Status: p.Status, Text: p.Text, TS: p.TS}
 }
+
+// Online reports whether user has a device connected.
+func (h *IM) Online(user string) bool { return h.d.Presence.Online(user) }

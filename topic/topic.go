@@ -14,15 +14,15 @@ type Kind int
 
 // The topic kinds of the protocol table.
 const (
-	Unknown    Kind = iota
-	DM              // im/u/{to}/dm/{from}
-	Group           // im/g/{gid}
-	GroupInbox      // im/u/{user}/g/{gid}
-	Receipt         // im/u/{to}/receipt/{from}
-	Typing          // im/u/{to}/typing/{from}
-	Signal          // im/u/{to}/signal/{from}
-	ErrorNotice     // im/u/{user}/error
-	Presence        // im/presence/{user}
+	Unknown     Kind = iota
+	DM               // im/u/{to}/dm/{from}
+	Group            // im/g/{gid}
+	GroupInbox       // im/u/{user}/g/{gid}
+	Receipt          // im/u/{to}/receipt/{from}
+	Typing           // im/u/{to}/typing/{from}
+	Signal           // im/u/{to}/signal/{from}
+	ErrorNotice      // im/u/{user}/error
+	Presence         // im/presence/{user}
 )
 
 // Topic is a parsed concrete im/ topic. Owner is the inbox owner ({to} or
