@@ -68,7 +68,12 @@ export class Connection extends EventTarget {
       protocolVersion: 5,
       clean: false,
       properties: { sessionExpiryInterval: sessionExpiry },
-      keepalive: 30,
+      // Native timers: MQTT.js's default worker timers come from a blob: URL,
+      // which the page's CSP (script-src 'self') rightly refuses. A 60 s
+      // keepalive stays inside the broker's 1.5x grace even when a hidden tab
+      // has its timers throttled to once a minute.
+      timerVariant: 'native',
+      keepalive: 60,
       connectTimeout: 10_000,
       reconnectPeriod: 0, // backoff is ours: see scheduleRetry
       resubscribe: false, // we subscribe on every connect
@@ -92,10 +97,10 @@ export class Connection extends EventTarget {
   async handleConnect(connack) {
     this.attempt = 0;
     try {
-      await this.client.subscribeAsync([
-        { topic: inboxFilter(this.user), qos: 1 },
-        { topic: presenceFilter, qos: 0 },
-      ]);
+      await this.client.subscribeAsync({
+        [inboxFilter(this.user)]: { qos: 1 },
+        [presenceFilter]: { qos: 0 },
+      });
     } catch (err) {
       console.warn('mqim: subscribe failed', err);
     }
