@@ -146,17 +146,22 @@ type Store interface {
 	Close() error
 }
 
-// sortSummaries orders the conversation list by last activity, newest first.
+// sortSummaries orders the conversation list by last activity, newest first
+// (ids are time-ordered, so they break ties within a millisecond).
 func sortSummaries(s []Summary) {
+	key := func(x Summary) (int64, string) {
+		if x.Last == nil {
+			return 0, ""
+		}
+		return x.Last.TS, x.Last.ID
+	}
 	sort.SliceStable(s, func(i, j int) bool {
-		var ti, tj int64
-		if s[i].Last != nil {
-			ti = s[i].Last.TS
+		ti, ii := key(s[i])
+		tj, ij := key(s[j])
+		if ti != tj {
+			return ti > tj
 		}
-		if s[j].Last != nil {
-			tj = s[j].Last.TS
-		}
-		return ti > tj
+		return ii > ij
 	})
 }
 

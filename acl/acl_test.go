@@ -1,0 +1,89 @@
+package acl
+
+import (
+	"testing"
+
+	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/topic"
+)
+
+type members map[string][]string
+
+func (m members) IsMember(gid, user string) (bool, error) {
+	for _, u := range m[gid] {
+		if u == user {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func TestCanSubscribe(t *testing.T) {
+	p := &Policy{Members: members{}, Admins: map[string]bool{"root": true}}
+	cases := []struct {
+		user, filter string
+		want         bool
+	}{
+		{"alice", "im/u/alice/#", true},
+		{"alice", "im/u/alice/dm/+", true},
+		{"alice", "im/u/alice/g/team", true},
+		{"alice", "$share/grp/im/u/alice/#", true},
+		{"alice", "im/presence/+", true},
+		{"alice", "im/presence/#", true},
+		{"alice", "im/presence/bob", true},
+		{"alice", "im/u/bob/#", false},
+		{"alice", "im/u/+/#", false},
+		{"alice", "im/u/#", false},
+		{"alice", "im/#", false},
+		{"alice", "#", false},
+		{"alice", "+/u/alice/#", false},
+		{"alice", "$share/grp/im/u/bob/#", false},
+		{"alice", "$share//im/u/alice/#", false},
+		{"alice", "$share/grp", false},
+		{"alice", "$SYS/#", false},
+		{"root", "$SYS/#", true},
+		{"alice", "im/g/team", false},
+		{"alice", "im/presence/+/x", false},
+		{"alice", "other/thing", false},
+	}
+	for _, c := range cases {
+		if got := p.CanSubscribe(c.user, c.filter); got != c.want {
+			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
+		}
+	}
+}
+
+func TestCanPublish(t *testing.T) {
+	p := &Policy{Members: members{"team": {"alice", "bob"}}}
+	cases := []struct {
+		user, topic string
+		want        imerr.Code // "" = allowed
+	}{
+		{"alice", "im/u/bob/dm/alice", ""},
+		{"alice", "im/u/bob/dm/carol", imerr.Forbidden},
+		{"alice", "im/u/bob/receipt/alice", ""},
+		{"alice", "im/u/bob/typing/carol", imerr.Forbidden},
+		{"alice", "im/u/bob/signal/alice", ""},
+		{"alice", "im/g/team", ""},
+		{"carol", "im/g/team", imerr.Forbidden},
+		{"alice", "im/g/nogroup", imerr.Forbidden},
+		{"alice", "im/u/bob/g/team", imerr.Forbidden},
+		{"alice", "im/u/alice/error", imerr.Forbidden},
+		{"alice", "im/presence/alice", ""},
+		{"alice", "im/presence/bob", imerr.Forbidden},
+	}
+	for _, c := range cases {
+		tp, err := topic.Parse(c.topic)
+		if err != nil {
+			t.Fatalf("parse %s: %v", c.topic, err)
+		}
+		e := p.CanPublish(c.user, tp)
+		got := imerr.Code("")
+		if e != nil {
+			got = e.Code
+		}
+		if got != c.want {
+			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
+		}
+	}
+}
