@@ -1,5 +1,17 @@
 package platform_test
 
-import "github.com/mqim/mqim/config"
+import (
+	"net/http"
+
+	"github.com/mqim/mqim/config"
+)
 
 type imtestConfig = config.Config
+
+func httpGet(url string) (*http.Response, error) {
+	resp, err := http.Get(url)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return resp, err
+}
