@@ -96,7 +96,8 @@ type Stats struct {
 	ReRequests int // requests for chunks asked for before (lost or resumed)
 	Received   int // distinct chunks received
 	Duplicates int // chunks received again
-	Sent       int // chunk frames sent, repeats included
+	Sent       int // chunks served to the channel (sending), repeats included
+	Missing    int // chunks not yet received (receiving)
 }
 
 // Config configures an Engine. Zero values pick the defaults.
@@ -139,6 +140,7 @@ type Engine struct {
 
 	mu     sync.Mutex
 	ch     Channel
+	dead   []Channel // recently detached channels, whose late frames are ignored
 	out    map[string]*outgoing
 	in     map[string]*incoming
 	queue  []queued // chunks to send, in request order
@@ -187,8 +189,9 @@ type incoming struct {
 }
 
 type inflightReq struct {
-	at  time.Time
-	seq uint64
+	at    time.Time
+	seq   uint64
+	again bool // a re-request: its answer may be the late answer of an earlier request
 }
 
 // NewEngine starts an engine; Close stops it.
@@ -234,7 +237,11 @@ func NewFileID() string {
 // still lack, so a transfer resumes where it stopped.
 func (e *Engine) Attach(ch Channel) {
 	e.mu.Lock()
-	e.detachLocked()
+	if e.ch != nil {
+		e.detachLocked()
+	}
+	// With no channel before, requests queued meanwhile came from the peer
+	// attaching first on the new connection: keep them.
 	e.ch = ch
 	var frames []*Frame
 	for _, o := range e.out {
@@ -249,16 +256,25 @@ func (e *Engine) Attach(ch Channel) {
 	e.sendFrames(ch, frames)
 }
 
-// Detach forgets the channel (it broke or closed). Chunks requested on it
+// Detach forgets ch if it is the current channel (it broke or closed; a
+// channel already replaced by Attach is left alone). Chunks requested on it
 // and not received will be asked for again after the next Attach; chunks
 // queued for sending on it are dropped (the peer will ask again).
-func (e *Engine) Detach() {
+func (e *Engine) Detach(ch Channel) {
 	e.mu.Lock()
-	e.detachLocked()
+	if e.ch == ch {
+		e.detachLocked()
+	}
 	e.mu.Unlock()
 }
 
 func (e *Engine) detachLocked() {
+	if e.ch != nil {
+		e.dead = append(e.dead, e.ch)
+		if len(e.dead) > 8 {
+			e.dead = e.dead[1:]
+		}
+	}
 	e.ch = nil
 	e.queue = nil
 	for _, in := range e.in {
@@ -388,6 +404,7 @@ func (e *Engine) Stats(fileID string) (Stats, bool) {
 		s.ReRequests += in.stats.ReRequests
 		s.Received += in.stats.Received
 		s.Duplicates += in.stats.Duplicates
+		s.Missing = int(in.info.Chunks() - in.nhave)
 	}
 	return s, ok1 || ok2
 }
@@ -455,16 +472,27 @@ func (e *Engine) sendFrames(ch Channel, frames []*Frame) {
 	}
 }
 
-// HandleFrame processes one frame from the peer. Malformed frames and
-// frames that make no sense (a chunk nobody asked for, of the wrong length)
-// return an error and change nothing.
-func (e *Engine) HandleFrame(b []byte) error {
+// HandleFrame processes one frame that arrived on ch (the Channel of this
+// side of the connection, attached or about to be). Frames arriving on a
+// channel already detached are ignored: the transfer state has moved on.
+// Malformed frames and frames that make no sense (a request beyond the
+// file, a chunk of the wrong length) return an error and change nothing.
+// Calls are serialised.
+func (e *Engine) HandleFrame(ch Channel, b []byte) error {
 	f, err := Decode(b)
 	if err != nil {
 		return err
 	}
 	e.rx.Lock()
 	defer e.rx.Unlock()
+	e.mu.Lock()
+	for _, d := range e.dead {
+		if d == ch {
+			e.mu.Unlock()
+			return nil
+		}
+	}
+	e.mu.Unlock()
 	switch f.Type {
 	case TypeDescribe:
 		return e.onDescribe(f)
@@ -528,7 +556,7 @@ func (e *Engine) pumpLocked(in *incoming) []*Frame {
 	var ranges []Range
 	add := func(c uint32) {
 		in.seq++
-		in.inflight[c] = inflightReq{at: now, seq: in.seq}
+		in.inflight[c] = inflightReq{at: now, seq: in.seq, again: in.asked[c]}
 		in.stats.Requested++
 		if in.asked[c] {
 			in.stats.ReRequests++
@@ -567,7 +595,11 @@ func (e *Engine) pumpLocked(in *incoming) []*Frame {
 func (e *Engine) onRequest(f *Frame) error {
 	e.mu.Lock()
 	o, ok := e.out[f.FileID]
-	if !ok || o.ended {
+	if ok && o.ended {
+		e.mu.Unlock()
+		return nil // requests in flight when the file ended
+	}
+	if !ok {
 		ch := e.ch
 		e.mu.Unlock()
 		// We do not have (any more) what the peer wants: tell it to stop.
@@ -616,6 +648,9 @@ func (e *Engine) sendLoop() {
 		if q.r.Count == 0 {
 			e.queue = e.queue[1:]
 		}
+		// Counted when taken off the queue, so that once Detach has emptied
+		// the queue the count is final for that channel.
+		o.stats.Sent++
 		src, info := o.src, o.info
 		e.mu.Unlock()
 
@@ -638,7 +673,6 @@ func (e *Engine) sendLoop() {
 			continue // broken channel: the receiver re-requests after reconnect
 		}
 		e.mu.Lock()
-		o.stats.Sent++
 		var p *Progress
 		if !o.sent[c] {
 			o.sent[c] = true
@@ -690,9 +724,11 @@ func (e *Engine) onChunk(f *Frame) error {
 	}
 	req, wasInflight := in.inflight[c]
 	delete(in.inflight, c)
-	if wasInflight && !e.cfg.Unordered {
-		// Chunks come back in the order they were asked for, so any chunk
-		// asked for before this one and still missing was lost.
+	if wasInflight && !req.again && !e.cfg.Unordered {
+		// The sender serves requests in order over an ordered channel, so
+		// any chunk asked for before this one and still missing was lost.
+		// Only a chunk asked for once proves it: the answer to a re-request
+		// may be the late answer to the first request.
 		for lc, r := range in.inflight {
 			if r.seq < req.seq {
 				delete(in.inflight, lc)

@@ -14,6 +14,7 @@ import (
 // pipe is one direction of an in-memory Channel: frames are delivered in
 // order to the peer engine by a goroutine, and drop may lose some.
 type pipe struct {
+	local  Channel // the receiving engine's own channel for this link
 	q      chan []byte
 	drop   func(f []byte) bool
 	closed atomic.Bool
@@ -28,7 +29,7 @@ func newPipe(to *Engine, drop func([]byte) bool) *pipe {
 		defer close(p.done)
 		for b := range p.q {
 			if !p.closed.Load() {
-				_ = to.HandleFrame(b)
+				_ = to.HandleFrame(p.local, b)
 			}
 		}
 	}()
@@ -124,13 +125,14 @@ func newPeerPair(t *testing.T, cfg Config, dropAB func([]byte) bool) *peerPair {
 
 func (pp *peerPair) connect(dropAB func([]byte) bool) {
 	pp.ab, pp.ba = newPipe(pp.b, dropAB), newPipe(pp.a, nil)
+	pp.ab.local, pp.ba.local = pp.ba, pp.ab
 	pp.a.Attach(pp.ab)
 	pp.b.Attach(pp.ba)
 }
 
 func (pp *peerPair) disconnect() {
-	pp.a.Detach()
-	pp.b.Detach()
+	pp.a.Detach(pp.ab)
+	pp.b.Detach(pp.ba)
 	pp.ab.close()
 	pp.ba.close()
 }
@@ -374,18 +376,18 @@ func TestUnsolicitedFrames(t *testing.T) {
 		{Type: TypeComplete, FileID: "nobody"},
 	} {
 		b, _ := f.Encode()
-		if err := e.HandleFrame(b); err != nil {
+		if err := e.HandleFrame(sent, b); err != nil {
 			t.Fatalf("%s: %v", f.Type, err)
 		}
 	}
 	b, _ := (&Frame{Type: TypeRequest, FileID: "nobody", Ranges: []Range{{0, 1}}}).Encode()
-	if err := e.HandleFrame(b); !errors.Is(err, ErrUnknownFile) {
+	if err := e.HandleFrame(sent, b); !errors.Is(err, ErrUnknownFile) {
 		t.Fatalf("request: %v", err)
 	}
 	if f, _ := Decode(sent.last()); f == nil || f.Type != TypeCancel {
 		t.Fatalf("answer to an unknown request: %x", sent.last())
 	}
-	if err := e.HandleFrame([]byte{0x99}); !errors.Is(err, ErrUnknownType) {
+	if err := e.HandleFrame(sent, []byte{0x99}); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("garbage: %v", err)
 	}
 }

@@ -46,7 +46,9 @@ func TestHTTPAPIErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var out struct{ Error struct{ Code, Message string } }
+			var out struct {
+				Error struct{ Code, Message string }
+			}
 			code, err := s.API(c.method, c.path, c.token, c.body, &out)
 			if err != nil || code != c.status || out.Error.Code != c.code || out.Error.Message == "" {
 				t.Fatalf("status %d, error %+v (%v); want %d %s", code, out.Error, err, c.status, c.code)

@@ -203,12 +203,16 @@ export class ChatClient extends EventTarget {
         e.last = summary(c.last);
         e.lastSeq = Math.max(e.lastSeq, c.last.seq || 0);
       }
-      if (typeof c.read === 'number') {
-        e.read = Math.max(e.read || 0, c.read);
-        e.readSent = Math.max(e.readSent || 0, c.read);
+      const serverRead = typeof c.read === 'number' ? c.read : 0;
+      e.readSent = Math.max(e.readSent || 0, serverRead);
+      if (typeof c.unread === 'number') {
+        // The server counts from its marker; ours may be ahead if the tab
+        // closed before our read receipt went out (it is re-sent below).
+        e.unread = (e.read || 0) > serverRead ? Math.min(c.unread, Math.max(0, e.lastSeq - e.read)) : c.unread;
       }
-      if (typeof c.unread === 'number') e.unread = c.unread;
+      e.read = Math.max(e.read || 0, serverRead);
       if (this.isViewing(conv)) this.markRead(conv);
+      else if ((e.readSent || 0) < (e.read || 0)) this.sendRead(conv);
     }
     this.recent.save();
     this.emit('conversations');
@@ -427,7 +431,13 @@ export class ChatClient extends EventTarget {
       this.recent.save();
       this.emit('conversations');
     }
-    if ((e.readSent || 0) >= e.read || this.receiptTimers.has(conv)) return;
+    this.sendRead(conv);
+  }
+
+  /** Tells the server (and the DM peer) our read marker of `conv`, if not yet told. */
+  sendRead(conv) {
+    const e = this.recent.get(conv);
+    if (!e || (e.readSent || 0) >= (e.read || 0) || this.receiptTimers.has(conv)) return;
     // Coalesce bursts (a sync page) into one receipt per conversation.
     this.receiptTimers.set(conv, setTimeout(() => {
       this.receiptTimers.delete(conv);
