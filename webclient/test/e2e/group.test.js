@@ -1,0 +1,102 @@
+// A group of three in three browser contexts; one member is away (its page
+// closed) while the others talk, and on return sees every message in order.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  expectTexts, launchBrowser, newPage, register, screenshot, send, shownTexts, signIn, startServer,
+} from './harness.js';
+
+let srv;
+let browser;
+
+before(async () => {
+  srv = await startServer();
+  browser = await launchBrowser();
+  for (const u of ['ann', 'ben', 'cat', 'dan']) await register(srv.base, u);
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (srv) await srv.stop();
+});
+
+test('group of three: an offline member catches up in order; members added and removed', { timeout: 120_000 }, async () => {
+  const ctx = {};
+  const page = {};
+  for (const u of ['ann', 'ben', 'cat']) {
+    ctx[u] = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+    page[u] = await newPage(ctx[u]);
+    await signIn(page[u], srv.base, u);
+  }
+
+  // ann creates the group with ben, then adds cat from the members dialog.
+  await page.ann.click('#new-group');
+  await page.ann.fill('#new-group-name', 'Weekend trip');
+  await page.ann.fill('#new-group-members', 'ben');
+  await page.ann.click('#new-group-submit');
+  await page.ann.waitForSelector('#chat-title:text-is("Weekend trip")');
+  const conv = await page.ann.$eval('#conv-list .conv.active', (el) => el.dataset.conv);
+  assert.match(conv, /^g:/);
+  await page.ann.click('#group-info');
+  await page.ann.fill('#add-member-user', 'cat');
+  await page.ann.click('#add-member');
+  await page.ann.waitForSelector('#member-list .member[data-user="cat"]');
+  assert.deepEqual(await page.ann.$$eval('#member-list .member', (els) => els.map((e) => e.dataset.user).sort()), ['ann', 'ben', 'cat']);
+  await screenshot(page.ann, 'group-members');
+  await page.ann.keyboard.press('Escape');
+
+  await send(page.ann, 'Who is in for Saturday?');
+  for (const u of ['ben', 'cat']) {
+    await page[u].waitForSelector(`.conv[data-conv="${conv}"] .badge`);
+    assert.equal(await page[u].textContent(`.conv[data-conv="${conv}"] .conv-name`), 'Weekend trip');
+    await page[u].click(`.conv[data-conv="${conv}"] .conv-btn`);
+    await expectTexts(page[u], ['Who is in for Saturday?']);
+  }
+
+  // cat goes away; the others talk.
+  await page.cat.close();
+  const said = ['Who is in for Saturday?'];
+  const lines = [['ben', 'Me! 🚲'], ['ann', 'Great, leaving at 9'], ['ben', 'I will bring coffee'],
+    ['ann', 'Perfect'], ['ben', 'See you there'], ['ann', 'cat, are you coming?']];
+  for (const [u, text] of lines) {
+    await send(page[u], text);
+    said.push(text);
+    // Wait for each to be stamped so the order is the order they were said.
+    await expectTexts(page.ann, said);
+  }
+  await expectTexts(page.ben, said);
+
+  // cat comes back (a new tab: signs in again, same browser, same device id).
+  page.cat = await newPage(ctx.cat);
+  await signIn(page.cat, srv.base, 'cat');
+  await page.cat.waitForSelector(`.conv[data-conv="${conv}"] .badge:text-is("6")`);
+  assert.match(await page.cat.textContent(`.conv[data-conv="${conv}"] .conv-preview`), /ann: cat, are you coming\?/);
+  await page.cat.click(`.conv[data-conv="${conv}"] .conv-btn`);
+  await expectTexts(page.cat, said);
+  const seqs = await page.cat.$$eval('#msg-list .msg', (els) => els.map((e) => Number(e.dataset.seq)));
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'ordered by seq');
+  assert.equal(new Set(seqs).size, seqs.length, 'no duplicates');
+  const senders = await page.cat.$$eval('#msg-list .msg .sender', (els) => els.map((e) => e.textContent));
+  assert.ok(senders.includes('ann') && senders.includes('ben'), 'group messages name their sender');
+  await send(page.cat, 'Yes! On my way');
+  said.push('Yes! On my way');
+  await expectTexts(page.ann, said);
+  await expectTexts(page.ben, said);
+  await screenshot(page.cat, 'group-chat');
+
+  // ann (the owner) removes ben; ben can no longer post, the others stop seeing him.
+  await page.ann.click('#group-info');
+  await page.ann.waitForSelector('#member-list .member[data-user="ben"]');
+  await page.ann.click('#member-list [data-remove="ben"]');
+  await page.ann.waitForSelector('#member-list .member[data-user="ben"]', { state: 'detached' });
+  await page.ann.keyboard.press('Escape');
+  await send(page.ben, 'am I still here?');
+  await page.ben.waitForSelector('#msg-list .msg.failed', { timeout: 10_000 });
+  await send(page.ann, 'just us now');
+  said.push('just us now');
+  await expectTexts(page.cat, said);
+  assert.ok(!(await shownTexts(page.cat)).includes('am I still here?'));
+  for (const u of ['ann', 'ben', 'cat']) assert.deepEqual(page[u].errors, [], `${u}: page errors`);
+  for (const u of ['ann', 'ben', 'cat']) await ctx[u].close();
+});
