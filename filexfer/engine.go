@@ -253,7 +253,16 @@ func (e *Engine) Attach(ch Channel) {
 		frames = append(frames, e.pumpLocked(in)...)
 	}
 	e.mu.Unlock()
+	e.kick() // requests may have queued up while there was no channel
 	e.sendFrames(ch, frames)
+}
+
+// kick wakes the send loop.
+func (e *Engine) kick() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Detach forgets ch if it is the current channel (it broke or closed; a
@@ -618,10 +627,7 @@ func (e *Engine) onRequest(f *Frame) error {
 		e.queue = append(e.queue, queued{file: o, r: r})
 	}
 	e.mu.Unlock()
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
+	e.kick()
 	return nil
 }
 

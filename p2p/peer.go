@@ -1,0 +1,581 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+
+	"github.com/mqim/mqim/filexfer"
+	"github.com/mqim/mqim/roap"
+)
+
+// DataChannelLabel names the data channel that carries filexfer frames.
+const DataChannelLabel = "filexfer"
+
+// Errors of sessions and peers.
+var (
+	ErrPeerClosed = errors.New("p2p: peer closed")
+	// ErrSessionEnded is wrapped by the error a Session ends with when it
+	// was shut down normally (SHUTDOWN from either side).
+	ErrSessionEnded = errors.New("p2p: session ended")
+)
+
+// SignalError is why a session failed in signalling: the ROAP errorType
+// (OFFLINE, REFUSED, TIMEOUT, BAD_SDP, ...) and whether the peer or the
+// server (Remote) or this side reported it.
+type SignalError struct {
+	Type   roap.ErrorType
+	Remote bool
+}
+
+func (e *SignalError) Error() string {
+	side := "local"
+	if e.Remote {
+		side = "remote"
+	}
+	return fmt.Sprintf("p2p: session failed: %s (%s)", e.Type, side)
+}
+
+// Config configures a Peer.
+type Config struct {
+	// Self is the local user id.
+	Self string
+	// Signaller sends ROAP messages; inbound ones go to HandleSignal.
+	Signaller Signaller
+	// Settings are the WebRTC knobs (zero value: DefaultSettings()).
+	Settings *Settings
+	// Transfer returns the filexfer configuration for a new session's
+	// engine (callbacks may capture s, e.g. to Accept offered files on
+	// s.Engine()). Nil uses the defaults, which decline incoming files.
+	Transfer func(s *Session) filexfer.Config
+	// Accept is asked whether to answer an OFFER from peer; nil accepts
+	// everyone. A refused OFFER is answered with ERROR REFUSED.
+	Accept func(peer string) bool
+	// OnSession is told of each session a peer opens to us, before we
+	// answer it.
+	OnSession func(s *Session)
+	// OfferTimeout and AnswerTimeout go to the roap.Manager (defaults 30s, 10s).
+	OfferTimeout, AnswerTimeout time.Duration
+	// Clock goes to the roap.Manager (default: the system clock).
+	Clock roap.Clock
+	// Logf receives diagnostics (dropped signals, refused frames); nil discards.
+	Logf func(format string, args ...any)
+}
+
+// Peer is one user's WebRTC endpoint: it runs ROAP over the Signaller and
+// a filexfer engine per session over an ordered, reliable data channel.
+type Peer struct {
+	cfg      Config
+	settings Settings
+	api      *webrtc.API
+	roap     *roap.Manager
+
+	mu       sync.Mutex
+	sessions map[sessionKey]*Session
+	closed   bool
+
+	// wrapChannel, if set, wraps each data channel (tests drop frames with it).
+	wrapChannel func(filexfer.Channel) filexfer.Channel
+}
+
+type sessionKey struct{ peer, id string }
+
+// NewPeer returns a Peer; feed it inbound signals with HandleSignal.
+func NewPeer(cfg Config) *Peer {
+	st := DefaultSettings()
+	if cfg.Settings != nil {
+		st = *cfg.Settings
+	}
+	st.fill()
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	p := &Peer{cfg: cfg, settings: st, api: st.api(), sessions: make(map[sessionKey]*Session)}
+	p.roap = roap.NewManager(roap.Config{
+		Self:          cfg.Self,
+		Send:          cfg.Signaller.SendSignal,
+		OnEvent:       p.onEvent,
+		Clock:         cfg.Clock,
+		OfferTimeout:  cfg.OfferTimeout,
+		AnswerTimeout: cfg.AnswerTimeout,
+	})
+	return p
+}
+
+// HandleSignal processes one inbound ROAP message. Messages that do not fit
+// a session's state are dropped and reported as an error.
+func (p *Peer) HandleSignal(msg roap.Message) error {
+	if err := p.roap.Handle(msg); err != nil {
+		p.cfg.Logf("p2p: %s: signal %s from %s dropped: %v", p.cfg.Self, msg.Type, msg.From, err)
+		return err
+	}
+	return nil
+}
+
+// Dial opens a session to peer and returns once its data channel is open
+// (or ctx ends, or the session fails: ERROR OFFLINE, REFUSED, TIMEOUT...).
+func (p *Peer) Dial(ctx context.Context, peer string) (*Session, error) {
+	s, err := p.newSession(peer, roap.NewSessionID(), true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.offer(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Sessions returns the live sessions.
+func (p *Peer) Sessions() []*Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Session, 0, len(p.sessions))
+	for _, s := range p.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Close shuts every session down (SHUTDOWN to each peer) and waits for
+// their connections to close.
+func (p *Peer) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	for _, s := range p.Sessions() {
+		s.Close()
+	}
+}
+
+func (p *Peer) newSession(peer, id string, dialing bool) (*Session, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrPeerClosed
+	}
+	s := &Session{p: p, peer: peer, id: id, dialing: dialing, done: make(chan struct{}), open: make(chan struct{})}
+	var fc filexfer.Config
+	if p.cfg.Transfer != nil {
+		fc = p.cfg.Transfer(s)
+	}
+	s.engine = filexfer.NewEngine(fc)
+	p.sessions[sessionKey{peer, id}] = s
+	return s, nil
+}
+
+func (p *Peer) session(peer, id string) *Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sessions[sessionKey{peer, id}]
+}
+
+// onEvent runs the WebRTC side of each ROAP event.
+func (p *Peer) onEvent(ev roap.Event) {
+	s := p.session(ev.Peer, ev.SessionID)
+	switch ev.Kind {
+	case roap.EventOffer:
+		if s == nil {
+			if p.cfg.Accept != nil && !p.cfg.Accept(ev.Peer) {
+				_ = p.roap.Fail(ev.Peer, ev.SessionID, roap.ErrorRefused)
+				return
+			}
+			var err error
+			if s, err = p.newSession(ev.Peer, ev.SessionID, false); err != nil {
+				_ = p.roap.Fail(ev.Peer, ev.SessionID, roap.ErrorRefused)
+				return
+			}
+			if p.cfg.OnSession != nil {
+				p.cfg.OnSession(s)
+			}
+		}
+		if err := s.answer(ev.SDP); err != nil {
+			p.cfg.Logf("p2p: %s: answer %s: %v", p.cfg.Self, ev.SessionID, err)
+			_ = p.roap.Fail(ev.Peer, ev.SessionID, roap.ErrorBadSDP)
+		}
+	case roap.EventAnswer:
+		if s == nil {
+			return
+		}
+		if err := s.applyAnswer(ev.SDP); err != nil {
+			p.cfg.Logf("p2p: %s: apply answer %s: %v", p.cfg.Self, ev.SessionID, err)
+			_ = p.roap.Fail(ev.Peer, ev.SessionID, roap.ErrorBadSDP)
+			return
+		}
+		_ = p.roap.Confirm(ev.Peer, ev.SessionID)
+	case roap.EventCandidate:
+		if s != nil {
+			s.addRemoteCandidate(*ev.Candidate)
+		}
+	case roap.EventClosed:
+		if s == nil {
+			return
+		}
+		err := fmt.Errorf("%w", ErrSessionEnded)
+		if ev.Error != "" {
+			err = &SignalError{Type: ev.Error, Remote: ev.Remote}
+		}
+		s.teardown(err)
+	}
+}
+
+// wrap returns the filexfer.Channel for a data channel; with a test
+// wrapper, the same wrapper value each time, so Detach recognises it.
+func (p *Peer) wrap(ch *dataChannel) filexfer.Channel {
+	if p.wrapChannel == nil {
+		return ch
+	}
+	ch.wrapOnce.Do(func() { ch.wrapped = p.wrapChannel(ch) })
+	return ch.wrapped
+}
+
+// Session is one ROAP session with a peer: a peer connection (replaced on
+// Reconnect) and a filexfer engine that outlives the connections, which is
+// what lets a transfer resume.
+type Session struct {
+	p       *Peer
+	peer    string
+	id      string
+	dialing bool
+	engine  *filexfer.Engine
+
+	mu          sync.Mutex
+	pc          *webrtc.PeerConnection
+	ch          *dataChannel
+	dcClosed    chan struct{} // closed when the current connection's data channel has closed
+	open        chan struct{} // closed when the current connection's data channel opens
+	remoteSet   bool
+	remoteCands []webrtc.ICECandidateInit
+	signalReady bool // our OFFER/ANSWER is out, so candidates may follow
+	localCands  []roap.Candidate
+	ended       bool
+	err         error
+	done        chan struct{}
+}
+
+// Peer returns the remote user id.
+func (s *Session) Peer() string { return s.peer }
+
+// ID returns the ROAP session id.
+func (s *Session) ID() string { return s.id }
+
+// Engine returns the session's file transfer engine.
+func (s *Session) Engine() *filexfer.Engine { return s.engine }
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended (ErrSessionEnded after SHUTDOWN, a
+// *SignalError after ERROR or a timeout), or nil while it lives.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// WaitOpen waits until the current connection's data channel is open.
+func (s *Session) WaitOpen(ctx context.Context) error {
+	s.mu.Lock()
+	open := s.open
+	s.mu.Unlock()
+	select {
+	case <-open:
+		return nil
+	case <-s.done:
+		return s.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Reconnect replaces the peer connection by a new one, renegotiated with a
+// new OFFER in the same ROAP session, and waits until it is open. Transfers
+// in flight resume, fetching only what is missing.
+func (s *Session) Reconnect(ctx context.Context) error {
+	return s.offer(ctx)
+}
+
+// CloseConnection closes the peer connection but keeps the session and its
+// transfers, as a network failure would; Reconnect (from either side)
+// resumes. It returns once the data channel has delivered its last message.
+func (s *Session) CloseConnection() {
+	s.mu.Lock()
+	pc, ch, dcClosed := s.pc, s.ch, s.dcClosed
+	s.pc, s.ch = nil, nil
+	s.mu.Unlock()
+	if ch != nil {
+		s.engine.Detach(s.p.wrap(ch))
+	}
+	if pc != nil {
+		_ = pc.Close()
+	}
+	if dcClosed != nil {
+		select {
+		case <-dcClosed:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// Close ends the session with SHUTDOWN and closes its connection and engine.
+func (s *Session) Close() {
+	if err := s.p.roap.Shutdown(s.peer, s.id); err != nil {
+		// Not (or no longer) known to ROAP: tear down directly.
+		s.teardown(fmt.Errorf("%w", ErrSessionEnded))
+	}
+	<-s.done
+}
+
+func (s *Session) teardown(err error) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended, s.err = true, err
+	pc := s.pc
+	s.pc, s.ch = nil, nil
+	s.mu.Unlock()
+	s.p.mu.Lock()
+	if s.p.sessions[sessionKey{s.peer, s.id}] == s {
+		delete(s.p.sessions, sessionKey{s.peer, s.id})
+	}
+	s.p.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+	s.engine.Close()
+	close(s.done)
+}
+
+// newConnection replaces the session's peer connection by a fresh one. The
+// offerer creates the data channel; the answerer receives it.
+func (s *Session) newConnection(offerer bool) (*webrtc.PeerConnection, error) {
+	s.mu.Lock()
+	old, oldCh := s.pc, s.ch
+	s.pc, s.ch = nil, nil
+	s.mu.Unlock()
+	if oldCh != nil {
+		s.engine.Detach(s.p.wrap(oldCh))
+	}
+	if old != nil {
+		_ = old.Close()
+	}
+	pc, err := s.p.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.p.settings.ICEServers})
+	if err != nil {
+		return nil, fmt.Errorf("p2p: new peer connection: %w", err)
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		_ = pc.Close()
+		return nil, s.err
+	}
+	s.pc, s.remoteSet, s.remoteCands, s.signalReady, s.localCands = pc, false, nil, false, nil
+	s.dcClosed = make(chan struct{})
+	select {
+	case <-s.open: // the previous connection had opened: wait for this one
+		s.open = make(chan struct{})
+	default:
+	}
+	s.mu.Unlock()
+
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { s.onLocalCandidate(pc, c) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			s.mu.Lock()
+			ch := s.ch
+			current := s.pc == pc
+			s.mu.Unlock()
+			if current && ch != nil {
+				s.engine.Detach(s.p.wrap(ch))
+			}
+		}
+	})
+	if offerer {
+		ordered := true
+		dc, err := pc.CreateDataChannel(DataChannelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+		if err != nil {
+			_ = pc.Close()
+			return nil, fmt.Errorf("p2p: create data channel: %w", err)
+		}
+		s.setupDataChannel(pc, dc)
+	} else {
+		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+			if dc.Label() == DataChannelLabel {
+				s.setupDataChannel(pc, dc)
+			}
+		})
+	}
+	return pc, nil
+}
+
+func (s *Session) setupDataChannel(pc *webrtc.PeerConnection, dc *webrtc.DataChannel) {
+	ch := newDataChannel(dc, s.p.settings)
+	s.mu.Lock()
+	dcClosed := s.dcClosed
+	s.mu.Unlock()
+	dc.OnOpen(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.pc != pc || s.ended {
+			return
+		}
+		s.ch = ch
+		// Attach under the lock so a concurrent reconnect cannot detach first.
+		s.engine.Attach(s.p.wrap(ch))
+		select {
+		case <-s.open:
+		default:
+			close(s.open)
+		}
+	})
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		if m.IsString {
+			return
+		}
+		if err := s.engine.HandleFrame(s.p.wrap(ch), m.Data); err != nil {
+			s.p.cfg.Logf("p2p: %s: frame from %s: %v", s.p.cfg.Self, s.peer, err)
+		}
+	})
+	dc.OnClose(func() {
+		ch.markClosed()
+		s.engine.Detach(s.p.wrap(ch))
+		select {
+		case <-dcClosed:
+		default:
+			close(dcClosed)
+		}
+	})
+}
+
+func (s *Session) offer(ctx context.Context) error {
+	pc, err := s.newConnection(true)
+	if err != nil {
+		return err
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("p2p: create offer: %w", err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("p2p: set local offer: %w", err)
+	}
+	if _, err := s.p.roap.Offer(s.peer, s.id, offer.SDP); err != nil {
+		return err
+	}
+	s.flushLocalCandidates(pc)
+	return s.WaitOpen(ctx)
+}
+
+func (s *Session) answer(sdp string) error {
+	pc, err := s.newConnection(false)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return err
+	}
+	s.flushRemoteCandidates(pc)
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return err
+	}
+	if err := s.p.roap.Answer(s.peer, s.id, ans.SDP); err != nil {
+		return err
+	}
+	s.flushLocalCandidates(pc)
+	return nil
+}
+
+func (s *Session) applyAnswer(sdp string) error {
+	s.mu.Lock()
+	pc := s.pc
+	s.mu.Unlock()
+	if pc == nil {
+		return errors.New("no peer connection")
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return err
+	}
+	s.flushRemoteCandidates(pc)
+	return nil
+}
+
+// flushRemoteCandidates marks the remote description applied and adds the
+// candidates that arrived before it.
+func (s *Session) flushRemoteCandidates(pc *webrtc.PeerConnection) {
+	s.mu.Lock()
+	if s.pc != pc {
+		s.mu.Unlock()
+		return
+	}
+	s.remoteSet = true
+	cands := s.remoteCands
+	s.remoteCands = nil
+	s.mu.Unlock()
+	for _, c := range cands {
+		if err := pc.AddICECandidate(c); err != nil {
+			s.p.cfg.Logf("p2p: %s: add candidate: %v", s.p.cfg.Self, err)
+		}
+	}
+}
+
+func (s *Session) addRemoteCandidate(c roap.Candidate) {
+	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
+	s.mu.Lock()
+	pc := s.pc
+	if pc == nil || !s.remoteSet {
+		s.remoteCands = append(s.remoteCands, init)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if err := pc.AddICECandidate(init); err != nil {
+		s.p.cfg.Logf("p2p: %s: add candidate: %v", s.p.cfg.Self, err)
+	}
+}
+
+// onLocalCandidate trickles a gathered candidate, holding it back until our
+// OFFER or ANSWER is out (pion starts gathering before we send it).
+func (s *Session) onLocalCandidate(pc *webrtc.PeerConnection, c *webrtc.ICECandidate) {
+	rc := roap.Candidate{} // nil: gathering finished, send end-of-candidates
+	if c != nil {
+		init := c.ToJSON()
+		rc = roap.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment}
+	}
+	s.mu.Lock()
+	if s.pc != pc {
+		s.mu.Unlock()
+		return
+	}
+	if !s.signalReady {
+		s.localCands = append(s.localCands, rc)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	_ = s.p.roap.Candidate(s.peer, s.id, rc)
+}
+
+func (s *Session) flushLocalCandidates(pc *webrtc.PeerConnection) {
+	s.mu.Lock()
+	if s.pc != pc {
+		s.mu.Unlock()
+		return
+	}
+	s.signalReady = true
+	cands := s.localCands
+	s.localCands = nil
+	s.mu.Unlock()
+	for _, c := range cands {
+		_ = s.p.roap.Candidate(s.peer, s.id, c)
+	}
+}

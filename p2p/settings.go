@@ -1,0 +1,95 @@
+package p2p
+
+import (
+	"time"
+
+	"github.com/pion/ice/v2"
+	"github.com/pion/webrtc/v3"
+)
+
+// Settings gathers every WebRTC knob mqim uses in one place; Peer builds its
+// pion SettingEngine and PeerConnection configuration from it.
+type Settings struct {
+	// ICEServers are the STUN/TURN servers (the server's API hands them out).
+	ICEServers []webrtc.ICEServer
+	// IncludeLoopback offers 127.0.0.1 candidates. pion needs it when both
+	// peers are on one machine with no other interface; do not use it with
+	// browsers, which refuse loopback candidates.
+	IncludeLoopback bool
+	// InterfaceFilter, if set, limits the interfaces candidates are gathered on.
+	InterfaceFilter func(name string) bool
+	// NetworkTypes defaults to UDP over IPv4 and IPv6.
+	NetworkTypes []webrtc.NetworkType
+	// EnableMDNS turns on mDNS candidates (off by default: it multicasts,
+	// and hosts on one LAN reach each other by address anyway).
+	EnableMDNS bool
+	// PrflxAcceptanceMinWait: pion waits this long before accepting a
+	// peer-reflexive pair; its default of 1s delays setup when pion offers.
+	PrflxAcceptanceMinWait time.Duration
+	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepaliveInterval
+	// (pion defaults 5s, 25s, 2s when zero) bound how fast a dead path is noticed.
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	ICEKeepaliveInterval   time.Duration
+	// BufferedAmountLowThreshold is when a paused sender resumes (default 16 KiB).
+	BufferedAmountLowThreshold uint64
+	// MaxBufferedAmount is the data channel's send buffer above which
+	// sending pauses (default 1 MiB; browsers fail at ~16 MiB and larger
+	// buffers only add latency).
+	MaxBufferedAmount uint64
+}
+
+// DefaultSettings are for talking to browsers and other devices.
+func DefaultSettings() Settings {
+	return Settings{
+		ICEDisconnectedTimeout:     3 * time.Second,
+		ICEFailedTimeout:           10 * time.Second,
+		ICEKeepaliveInterval:       time.Second,
+		BufferedAmountLowThreshold: 16 * 1024,
+		MaxBufferedAmount:          1 << 20,
+	}
+}
+
+// LoopbackSettings are DefaultSettings for two pion peers on one machine
+// with nothing but the loopback interface between them (tests, benchmarks).
+func LoopbackSettings() Settings {
+	s := DefaultSettings()
+	s.IncludeLoopback = true
+	s.InterfaceFilter = func(name string) bool { return name == "lo" }
+	s.NetworkTypes = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	return s
+}
+
+func (s *Settings) fill() {
+	d := DefaultSettings()
+	if s.BufferedAmountLowThreshold == 0 {
+		s.BufferedAmountLowThreshold = d.BufferedAmountLowThreshold
+	}
+	if s.MaxBufferedAmount == 0 {
+		s.MaxBufferedAmount = d.MaxBufferedAmount
+	}
+}
+
+// api builds the pion API for these settings.
+func (s Settings) api() *webrtc.API {
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(s.IncludeLoopback)
+	if s.InterfaceFilter != nil {
+		se.SetInterfaceFilter(s.InterfaceFilter)
+	}
+	nt := s.NetworkTypes
+	if len(nt) == 0 {
+		nt = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	}
+	se.SetNetworkTypes(nt)
+	if s.EnableMDNS {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryAndGather)
+	} else {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	se.SetPrflxAcceptanceMinWait(s.PrflxAcceptanceMinWait)
+	if s.ICEDisconnectedTimeout > 0 || s.ICEFailedTimeout > 0 || s.ICEKeepaliveInterval > 0 {
+		se.SetICETimeouts(s.ICEDisconnectedTimeout, s.ICEFailedTimeout, s.ICEKeepaliveInterval)
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
