@@ -17,7 +17,7 @@
 //   signout        {reason}                  the session ended (token refused)
 
 import { ApiError } from './api.js';
-import { Connection } from './connection.js';
+import { Connection, claimDevice } from './connection.js';
 import { MessageStore, RecentList } from './store.js';
 import {
   convOf, dmConv, groupConv, parseTopic, presenceTopic, receiptTopic, sendTopic, splitConv,
@@ -98,7 +98,8 @@ export class ChatClient extends EventTarget {
   async start() {
     this.store = await MessageStore.open(this.me);
     for (const item of await this.store.outbox()) this.outbox.set(item.cid, item);
-    this.conn = new Connection({ user: this.me, token: this.token });
+    const { device, primary } = await claimDevice(this.me);
+    this.conn = new Connection({ user: this.me, token: this.token, device, primary });
     this.conn.addEventListener('state', (e) => this.emit('state', e.detail));
     this.conn.addEventListener('message', (e) => this.handleMQTT(e.detail.topic, e.detail.text));
     this.conn.addEventListener('connect', () => this.handleConnect());
@@ -138,6 +139,10 @@ export class ChatClient extends EventTarget {
   // ---- connection lifecycle -------------------------------------------------
 
   async handleConnect() {
+    if (this.view && this.view.error) {
+      this.view.error = ''; // older pages may load now
+      this.emit('view', { conv: this.view.conv, kind: 'update' });
+    }
     // Publish first what was written while offline, then catch up: the broker
     // replays the queued session, sync covers anything beyond it.
     await this.flushOutbox();
@@ -564,6 +569,8 @@ export class ChatClient extends EventTarget {
     this.outbox.set(cid, item);
     const e = this.ensureEntry(conv);
     e.touched = Date.now();
+    // Shown in the list at once; the stamped copy (with a seq) replaces it.
+    e.last = { from: this.me, body: body.slice(0, 200), type: 'text', ts: item.ts, seq: 0 };
     this.recent.save();
     this.emit('view', { conv, kind: 'append' });
     this.emit('conversations');

@@ -22,6 +22,27 @@ export function deviceId() {
   return id;
 }
 
+/**
+ * The device id this tab connects as. The first tab of a browser gets the
+ * browser's device id (and its persistent session); further tabs, which would
+ * otherwise take the session over from each other in a loop, get a variant of
+ * it with a short-lived session. A Web Lock held for the tab's life decides.
+ * @returns {Promise<{device: string, primary: boolean}>}
+ */
+export async function claimDevice(user) {
+  const base = deviceId();
+  if (!navigator.locks) return { device: base, primary: true };
+  const primary = await new Promise((resolve) => {
+    navigator.locks.request(`mqim.device.${user}`, { ifAvailable: true }, (lock) => {
+      resolve(!!lock);
+      return lock ? new Promise(() => {}) : undefined; // held until the tab goes away
+    });
+  });
+  if (primary) return { device: base, primary };
+  const rnd = crypto.getRandomValues(new Uint8Array(3));
+  return { device: `${base}-${Array.from(rnd, (b) => b.toString(16).padStart(2, '0')).join('')}`, primary };
+}
+
 /** The WebSocket URL of the MQTT endpoint on the host that served the page. */
 export function mqttURL(loc = location) {
   return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/mqtt`;
@@ -29,6 +50,8 @@ export function mqttURL(loc = location) {
 
 /** Seconds the broker keeps our session (subscriptions, queued QoS 1) after a disconnect. */
 const sessionExpiry = 7 * 24 * 3600;
+/** Session expiry of a second tab's throwaway device id. */
+const secondaryExpiry = 300;
 
 /** CONNACK reason codes after which retrying with the same credentials is pointless. */
 const authFailures = new Set([0x86, 0x87, 0x8c, 4, 5]);
@@ -42,14 +65,15 @@ const authFailures = new Set([0x86, 0x87, 0x8c, 4, 5]);
  */
 export class Connection extends EventTarget {
   /**
-   * @param {{user: string, token: string, url?: string, device?: string}} opts
+   * @param {{user: string, token: string, url?: string, device?: string, primary?: boolean}} opts
    */
-  constructor({ user, token, url = mqttURL(), device = deviceId() }) {
+  constructor({ user, token, url = mqttURL(), device = deviceId(), primary = true }) {
     super();
     this.user = user;
     this.token = token;
     this.url = url;
     this.device = device;
+    this.expiry = primary ? sessionExpiry : secondaryExpiry;
     this.state = 'offline';
     this.client = null;
     this.attempt = 0;
@@ -67,7 +91,7 @@ export class Connection extends EventTarget {
       password: this.token,
       protocolVersion: 5,
       clean: false,
-      properties: { sessionExpiryInterval: sessionExpiry },
+      properties: { sessionExpiryInterval: this.expiry },
       // Native timers: MQTT.js's default worker timers come from a blob: URL,
       // which the page's CSP (script-src 'self') rightly refuses. A 60 s
       // keepalive stays inside the broker's 1.5x grace even when a hidden tab

@@ -38,6 +38,14 @@ export class ChatPane {
     this.sub = h('p', { class: 'chat-sub', id: 'chat-sub' });
     this.avatarSlot = h('span', { class: 'chat-avatar' });
     this.marker = h('div', { class: 'history-marker', id: 'history-marker', dataset: { state: 'idle' } });
+    this.marker.addEventListener('click', () => {
+      const v = this.client.view;
+      if (v && v.error) {
+        v.error = ''; // tap to retry
+        this.client.loadOlder();
+        this.renderMarker();
+      }
+    });
     this.list = h('div', { class: 'msg-list', id: 'msg-list', role: 'log', 'aria-live': 'polite' });
     this.scroller = h('div', { class: 'messages', id: 'messages' }, this.marker, this.list);
     this.scroller.addEventListener('scroll', () => this.maybeLoadOlder(), { passive: true });
@@ -188,7 +196,7 @@ export class ChatPane {
       text = 'Loading older messages…';
     } else if (v.error) {
       state = 'error';
-      text = v.error;
+      text = `${v.error} Tap to retry.`;
     } else if (v.atStart) {
       state = 'start';
       const { kind, name } = splitConv(v.conv);

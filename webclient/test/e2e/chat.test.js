@@ -148,6 +148,17 @@ test('a message from a device over MQTT shows up live', { timeout: 60_000 }, asy
   assert.equal(m.from, 'erin');
   assert.equal(m.to, 'dave');
   await dev.endAsync();
+
+  // The token is in sessionStorage, never a cookie; signing out forgets it
+  // and the local copy of the messages.
+  assert.deepEqual(await ctx.cookies(), []);
+  assert.ok(await erin.evaluate(() => sessionStorage.getItem('mqim.session')));
+  await erin.click('#sign-out');
+  await erin.waitForSelector('#login-form');
+  assert.equal(await erin.evaluate(() => sessionStorage.getItem('mqim.session')), null);
+  assert.equal(await erin.evaluate(() => localStorage.getItem('mqim.recent.erin')), null);
+  await erin.reload();
+  await erin.waitForSelector('#login-form');
   await ctx.close();
 });
 
