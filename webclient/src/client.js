@@ -231,6 +231,11 @@ export class ChatClient extends EventTarget {
       mine.add(g.id);
       const e = this.ensureEntry(groupConv(g.id));
       e.name = g.name || g.id;
+      e.left = false;
+    }
+    // Groups we were removed from stay readable, but cannot be written to.
+    for (const e of this.recent.entries.values()) {
+      if (e.kind === 'group' && !mine.has(e.group)) e.left = true;
     }
     this.recent.save();
     this.emit('conversations');
@@ -333,6 +338,15 @@ export class ChatClient extends EventTarget {
   }
 
   handleError(n) {
+    const gm = n.code === 'forbidden' && typeof n.topic === 'string' && n.topic.match(/^im\/g\/([^/]+)$/);
+    if (gm) {
+      const e = this.recent.get(groupConv(gm[1]));
+      if (e) {
+        e.left = true;
+        this.recent.save();
+        this.emit('conversations');
+      }
+    }
     const item = n.cid && this.outbox.get(n.cid);
     if (item) {
       item.state = 'failed';
@@ -643,6 +657,7 @@ export class ChatClient extends EventTarget {
     this.groups.set(g.id, g);
     const e = this.ensureEntry(groupConv(g.id));
     e.name = g.name || g.id;
+    e.left = false;
     e.touched = Date.now();
     this.recent.save();
     this.emit('conversations');

@@ -61,7 +61,7 @@ let chat;
 function route() {
   const conv = routeConv();
   document.body.classList.toggle('show-chat', !!conv);
-  if (!client) return;
+  if (!client || !client.store) return; // start() routes once the store is open
   if (!conv) {
     client.close();
     chat.renderEmpty();

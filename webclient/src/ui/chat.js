@@ -58,6 +58,8 @@ export class ChatPane {
     });
     this.sendBtn = h('button', { class: 'send-btn', id: 'send', type: 'submit', title: 'Send', 'aria-label': 'Send' }, icon('send'));
     const form = h('form', { class: 'composer', id: 'composer-form' }, this.input, this.sendBtn);
+    this.form = form;
+    this.leftNote = h('div', { class: 'left-note', id: 'left-note', hidden: true, text: 'You are no longer a member of this group.' });
     this.input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
@@ -86,7 +88,7 @@ export class ChatPane {
         this.avatarSlot,
         h('div', { class: 'chat-head-text' }, this.title, this.sub),
         info),
-      this.banner, this.scroller, this.typingLine, form);
+      this.banner, this.scroller, this.typingLine, form, this.leftNote);
     this.renderHead();
     this.setState({ state: this.client.state });
     this.renderMessages('reset');
@@ -116,6 +118,8 @@ export class ChatPane {
       this.sub.dataset.status = p;
     }
     this.typingLine.hidden = !typer;
+    this.form.hidden = !!e.left;
+    this.leftNote.hidden = !e.left;
     this.typingLine.querySelector('.typing-text').textContent = typer ? `${typer} is typing` : '';
   }
 

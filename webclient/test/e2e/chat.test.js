@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  device, expectTexts, launchBrowser, mosquittoPub, newPage, openDM, publish, register, screenshot, send,
-  shownTexts, signIn, startServer, until,
+  device, expectTexts, launchBrowser, mosquittoPub, newPage, openDM, password, publish, register, screenshot, send,
+  shownTexts, signIn, startServer, until, waitOnline,
 } from './harness.js';
 
 let srv;
@@ -167,6 +167,22 @@ test('phone-sized layout shows one pane at a time', { timeout: 60_000 }, async (
   const page = await newPage(ctx);
   await page.goto(`${srv.base}/`);
   await screenshot(page, 'phone-login');
+  // Sign up through the form: it registers, signs in and connects.
+  await page.click('#login-switch');
+  await page.fill('#login-user', 'pat');
+  await page.fill('#login-password', 'short');
+  await page.click('#login-submit');
+  assert.match(await page.textContent('#login-error'), /at least 8/);
+  await page.fill('#login-password', password);
+  await page.click('#login-submit');
+  await waitOnline(page);
+  assert.equal(await page.textContent('#me-name'), 'pat');
+  await page.click('#sign-out');
+  await page.click('#login-switch');
+  await page.fill('#login-user', 'pat');
+  await page.fill('#login-password', password);
+  await page.click('#login-submit');
+  await page.waitForSelector('#login-error:text("taken")');
   await signIn(page, srv.base, 'alice');
   await page.waitForSelector('.conv[data-conv="dm:bob"]');
   assert.ok(await page.isVisible('#conv-list'));

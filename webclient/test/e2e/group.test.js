@@ -93,6 +93,8 @@ test('group of three: an offline member catches up in order; members added and r
   await page.ann.keyboard.press('Escape');
   await send(page.ben, 'am I still here?');
   await page.ben.waitForSelector('#msg-list .msg.failed', { timeout: 10_000 });
+  await page.ben.waitForSelector('#left-note', { state: 'visible' });
+  assert.ok(!(await page.ben.isVisible('#composer')), 'no composer in a group one has left');
   await send(page.ann, 'just us now');
   said.push('just us now');
   await expectTexts(page.cat, said);
