@@ -1,9 +1,12 @@
 package p2p
 
 import (
+	"net"
 	"time"
 
 	"github.com/pion/ice/v2"
+	"github.com/pion/transport/v2"
+	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -33,6 +36,11 @@ type Settings struct {
 	ICEKeepaliveInterval   time.Duration
 	// BufferedAmountLowThreshold is when a paused sender resumes (default 16 KiB).
 	BufferedAmountLowThreshold uint64
+	// UDPReadBuffer is the receive buffer of the UDP sockets ICE opens
+	// (default 4 MiB; Linux caps it at net.core.rmem_max). The kernel's
+	// default of ~200 KiB overflows at data channel speeds on loopback, and
+	// every dropped datagram stalls SCTP until it retransmits.
+	UDPReadBuffer int
 	// MaxBufferedAmount is the data channel's send buffer above which
 	// sending pauses (default 1 MiB; browsers fail at ~16 MiB and larger
 	// buffers only add latency).
@@ -47,6 +55,7 @@ func DefaultSettings() Settings {
 		ICEKeepaliveInterval:       time.Second,
 		BufferedAmountLowThreshold: 16 * 1024,
 		MaxBufferedAmount:          1 << 20,
+		UDPReadBuffer:              4 << 20,
 	}
 }
 
@@ -67,6 +76,9 @@ func (s *Settings) fill() {
 	}
 	if s.MaxBufferedAmount == 0 {
 		s.MaxBufferedAmount = d.MaxBufferedAmount
+	}
+	if s.UDPReadBuffer == 0 {
+		s.UDPReadBuffer = d.UDPReadBuffer
 	}
 }
 
@@ -91,5 +103,38 @@ func (s Settings) api() *webrtc.API {
 	if s.ICEDisconnectedTimeout > 0 || s.ICEFailedTimeout > 0 || s.ICEKeepaliveInterval > 0 {
 		se.SetICETimeouts(s.ICEDisconnectedTimeout, s.ICEFailedTimeout, s.ICEKeepaliveInterval)
 	}
+	if s.UDPReadBuffer > 0 {
+		if n, err := stdnet.NewNet(); err == nil {
+			se.SetNet(&bufferedNet{Net: n, size: s.UDPReadBuffer})
+		}
+	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+// bufferedNet is the standard network with larger UDP socket buffers.
+type bufferedNet struct {
+	*stdnet.Net
+	size int
+}
+
+func (n *bufferedNet) ListenUDP(network string, addr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, addr)
+	if err == nil {
+		if uc, ok := c.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(n.size) // best effort: capped by the kernel
+			_ = uc.SetWriteBuffer(n.size)
+		}
+	}
+	return c, err
+}
+
+func (n *bufferedNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if err == nil {
+		if uc, ok := c.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(n.size)
+			_ = uc.SetWriteBuffer(n.size)
+		}
+	}
+	return c, err
 }
