@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Frame type codes (the first byte of every frame). 0x10, 0x20, 0x40 and
@@ -174,6 +175,12 @@ func (f *Frame) validate() error {
 		if len(f.MIME) > MaxMIMELen {
 			return fmt.Errorf("%w: mime longer than %d bytes", ErrInvalidField, MaxMIMELen)
 		}
+		if err := checkUTF8("name", f.Name); err != nil {
+			return err
+		}
+		if err := checkUTF8("mime", f.MIME); err != nil {
+			return err
+		}
 		if f.Size > MaxFileSize {
 			return fmt.Errorf("%w: size %d over 2^53-1", ErrInvalidField, f.Size)
 		}
@@ -203,6 +210,15 @@ func (f *Frame) validate() error {
 func checkFileID(id string) error {
 	if len(id) == 0 || len(id) > MaxFileIDLen {
 		return fmt.Errorf("%w: fileID of %d bytes, want 1..%d", ErrInvalidField, len(id), MaxFileIDLen)
+	}
+	return checkUTF8("fileID", id)
+}
+
+// checkUTF8 refuses text fields that are not UTF-8, so that they decode to
+// the same string in Go and in JavaScript.
+func checkUTF8(field, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalidField, field)
 	}
 	return nil
 }
@@ -257,6 +273,9 @@ func Decode(b []byte) (*Frame, error) {
 		if len(f.Name) > MaxNameLen {
 			return nil, fmt.Errorf("%w: name of %d bytes", ErrInvalidField, len(f.Name))
 		}
+		if err := checkUTF8("name", f.Name); err != nil {
+			return nil, err
+		}
 		if len(fields[2]) != 8 {
 			return nil, fmt.Errorf("%w: size field of %d bytes, want 8", ErrInvalidField, len(fields[2]))
 		}
@@ -267,6 +286,9 @@ func Decode(b []byte) (*Frame, error) {
 		f.MIME = string(fields[3])
 		if len(f.MIME) > MaxMIMELen {
 			return nil, fmt.Errorf("%w: mime of %d bytes", ErrInvalidField, len(f.MIME))
+		}
+		if err := checkUTF8("mime", f.MIME); err != nil {
+			return nil, err
 		}
 		if len(fields[4]) != 32 {
 			return nil, fmt.Errorf("%w: sha256 field of %d bytes, want 32", ErrInvalidField, len(fields[4]))

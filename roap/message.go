@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
-	"strconv"
 )
 
 // Type is a ROAP message type (the seed paper's Table 1).
@@ -165,7 +165,7 @@ func Decode(b []byte) (Message, error) {
 }
 
 func decodeObject(b []byte) (map[string]json.RawMessage, error) {
-	b = bytes.TrimSpace(b)
+	b = bytes.TrimLeft(b, " \t\r\n") // JSON whitespace only, as JSON.parse
 	if len(b) == 0 || b[0] != '{' {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
@@ -214,11 +214,13 @@ func decodeCandidate(raw json.RawMessage) (*Candidate, error) {
 		*f.d = &s
 	}
 	if v, ok := obj["sdpMLineIndex"]; ok && string(v) != "null" {
-		n, err := strconv.ParseUint(string(v), 10, 16)
-		if err != nil {
+		// Any JSON number with an integral value counts (1e2, 1.0), as for
+		// JavaScript's Number.isInteger.
+		var f float64
+		if len(v) == 0 || v[0] == '"' || json.Unmarshal(v, &f) != nil || f != math.Trunc(f) || f < 0 || f > 65535 {
 			return nil, fmt.Errorf("%w: candidate.sdpMLineIndex: want an integer 0..65535", ErrInvalidField)
 		}
-		u := uint16(n)
+		u := uint16(f)
 		c.SDPMLineIndex = &u
 	}
 	return c, nil
