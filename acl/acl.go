@@ -70,6 +70,11 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			return imerr.New(imerr.Forbidden, "cannot set presence of %q", t.Owner)
 		}
 		return nil
+	case topic.SyncRequest:
+		if t.Owner != user {
+			return imerr.New(imerr.Forbidden, "cannot sync %q's messages", t.Owner)
+		}
+		return nil
 	case topic.Group:
 		ok, err := p.Members.IsMember(t.Group, user)
 		if err != nil {
@@ -79,7 +84,7 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			return imerr.New(imerr.Forbidden, "not a member of group %q", t.Group)
 		}
 		return nil
-	case topic.GroupInbox, topic.ErrorNotice:
+	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply:
 		return imerr.New(imerr.Forbidden, "only the server publishes to %s", t.String())
 	}
 	return imerr.New(imerr.Invalid, "unknown im/ topic")

@@ -71,6 +71,9 @@ func TestCanPublish(t *testing.T) {
 		{"alice", "im/u/alice/error", imerr.Forbidden},
 		{"alice", "im/presence/alice", ""},
 		{"alice", "im/presence/bob", imerr.Forbidden},
+		{"alice", "im/sync/alice", ""},
+		{"alice", "im/sync/bob", imerr.Forbidden},
+		{"alice", "im/u/alice/sync", imerr.Forbidden},
 	}
 	for _, c := range cases {
 		tp, err := topic.Parse(c.topic)

@@ -42,7 +42,7 @@ type Broker struct {
 	IM      *hooks.IM
 	deps    *hooks.Deps
 	closeMu sync.Once
-	pending sync.WaitGroup // accepted connections not yet attached (see drainListener)
+	pending attachTracker // accepted connections not yet attached
 }
 
 // MaxPacketSize caps any MQTT packet; IM payloads have their own, smaller
@@ -153,7 +153,7 @@ func (b *Broker) Close() error {
 	b.closeMu.Do(func() {
 		b.tcp.Close()
 		b.WS.Close()
-		waitAttached(&b.pending, 2*time.Second)
+		b.pending.closeAndWait(2 * time.Second)
 		err = b.Server.Close()
 	})
 	return err

@@ -6,16 +6,55 @@ import (
 	"time"
 )
 
-// drainListener counts accepted connections until mochi has attached them.
+// attachTracker counts accepted connections until mochi has attached them.
 //
 // mochi's attachClient calls Listeners.ClientsWg.Add(1) on a goroutine of its
 // own, while Server.Close calls ClientsWg.Wait(): a connection accepted just
 // before shutdown races the Wait (sync.WaitGroup forbids that, and the race
 // detector says so). mochi reads the connection only after that Add, so once
 // every accepted connection has been read from (or closed), Close is safe.
+// (A WaitGroup cannot do this counting either, for the same reason.)
+type attachTracker struct {
+	mu      sync.Mutex
+	pending int
+	closed  bool
+}
+
+func (t *attachTracker) accepted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.pending++
+	return true
+}
+
+func (t *attachTracker) attached() {
+	t.mu.Lock()
+	t.pending--
+	t.mu.Unlock()
+}
+
+// closeAndWait refuses further connections and waits, at most d, for the
+// accepted ones to be attached.
+func (t *attachTracker) closeAndWait(d time.Duration) {
+	deadline := time.Now().Add(d)
+	t.mu.Lock()
+	t.closed = true
+	for t.pending > 0 && time.Now().Before(deadline) {
+		t.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		t.mu.Lock()
+	}
+	t.mu.Unlock()
+}
+
+// drainListener wraps every accepted connection: attach tracking, and the
+// bounded, non-blocking writes of boundedConn.
 type drainListener struct {
 	net.Listener
-	pending *sync.WaitGroup
+	t *attachTracker
 }
 
 func (l drainListener) Accept() (net.Conn, error) {
@@ -23,8 +62,11 @@ func (l drainListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.pending.Add(1)
-	return &attachConn{Conn: c, done: l.pending.Done}, nil
+	if !l.t.accepted() {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	return &attachConn{Conn: &boundedConn{Conn: c}, done: l.t.attached}, nil
 }
 
 type attachConn struct {
@@ -41,14 +83,4 @@ func (c *attachConn) Read(p []byte) (int, error) {
 func (c *attachConn) Close() error {
 	c.once.Do(c.done)
 	return c.Conn.Close()
-}
-
-// waitAttached waits, at most d, for accepted connections to be attached.
-func waitAttached(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
 }

@@ -220,3 +220,39 @@ func Marshal(v any) []byte {
 	}
 	return b
 }
+
+// SyncRequest asks for the caller's messages after a cursor, over MQTT.
+type SyncRequest struct {
+	ID    string `json:"id,omitempty"`
+	Since string `json:"since"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// SyncReply answers a SyncRequest on im/u/{me}/sync.
+type SyncReply struct {
+	ID       string    `json:"id,omitempty"`
+	Messages []Message `json:"messages"`
+	Cursor   string    `json:"cursor"`
+	More     bool      `json:"more"`
+	// Reset: the cursor is from another store epoch; drop local state and
+	// sync again from "" (the store cannot say what lies between).
+	Reset bool `json:"reset,omitempty"`
+}
+
+// ParseSyncRequest decodes a sync request; an empty payload syncs from the start.
+func ParseSyncRequest(payload []byte) (SyncRequest, *imerr.Error) {
+	var r SyncRequest
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return r, nil
+	}
+	if err := strictJSON(payload, &r); err != nil {
+		return r, err
+	}
+	if len(r.ID) > 64 {
+		return r, imerr.New(imerr.Invalid, "id over 64 bytes")
+	}
+	if r.Limit < 0 || r.Limit > 500 {
+		return r, imerr.New(imerr.Invalid, "limit must be 1-500")
+	}
+	return r, nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -103,6 +104,8 @@ func (h *IM) Handle(r Request) *imerr.Error {
 			e = h.signal(r, t)
 		case topic.Presence:
 			e = h.presence(r)
+		case topic.SyncRequest:
+			e = h.sync(r)
 		}
 	}
 	if e != nil {
@@ -335,6 +338,47 @@ func (h *IM) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.d.Metrics.Connections.Dec()
 	if h.d.Presence.Disconnect(user, cl.ID, cl) {
 		h.setPresence(user, "offline", "")
+	}
+}
+
+// maxSyncReply keeps a sync reply under the broker's packet size limit.
+const maxSyncReply = 192 << 10
+
+func (h *IM) sync(r Request) *imerr.Error {
+	req, e := envelope.ParseSyncRequest(r.Payload)
+	if e != nil {
+		return e
+	}
+	cur, err := history.ParseCursor(req.Since)
+	if err != nil {
+		return imerr.New(imerr.Invalid, "malformed cursor")
+	}
+	limit := req.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	reply := topic.Topic{Kind: topic.SyncReply, Owner: r.User}.String()
+	for {
+		page, err := h.d.History.Sync(context.Background(), r.User, cur, limit)
+		if errors.Is(err, history.ErrCursorEpoch) {
+			h.publish("sync", reply, envelope.Marshal(envelope.SyncReply{ID: req.ID, Messages: []envelope.Message{}, Reset: true}), false, 1)
+			return nil
+		}
+		if err != nil {
+			h.d.Log.Error("sync failed", "user", r.User, "error", err)
+			return imerr.New(imerr.Internal, "sync failed; retry")
+		}
+		if page.Messages == nil {
+			page.Messages = []envelope.Message{}
+		}
+		out := envelope.Marshal(envelope.SyncReply{ID: req.ID, Messages: page.Messages, Cursor: page.Next.String(), More: page.More})
+		if len(out) > maxSyncReply && limit > 1 {
+			limit /= 2 // large bodies: fewer per reply, the client asks again
+			continue
+		}
+		h.d.Metrics.MessagesIn.WithLabelValues("sync").Inc()
+		h.publish("sync", reply, out, false, 1)
+		return nil
 	}
 }
 

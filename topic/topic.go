@@ -23,6 +23,8 @@ const (
 	Signal           // im/u/{to}/signal/{from}
 	ErrorNotice      // im/u/{user}/error
 	Presence         // im/presence/{user}
+	SyncRequest      // im/sync/{user}: a device asks for what it missed
+	SyncReply        // im/u/{user}/sync: the server's answer
 )
 
 // Topic is a parsed concrete im/ topic. Owner is the inbox owner ({to} or
@@ -62,8 +64,12 @@ func Parse(name string) (Topic, error) {
 		return Topic{Kind: Group, Group: p[1]}, nil
 	case len(p) == 2 && p[0] == "presence" && ValidUser(p[1]):
 		return Topic{Kind: Presence, Owner: p[1]}, nil
+	case len(p) == 2 && p[0] == "sync" && ValidUser(p[1]):
+		return Topic{Kind: SyncRequest, Owner: p[1]}, nil
 	case len(p) == 3 && p[0] == "u" && p[2] == "error" && ValidUser(p[1]):
 		return Topic{Kind: ErrorNotice, Owner: p[1]}, nil
+	case len(p) == 3 && p[0] == "u" && p[2] == "sync" && ValidUser(p[1]):
+		return Topic{Kind: SyncReply, Owner: p[1]}, nil
 	case len(p) == 4 && p[0] == "u" && ValidUser(p[1]):
 		owner := p[1]
 		if p[2] == "g" {
@@ -103,6 +109,10 @@ func (t Topic) String() string {
 		return "im/u/" + t.Owner + "/error"
 	case Presence:
 		return "im/presence/" + t.Owner
+	case SyncRequest:
+		return "im/sync/" + t.Owner
+	case SyncReply:
+		return "im/u/" + t.Owner + "/sync"
 	}
 	return ""
 }

@@ -16,6 +16,8 @@ func TestParse(t *testing.T) {
 		{"im/u/bob/error", Topic{Kind: ErrorNotice, Owner: "bob"}, false},
 		{"im/g/team-1", Topic{Kind: Group, Group: "team-1"}, false},
 		{"im/presence/carol", Topic{Kind: Presence, Owner: "carol"}, false},
+		{"im/sync/carol", Topic{Kind: SyncRequest, Owner: "carol"}, false},
+		{"im/u/carol/sync", Topic{Kind: SyncReply, Owner: "carol"}, false},
 		{"im/u/Bob/dm/alice", Topic{}, true},
 		{"im/u/bob/dm/", Topic{}, true},
 		{"im/u/bob/dm/alice/extra", Topic{}, true},

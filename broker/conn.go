@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// ErrStalled is the write error of a connection whose peer stopped reading.
+var ErrStalled = errors.New("broker: client stopped reading; disconnected")
+
+// Write limits of a client connection: past either, the client is considered
+// stalled and disconnected; it catches up through its session and sync.
+const (
+	maxPendingBytes = 1 << 20
+	writeTimeout    = 10 * time.Second
+)
+
+// boundedConn decouples mochi from slow readers. mochi writes to a client's
+// socket while holding that client's mutex, which publishers to the client
+// also take (packet ids), so one client that stops reading would stall every
+// publisher that shares a topic with it. Here Write only queues (bounded), and
+// a short-lived goroutine drains the queue with a write deadline.
+type boundedConn struct {
+	net.Conn
+	mu       sync.Mutex
+	q        bytes.Buffer
+	inflight int // bytes taken by the drainer, not yet written
+	draining bool
+	err      error
+}
+
+func (c *boundedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	if c.q.Len()+c.inflight+len(p) > maxPendingBytes {
+		c.err = ErrStalled
+		c.mu.Unlock()
+		c.Conn.Close()
+		return 0, ErrStalled
+	}
+	c.q.Write(p)
+	if !c.draining {
+		c.draining = true
+		go c.drain()
+	}
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+func (c *boundedConn) drain() {
+	var out []byte
+	for {
+		c.mu.Lock()
+		c.inflight = 0
+		if c.q.Len() == 0 || c.err != nil {
+			c.draining = false
+			c.mu.Unlock()
+			return
+		}
+		out = append(out[:0], c.q.Bytes()...)
+		c.q.Reset()
+		c.inflight = len(out)
+		c.mu.Unlock()
+
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := c.Conn.Write(out); err != nil {
+			c.mu.Lock()
+			if c.err == nil {
+				c.err = err
+			}
+			c.draining = false
+			c.mu.Unlock()
+			c.Conn.Close()
+			return
+		}
+	}
+}
+
+// Close flushes what is queued (a CONNACK refusing a client, a final
+// DISCONNECT) for up to closeFlush, then closes the socket.
+func (c *boundedConn) Close() error {
+	deadline := time.Now().Add(closeFlush)
+	for {
+		c.mu.Lock()
+		busy := c.draining && c.err == nil
+		c.mu.Unlock()
+		if !busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+const closeFlush = 2 * time.Second
