@@ -1,0 +1,482 @@
+// Receiver-driven file transfer over an RTCDataChannel: the JavaScript twin
+// of the Go filexfer.Engine (filexfer/engine.go), speaking the frames of
+// frames.js. The receiver asks for the chunks it lacks, `window` at a time
+// (flow control), asks again for chunks that do not arrive (early, from the
+// order chunks come back in, and after `requestTimeout`), and after
+// attach() with a new channel asks only for what is still missing (resume).
+// The SHA-256 of the whole file is verified before a file is reported done.
+
+import {
+  decodeFrame, encodeFrame, FrameType, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_RANGES_PER_REQUEST,
+} from './frames.js';
+import { SHA256 } from './sha256.js';
+
+/** Why a transfer ended (Result.error.code). */
+export const TransferErrorCode = Object.freeze({
+  CANCELLED: 'cancelled',
+  DECLINED: 'declined',
+  HASH_MISMATCH: 'hash_mismatch',
+  CLOSED: 'closed',
+  IO: 'io',
+});
+
+export class TransferError extends Error {
+  constructor(code, message) {
+    super(`filexfer: ${message}`);
+    this.name = 'TransferError';
+    this.code = code;
+  }
+}
+
+const randomID = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+const chunksOf = (info) => Math.ceil(info.size / info.chunkSize);
+const chunkLen = (info, c) => Math.min(info.chunkSize, info.size - c * info.chunkSize);
+
+/**
+ * Adapts an RTCDataChannel: send() resolves once the frame is queued and
+ * waits while more than maxBuffered bytes are buffered (Chrome fails at
+ * ~16 MiB buffered; bigger buffers only add latency).
+ */
+export class DataChannelTransport {
+  constructor(dc, { maxBuffered = 1 << 20, lowThreshold = 16 * 1024 } = {}) {
+    this.dc = dc;
+    this.maxBuffered = maxBuffered;
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = lowThreshold;
+    this.waiters = [];
+    dc.addEventListener('bufferedamountlow', () => this.wake());
+    dc.addEventListener('close', () => this.wake());
+  }
+
+  wake() {
+    const w = this.waiters;
+    this.waiters = [];
+    w.forEach((f) => f());
+  }
+
+  async send(frame) {
+    while (this.dc.bufferedAmount > this.maxBuffered && this.dc.readyState === 'open') {
+      await new Promise((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50); // in case an event is missed
+      });
+    }
+    if (this.dc.readyState !== 'open') throw new TransferError(TransferErrorCode.CLOSED, 'data channel closed');
+    this.dc.send(frame);
+  }
+
+  /** Feeds the channel's messages to engine and detaches it on close. */
+  bind(engine) {
+    this.dc.addEventListener('message', (ev) => {
+      if (typeof ev.data !== 'string') engine.handleFrame(this, ev.data).catch(() => {});
+    });
+    this.dc.addEventListener('close', () => engine.detach(this));
+    if (this.dc.readyState === 'open') engine.attach(this);
+    else this.dc.addEventListener('open', () => engine.attach(this), { once: true });
+    return this;
+  }
+}
+
+/** An in-memory sink; large files should use an OPFS-backed sink instead. */
+export class MemorySink {
+  constructor() { this.buf = new Uint8Array(0); this.length = 0; }
+
+  async write(offset, bytes) {
+    const end = offset + bytes.length;
+    if (end > this.buf.length) {
+      const grown = new Uint8Array(Math.max(end, this.buf.length * 2));
+      grown.set(this.buf.subarray(0, this.length));
+      this.buf = grown;
+    }
+    this.buf.set(bytes, offset);
+    this.length = Math.max(this.length, end);
+  }
+
+  async read(offset, length) { return this.buf.slice(offset, Math.min(offset + length, this.length)); }
+
+  bytes() { return this.buf.subarray(0, this.length); }
+}
+
+/**
+ * new TransferEngine({ onOffer(info), onProgress({file, dir, bytes, bytesPerSec}),
+ *   onDone({file, dir, error, remote}), chunkSize, window, requestTimeout, now })
+ *
+ * A channel is any object with async send(Uint8Array). A source is a Blob
+ * (File) or {size, slice(start, end) -> Blob|Uint8Array}. A sink has async
+ * write(offset, bytes) and async read(offset, length) (read back to verify).
+ */
+export class TransferEngine {
+  constructor(opts = {}) {
+    this.chunkSize = Math.min(opts.chunkSize ?? DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE);
+    this.window = opts.window ?? 64;
+    this.requestTimeout = opts.requestTimeout ?? 2000;
+    this.progressInterval = opts.progressInterval ?? 100;
+    this.unordered = !!opts.unordered;
+    this.onOffer = opts.onOffer ?? null;
+    this.onProgress = opts.onProgress ?? (() => {});
+    this.onDone = opts.onDone ?? (() => {});
+    this.now = opts.now ?? (() => performance.now());
+    this.ch = null;
+    this.dead = [];
+    this.out = new Map();
+    this.in = new Map();
+    this.queue = [];
+    this.sending = false;
+    this.closed = false;
+    this.rx = Promise.resolve();
+    this.timer = setInterval(() => this.tick(), Math.max(this.requestTimeout / 4, 1));
+  }
+
+  /** Makes ch the current channel; unfinished transfers resume on it. */
+  attach(ch) {
+    if (this.ch) this.detachCurrent();
+    this.ch = ch;
+    for (const o of this.out.values()) if (!o.ended) this.sendFrames([describeFrame(o.info)]);
+    for (const f of this.in.values()) this.sendFrames(this.pump(f));
+    this.serve();
+  }
+
+  /** Forgets ch if it is current: its requests in flight will be asked for again. */
+  detach(ch) { if (this.ch === ch) this.detachCurrent(); }
+
+  detachCurrent() {
+    this.dead.push(this.ch);
+    if (this.dead.length > 8) this.dead.shift();
+    this.ch = null;
+    this.queue = [];
+    for (const f of this.in.values()) {
+      for (const c of f.inflight.keys()) f.lost.push(c);
+      f.inflight.clear();
+    }
+  }
+
+  /** Hashes source, describes it to the peer and serves its chunks. Returns the file info. */
+  async sendFile(source, { name = source.name ?? 'file', mime = source.type ?? '' } = {}) {
+    const h = new SHA256();
+    for (let off = 0; off < source.size; off += 1 << 20) {
+      h.update(await readBytes(source, off, Math.min(off + (1 << 20), source.size)));
+    }
+    if (this.closed) throw new TransferError(TransferErrorCode.CLOSED, 'engine closed');
+    const info = { fileID: randomID(), name, mime, size: source.size, sha256: h.digest(), chunkSize: this.chunkSize };
+    encodeFrame(describeFrame(info)); // validates name, size...
+    this.out.set(info.fileID, { info, source, sent: new Uint8Array(chunksOf(info)), meter: newMeter(this.now()), stats: newStats(), ended: false });
+    if (this.ch) this.sendFrames([describeFrame(info)]);
+    return info;
+  }
+
+  /** Starts receiving an offered file into sink. */
+  accept(fileID, sink) {
+    const f = this.in.get(fileID);
+    if (!f || f.accepted || f.ended) throw new TransferError('unknown', `unknown file ${fileID}`);
+    f.accepted = true;
+    f.sink = sink;
+    f.meter = newMeter(this.now());
+    if (f.info.size === 0) this.verify(f);
+    else this.sendFrames(this.pump(f));
+  }
+
+  decline(fileID) { this.end(fileID, TransferErrorCode.DECLINED, 'declined'); }
+
+  cancel(fileID) { this.end(fileID, TransferErrorCode.CANCELLED, 'cancelled'); }
+
+  end(fileID, code, why) {
+    const results = [];
+    const o = this.out.get(fileID);
+    if (o && !o.ended) results.push(this.endOut(o, new TransferError(code, why), false));
+    const f = this.in.get(fileID);
+    if (f && !f.ended) results.push(this.endIn(f, new TransferError(code, why), false));
+    if (!results.length) throw new TransferError('unknown', `unknown file ${fileID}`);
+    this.sendFrames([{ type: FrameType.CANCEL, fileID }]);
+    results.forEach((r) => this.onDone(r));
+  }
+
+  endOut(o, error, remote) {
+    o.ended = true;
+    o.source = null;
+    this.queue = this.queue.filter((q) => q.file !== o);
+    return { file: o.info, dir: 'sending', error, remote };
+  }
+
+  endIn(f, error, remote) {
+    f.ended = true;
+    f.sink = null;
+    f.lost = [];
+    f.inflight.clear();
+    return { file: f.info, dir: 'receiving', error, remote };
+  }
+
+  stats(fileID) {
+    const o = this.out.get(fileID);
+    const f = this.in.get(fileID);
+    if (!o && !f) return null;
+    const s = { ...(o?.stats ?? newStats()) };
+    if (f) {
+      for (const k of ['requested', 'reRequests', 'received', 'duplicates']) s[k] += f.stats[k];
+      s.missing = chunksOf(f.info) - f.nhave;
+    }
+    return s;
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    if (this.ch) this.detachCurrent();
+    const results = [];
+    for (const o of this.out.values()) if (!o.ended) results.push(this.endOut(o, new TransferError(TransferErrorCode.CLOSED, 'engine closed'), false));
+    for (const f of this.in.values()) if (!f.ended) results.push(this.endIn(f, new TransferError(TransferErrorCode.CLOSED, 'engine closed'), false));
+    results.forEach((r) => this.onDone(r));
+  }
+
+  sendFrames(frames) {
+    const ch = this.ch;
+    if (!ch) return;
+    for (const f of frames) Promise.resolve(ch.send(encodeFrame(f))).catch(() => {});
+  }
+
+  /** Processes one frame that arrived on ch; frames are handled one at a time, in order. */
+  handleFrame(ch, data) {
+    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+    const p = this.rx.then(() => this.handle(ch, bytes));
+    this.rx = p.catch(() => {});
+    return p;
+  }
+
+  async handle(ch, bytes) {
+    const f = decodeFrame(bytes);
+    if (this.closed || this.dead.includes(ch)) return;
+    switch (f.type) {
+      case FrameType.DESCRIBE: return this.onDescribe(f);
+      case FrameType.REQUEST: return this.onRequest(f);
+      case FrameType.CHUNK: return this.onChunk(f);
+      case FrameType.CANCEL: return this.onCancel(f);
+      case FrameType.COMPLETE: return this.onComplete(f);
+      default:
+    }
+  }
+
+  onDescribe(fr) {
+    const info = { fileID: fr.fileID, name: fr.name, mime: fr.mime, size: fr.size, sha256: fr.sha256, chunkSize: fr.chunkSize };
+    const known = this.in.get(info.fileID);
+    if (known) {
+      if (known.info.size !== info.size || !sameBytes(known.info.sha256, info.sha256) || known.info.chunkSize !== info.chunkSize) {
+        throw new TransferError('protocol', `${info.fileID} described twice differently`);
+      }
+      this.sendFrames(this.pump(known)); // a re-describe after reconnect
+      return;
+    }
+    const n = chunksOf(info);
+    this.in.set(info.fileID, {
+      info, sink: null, accepted: false, ended: false, have: new Uint8Array(n), asked: new Uint8Array(n),
+      nhave: 0, next: 0, lost: [], inflight: new Map(), seq: 0, meter: newMeter(this.now()), stats: newStats(),
+    });
+    if (this.onOffer) this.onOffer(info);
+    else this.decline(info.fileID);
+  }
+
+  pump(f) {
+    if (!f.accepted || f.ended || !this.ch) return [];
+    let free = this.window - f.inflight.size;
+    if (free < Math.ceil(this.window / 2)) return [];
+    const now = this.now();
+    const ranges = [];
+    const add = (c) => {
+      f.seq++;
+      f.inflight.set(c, { at: now, seq: f.seq, again: f.asked[c] === 1 });
+      f.stats.requested++;
+      if (f.asked[c]) f.stats.reRequests++;
+      f.asked[c] = 1;
+      const last = ranges[ranges.length - 1];
+      if (last && last[0] + last[1] === c) last[1]++;
+      else ranges.push([c, 1]);
+      free--;
+    };
+    while (free > 0 && f.lost.length) {
+      const c = f.lost.shift();
+      if (!f.have[c] && !f.inflight.has(c)) add(c);
+    }
+    const n = chunksOf(f.info);
+    for (; free > 0 && f.next < n; f.next++) if (!f.have[f.next]) add(f.next);
+    const frames = [];
+    for (let i = 0; i < ranges.length; i += MAX_RANGES_PER_REQUEST) {
+      frames.push({ type: FrameType.REQUEST, fileID: f.info.fileID, ranges: ranges.slice(i, i + MAX_RANGES_PER_REQUEST) });
+    }
+    return frames;
+  }
+
+  onRequest(fr) {
+    const o = this.out.get(fr.fileID);
+    if (o?.ended) return;
+    if (!o) {
+      this.sendFrames([{ type: FrameType.CANCEL, fileID: fr.fileID }]);
+      throw new TransferError('unknown', `request for unknown file ${fr.fileID}`);
+    }
+    const n = chunksOf(o.info);
+    for (const [first, count] of fr.ranges) {
+      if (first >= n || count > n - first) throw new TransferError('protocol', `request ${first}+${count} beyond ${n} chunks`);
+    }
+    for (const [first, count] of fr.ranges) {
+      o.stats.requested += count;
+      this.queue.push({ file: o, first, count });
+    }
+    this.serve();
+  }
+
+  /** Serves queued requests one chunk at a time, awaiting the channel's backpressure. */
+  async serve() {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.queue.length && this.ch && !this.closed) {
+        const q = this.queue[0];
+        const o = q.file;
+        const c = q.first;
+        q.first++;
+        q.count--;
+        if (q.count === 0) this.queue.shift();
+        o.stats.sent++;
+        const ch = this.ch;
+        const { info } = o;
+        let data;
+        try {
+          data = await readBytes(o.source, c * info.chunkSize, c * info.chunkSize + chunkLen(info, c));
+        } catch (err) {
+          if (!o.ended) {
+            const r = this.endOut(o, new TransferError(TransferErrorCode.IO, `read ${info.name}: ${err.message}`), false);
+            this.sendFrames([{ type: FrameType.CANCEL, fileID: info.fileID }]);
+            this.onDone(r);
+          }
+          continue;
+        }
+        if (o.ended) continue;
+        try {
+          await ch.send(encodeFrame({ type: FrameType.CHUNK, fileID: info.fileID, chunkID: c, data }));
+        } catch {
+          continue; // broken channel: the receiver asks again after reconnect
+        }
+        if (!o.sent[c]) {
+          o.sent[c] = 1;
+          const p = this.meter(o.meter, data.length, info, 'sending', o.meter.bytes + data.length === info.size);
+          if (p) this.onProgress(p);
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  meter(m, n, file, dir, last) {
+    m.bytes += n;
+    const now = this.now();
+    const dt = now - m.lastT;
+    if (dt >= 250 || (m.rate === 0 && dt > 0)) {
+      const inst = ((m.bytes - m.lastBytes) * 1000) / dt;
+      m.rate = m.rate === 0 ? inst : 0.7 * m.rate + 0.3 * inst;
+      m.lastT = now;
+      m.lastBytes = m.bytes;
+    }
+    if (!last && now - m.reported < this.progressInterval) return null;
+    m.reported = now;
+    return { file, dir, bytes: m.bytes, bytesPerSec: m.rate };
+  }
+
+  async onChunk(fr) {
+    const f = this.in.get(fr.fileID);
+    if (!f || !f.accepted || f.ended) return; // late chunks of an ended file
+    const c = fr.chunkID;
+    if (c >= chunksOf(f.info) || fr.data.length !== chunkLen(f.info, c)) {
+      throw new TransferError('protocol', `chunk ${c} with ${fr.data.length} bytes`);
+    }
+    if (f.have[c]) { f.stats.duplicates++; return; }
+    const req = f.inflight.get(c);
+    f.inflight.delete(c);
+    if (req && !req.again && !this.unordered) {
+      // Requests are served in order on an ordered channel: anything asked
+      // for before this chunk and still missing was lost.
+      for (const [lc, r] of f.inflight) {
+        if (r.seq < req.seq) { f.inflight.delete(lc); f.lost.push(lc); }
+      }
+    }
+    f.have[c] = 1;
+    f.nhave++;
+    f.stats.received++;
+    const complete = f.nhave === chunksOf(f.info);
+    const p = this.meter(f.meter, fr.data.length, f.info, 'receiving', complete);
+    const frames = this.pump(f);
+    const { sink } = f;
+    try {
+      await sink.write(c * f.info.chunkSize, fr.data.slice());
+    } catch (err) {
+      if (!f.ended) {
+        const r = this.endIn(f, new TransferError(TransferErrorCode.IO, `write ${f.info.name}: ${err.message}`), false);
+        this.sendFrames([{ type: FrameType.CANCEL, fileID: f.info.fileID }]);
+        this.onDone(r);
+      }
+      return;
+    }
+    this.sendFrames(frames);
+    if (p) this.onProgress(p);
+    if (complete) this.verify(f);
+  }
+
+  async verify(f) {
+    const { sink, info } = f;
+    let error = null;
+    try {
+      const h = new SHA256();
+      for (let off = 0; off < info.size; off += 1 << 20) h.update(await sink.read(off, Math.min(1 << 20, info.size - off)));
+      if (!sameBytes(h.digest(), info.sha256)) error = new TransferError(TransferErrorCode.HASH_MISMATCH, `SHA-256 mismatch on ${info.name}`);
+    } catch (err) {
+      error = new TransferError(TransferErrorCode.IO, `read back ${info.name}: ${err.message}`);
+    }
+    if (f.ended) return;
+    const r = this.endIn(f, error, false);
+    this.sendFrames([{ type: error ? FrameType.CANCEL : FrameType.COMPLETE, fileID: info.fileID }]);
+    this.onDone(r);
+  }
+
+  onCancel(fr) {
+    const results = [];
+    const o = this.out.get(fr.fileID);
+    if (o && !o.ended) results.push(this.endOut(o, new TransferError(TransferErrorCode.CANCELLED, 'cancelled by peer'), true));
+    const f = this.in.get(fr.fileID);
+    if (f && !f.ended) results.push(this.endIn(f, new TransferError(TransferErrorCode.CANCELLED, 'cancelled by peer'), true));
+    results.forEach((r) => this.onDone(r));
+  }
+
+  onComplete(fr) {
+    const o = this.out.get(fr.fileID);
+    if (!o || o.ended) return;
+    this.onDone(this.endOut(o, null, false));
+  }
+
+  tick() {
+    const now = this.now();
+    for (const f of this.in.values()) {
+      for (const [c, r] of f.inflight) {
+        if (now - r.at >= this.requestTimeout) { f.inflight.delete(c); f.lost.push(c); }
+      }
+      this.sendFrames(this.pump(f));
+    }
+  }
+}
+
+function describeFrame(info) {
+  return { type: FrameType.DESCRIBE, ...info };
+}
+
+function newMeter(now) { return { bytes: 0, lastT: now, lastBytes: 0, rate: 0, reported: -Infinity }; }
+
+function newStats() { return { requested: 0, reRequests: 0, received: 0, duplicates: 0, sent: 0, missing: 0 }; }
+
+function sameBytes(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+async function readBytes(source, start, end) {
+  const part = source.slice(start, end);
+  if (part instanceof Uint8Array) return part;
+  return new Uint8Array(await part.arrayBuffer());
+}
