@@ -106,16 +106,20 @@ export class ChatClient extends EventTarget {
     this.conn.addEventListener('authfailed', () => this.emit('signout', { reason: 'Your session has expired. Please sign in again.' }));
     this.conn.start();
     document.addEventListener('visibilitychange', this.onVisibility);
+    window.addEventListener('pagehide', this.onPageHide);
     this.refreshGroups().catch(() => {});
   }
 
   stop() {
     document.removeEventListener('visibilitychange', this.onVisibility);
+    window.removeEventListener('pagehide', this.onPageHide);
     clearTimeout(this.awayTimer);
     if (this.conn) this.conn.stop();
     this.recent.flush();
     if (this.store) this.store.close();
   }
+
+  onPageHide = () => this.recent.flush();
 
   onVisibility = () => {
     this.visible = document.visibilityState === 'visible';
@@ -447,7 +451,7 @@ export class ChatClient extends EventTarget {
     if (e.unread || (e.read || 0) < e.lastSeq) {
       e.unread = 0;
       e.read = e.lastSeq;
-      this.recent.save();
+      this.recent.flush(); // at once: the tab may close before a deferred save
       this.emit('conversations');
     }
     this.sendRead(conv);
@@ -472,7 +476,7 @@ export class ChatClient extends EventTarget {
         // our other devices clear the unread count.
         this.conn.publish(receiptTopic(this.me, this.me), JSON.stringify({ type: 'read', group: name, seq }), 1).catch(() => {});
       }
-    }, 150));
+    }, 0));
   }
 
   // ---- the open conversation -----------------------------------------------

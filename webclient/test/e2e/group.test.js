@@ -49,7 +49,8 @@ test('group of three: an offline member catches up in order; members added and r
   await send(page.ann, 'Who is in for Saturday?');
   for (const u of ['ben', 'cat']) {
     await page[u].waitForSelector(`.conv[data-conv="${conv}"] .badge`);
-    assert.equal(await page[u].textContent(`.conv[data-conv="${conv}"] .conv-name`), 'Weekend trip');
+    // The name comes with GET /groups/{gid}, right after the first message.
+    await page[u].waitForSelector(`.conv[data-conv="${conv}"] .conv-name:text-is("Weekend trip")`);
     await page[u].click(`.conv[data-conv="${conv}"] .conv-btn`);
     await expectTexts(page[u], ['Who is in for Saturday?']);
   }
@@ -69,9 +70,11 @@ test('group of three: an offline member catches up in order; members added and r
 
   // cat comes back (a new tab: signs in again, same browser, same device id).
   page.cat = await newPage(ctx.cat);
+  await page.cat.setViewportSize({ width: 390, height: 844 }); // back on the phone
   await signIn(page.cat, srv.base, 'cat');
   await page.cat.waitForSelector(`.conv[data-conv="${conv}"] .badge:text-is("6")`);
   assert.match(await page.cat.textContent(`.conv[data-conv="${conv}"] .conv-preview`), /ann: cat, are you coming\?/);
+  await screenshot(page.cat, 'phone-group-unread');
   await page.cat.click(`.conv[data-conv="${conv}"] .conv-btn`);
   await expectTexts(page.cat, said);
   const seqs = await page.cat.$$eval('#msg-list .msg', (els) => els.map((e) => Number(e.dataset.seq)));
