@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/mqim/mqim/config"
@@ -15,3 +16,5 @@ func httpGet(url string) (*http.Response, error) {
 	}
 	return resp, err
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -98,8 +98,14 @@ func (r *Raw5) Read() (packets.Packet, error) {
 // any other packet that arrives first.
 func (r *Raw5) Publish(topic string, payload []byte) (byte, error) {
 	r.pid++
-	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
-		TopicName: topic, Payload: payload, PacketID: r.pid}
+	return r.PublishID(topic, payload, r.pid, false)
+}
+
+// PublishID is Publish with a chosen packet id and DUP flag, to replay a
+// retransmission as a client does after reconnecting.
+func (r *Raw5) PublishID(topic string, payload []byte, pid uint16, dup bool) (byte, error) {
+	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
+		TopicName: topic, Payload: payload, PacketID: pid}
 	if err := r.write(&pk, (*packets.Packet).PublishEncode); err != nil {
 		return 0, err
 	}
@@ -108,7 +114,7 @@ func (r *Raw5) Publish(topic string, payload []byte) (byte, error) {
 		if err != nil {
 			return 0, err
 		}
-		if ack.FixedHeader.Type == packets.Puback && ack.PacketID == r.pid {
+		if ack.FixedHeader.Type == packets.Puback && ack.PacketID == pid {
 			return ack.ReasonCode, nil
 		}
 	}

@@ -1,0 +1,361 @@
+// Package imclient is the Go client of the platform, used by the CLI, the
+// device examples, the tests and the benchmarks. It logs in over HTTP,
+// connects over MQTT with a persistent session, and hands the application
+// every message of every conversation in seq order, exactly once: MQTT gives
+// speed, the server's sync feed gives completeness, and a sequencer merges
+// the two (holes from dropped or reordered deliveries are filled via sync).
+package imclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mqim/mqim/envelope"
+)
+
+// State is what a client needs to resume without gaps or repeats: the sync
+// cursor and the next expected seq of each conversation. Persist it to
+// resume across process restarts.
+type State struct {
+	Cursor string             `json:"cursor"`
+	Next   map[ConvKey]uint64 `json:"next"`
+}
+
+// Options configure a Client.
+type Options struct {
+	HTTP     string // base URL of the platform, e.g. http://127.0.0.1:8080
+	User     string
+	Password string
+	Device   string // client id is User:Device; default "go"
+	// Broker overrides the MQTT URL (tcp://host:port or ws://host/mqtt);
+	// default: what GET /api/v1/connect advertises.
+	Broker string
+	// OnMessage receives chat messages, per conversation in seq order,
+	// exactly once. It is called from one goroutine at a time.
+	OnMessage func(envelope.Message)
+	// OnEvent receives everything else from the inbox (receipts, typing,
+	// signals, error notices, presence) as topic and payload.
+	OnEvent func(topic string, payload []byte)
+	// State resumes from a previous run.
+	State State
+	// GapWait is how long a hole may stay open before a sync fills it
+	// (reordered redeliveries usually fill it first). Default 100 ms.
+	GapWait time.Duration
+	// HTTPClient defaults to a client with a 30 s timeout.
+	HTTPClient *http.Client
+}
+
+// Client is a connected platform client.
+type Client struct {
+	o     Options
+	mqtt  paho.Client
+	seq   *sequencer
+	token string
+	tokMu sync.Mutex
+
+	syncMu   sync.Mutex // one sync at a time
+	gapTimer *time.Timer
+	timerMu  sync.Mutex
+	closed   chan struct{}
+	syncErr  chan error
+}
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("imclient: closed")
+
+// Dial logs in, connects, subscribes and catches up via sync before returning.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	if o.Device == "" {
+		o.Device = "go"
+	}
+	if o.GapWait == 0 {
+		o.GapWait = 100 * time.Millisecond
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if o.OnMessage == nil {
+		o.OnMessage = func(envelope.Message) {}
+	}
+	c := &Client{o: o, closed: make(chan struct{}), syncErr: make(chan error, 1)}
+	c.seq = newSequencer(o.User, o.State, o.OnMessage)
+	if err := c.login(ctx); err != nil {
+		return nil, err
+	}
+	if o.Broker == "" {
+		var conn struct{ MQTT, WS string }
+		if err := c.api(ctx, "GET", "/api/v1/connect", nil, &conn); err != nil {
+			return nil, err
+		}
+		c.o.Broker = conn.MQTT
+	}
+	connected := make(chan struct{}, 1)
+	opts := paho.NewClientOptions().AddBroker(c.o.Broker).
+		SetClientID(o.User + ":" + o.Device).SetUsername(o.User).
+		SetCredentialsProvider(func() (string, string) { return o.User, c.currentToken() }).
+		SetCleanSession(false).SetOrderMatters(false).
+		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).
+		SetConnectTimeout(10 * time.Second).SetKeepAlive(30 * time.Second).
+		SetOnConnectHandler(func(pc paho.Client) {
+			// Subscribing again is harmless with a resumed session and
+			// needed with a fresh one; then catch up on whatever was missed.
+			pc.Subscribe("im/u/"+o.User+"/#", 1, c.onPublish)
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+			go c.syncNow()
+		})
+	c.mqtt = paho.NewClient(opts)
+	tok := c.mqtt.Connect()
+	select {
+	case <-tok.Done():
+		if tok.Error() != nil {
+			return nil, fmt.Errorf("imclient: connect: %w", tok.Error())
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	<-connected
+	if err := c.Sync(ctx); err != nil {
+		c.mqtt.Disconnect(100)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) currentToken() string {
+	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
+	return c.token
+}
+
+func (c *Client) login(ctx context.Context) error {
+	var out struct{ Token string }
+	body := map[string]string{"user": c.o.User, "password": c.o.Password}
+	if err := c.do(ctx, "POST", "/api/v1/login", body, &out, false); err != nil {
+		return fmt.Errorf("imclient: login: %w", err)
+	}
+	c.tokMu.Lock()
+	c.token = out.Token
+	c.tokMu.Unlock()
+	return nil
+}
+
+// APIError is an error answer of the HTTP API.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// api calls the HTTP API with the token, logging in again once if it expired.
+func (c *Client) api(ctx context.Context, method, path string, body, out any) error {
+	err := c.do(ctx, method, path, body, out, true)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		if err := c.login(ctx); err != nil {
+			return err
+		}
+		err = c.do(ctx, method, path, body, out, true)
+	}
+	return err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any, auth bool) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.o.HTTP, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+c.currentToken())
+	}
+	resp, err := c.o.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		json.Unmarshal(raw, &e)
+		return &APIError{resp.StatusCode, e.Error.Code, e.Error.Message}
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// API calls an authenticated endpoint of the HTTP API.
+func (c *Client) API(ctx context.Context, method, path string, body, out any) error {
+	return c.api(ctx, method, path, body, out)
+}
+
+func (c *Client) onPublish(_ paho.Client, m paho.Message) {
+	var e envelope.Message
+	if strings.Contains(m.Topic(), "/dm/") || strings.Contains(m.Topic(), "/g/") {
+		if json.Unmarshal(m.Payload(), &e) == nil && e.Seq > 0 {
+			if c.seq.live(e) {
+				c.scheduleSync()
+			}
+			return
+		}
+	}
+	if c.o.OnEvent != nil {
+		c.o.OnEvent(m.Topic(), m.Payload())
+	}
+}
+
+// scheduleSync runs a sync after GapWait unless one is already scheduled.
+func (c *Client) scheduleSync() {
+	c.timerMu.Lock()
+	defer c.timerMu.Unlock()
+	if c.gapTimer != nil {
+		return
+	}
+	c.gapTimer = time.AfterFunc(c.o.GapWait, func() {
+		c.timerMu.Lock()
+		c.gapTimer = nil
+		c.timerMu.Unlock()
+		c.syncNow()
+	})
+}
+
+func (c *Client) syncNow() {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Sync(ctx); err != nil {
+		select {
+		case c.syncErr <- err:
+		default:
+		}
+	}
+}
+
+// Sync fetches everything after the cursor and delivers what is new.
+func (c *Client) Sync(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	for {
+		cur := c.seq.state().Cursor
+		var page struct {
+			Messages []envelope.Message
+			Cursor   string
+			More     bool
+		}
+		err := c.api(ctx, "GET", "/api/v1/sync?limit=1000&since="+url.QueryEscape(cur), nil, &page)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Code == "reset" {
+			// The server's store is not the one the cursor came from: start
+			// over; the sequencer's per-conversation state still drops repeats.
+			c.seq.mu.Lock()
+			c.seq.cursor = ""
+			c.seq.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("imclient: sync: %w", err)
+		}
+		c.seq.synced(page.Messages, page.Cursor)
+		if !page.More {
+			c.seq.settle()
+			return nil
+		}
+	}
+}
+
+// State returns what is needed to resume later.
+func (c *Client) State() State { return c.seq.state() }
+
+// Duplicates counts repeated deliveries the client suppressed.
+func (c *Client) Duplicates() int {
+	c.seq.mu.Lock()
+	defer c.seq.mu.Unlock()
+	return c.seq.dupes
+}
+
+// NewCID returns a random client message id.
+func NewCID() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return "c-" + hex.EncodeToString(b)
+}
+
+// Publish publishes payload to topic at QoS 1 and waits for the PUBACK,
+// which for chat messages means the server has stored it.
+func (c *Client) Publish(ctx context.Context, topic string, payload []byte) error {
+	tok := c.mqtt.Publish(topic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Send sends a text message to a user ("bob") or a group ("g:team") with a
+// fresh cid, so retrying the same call after an error cannot duplicate it.
+func (c *Client) Send(ctx context.Context, to, body string) (cid string, err error) {
+	cid = NewCID()
+	return cid, c.SendCID(ctx, to, cid, body)
+}
+
+// SendCID sends with a caller-chosen cid (retries with the same cid are safe).
+func (c *Client) SendCID(ctx context.Context, to, cid, body string) error {
+	payload, _ := json.Marshal(map[string]string{"cid": cid, "body": body})
+	topic := "im/u/" + to + "/dm/" + c.o.User
+	if gid, ok := strings.CutPrefix(to, "g:"); ok {
+		topic = "im/g/" + gid
+	}
+	return c.Publish(ctx, topic, payload)
+}
+
+// MQTT exposes the underlying paho client (for raw topics such as signals).
+func (c *Client) MQTT() paho.Client { return c.mqtt }
+
+// Close disconnects.
+func (c *Client) Close() {
+	select {
+	case <-c.closed:
+		return
+	default:
+		close(c.closed)
+	}
+	c.timerMu.Lock()
+	if c.gapTimer != nil {
+		c.gapTimer.Stop()
+	}
+	c.timerMu.Unlock()
+	c.mqtt.Disconnect(250)
+}
