@@ -91,10 +91,7 @@ func TestConfigPrecedence(t *testing.T) {
 // addresses, serves /healthz and /metrics, and on SIGTERM exits 0 after
 // closing the stores cleanly (a restart finds the data).
 func TestServeSubprocessGracefulShutdown(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "mqim")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := imtest.Binary(t)
 	dir := t.TempDir()
 	start := func() (*exec.Cmd, string) {
 		cmd := exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
