@@ -385,3 +385,31 @@ func TestSeveralFilesAndSessionsAtOnce(t *testing.T) {
 		t.Fatalf("closed session: %v", ab.Err())
 	}
 }
+
+func TestSimultaneousReconnect(t *testing.T) {
+	n := newTestNet(t, netOptions{requestTimeout: 30 * time.Second})
+	as := dial(t, n.alice, "bob")
+	data := randomBytes(8<<20, 5)
+	info, _ := as.Engine().SendFile("f", "", bytes.NewReader(data), int64(len(data)))
+	waitFor(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
+	bs := n.bob.sessionFor("alice")
+	waitFor(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 50 })
+	as.CloseConnection()
+	bs.CloseConnection()
+	// Both sides re-offer the same session at once: glare, which alice
+	// (the lower id) wins; both calls return once the connection is up.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- as.Reconnect(ctx) }()
+	go func() { errs <- bs.Reconnect(ctx) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Reconnect: %v", err)
+		}
+	}
+	waitDone(t, 60*time.Second, n.alice, n.bob, info.ID, nil)
+	if !bytes.Equal(n.bob.sink(info.ID).Bytes(), data) {
+		t.Fatal("received file differs")
+	}
+}

@@ -243,6 +243,10 @@ type Session struct {
 	dialing bool
 	engine  *filexfer.Engine
 
+	// neg serialises negotiations (our offer, our answer to the peer's) so
+	// that two of them never replace each other's peer connection.
+	neg sync.Mutex
+
 	mu          sync.Mutex
 	pc          *webrtc.PeerConnection
 	ch          *dataChannel
@@ -295,8 +299,29 @@ func (s *Session) WaitOpen(ctx context.Context) error {
 // Reconnect replaces the peer connection by a new one, renegotiated with a
 // new OFFER in the same ROAP session, and waits until it is open. Transfers
 // in flight resume, fetching only what is missing.
+//
+// If the peer is already renegotiating (its OFFER arrived first), Reconnect
+// just waits for that; if both offer at once, roap's glare rule picks one
+// and Reconnect returns when the surviving negotiation has opened.
 func (s *Session) Reconnect(ctx context.Context) error {
-	return s.offer(ctx)
+	if st, ok := s.p.roap.State(s.peer, s.id); ok && st != roap.StateOpen {
+		return s.WaitOpen(ctx)
+	}
+	err := s.offer(ctx)
+	if errors.Is(err, roap.ErrSessionExists) {
+		return s.WaitOpen(ctx)
+	}
+	return err
+}
+
+// markDownLocked notes that the current connection is gone, so WaitOpen
+// waits for the next one; callers hold s.mu.
+func (s *Session) markDownLocked() {
+	select {
+	case <-s.open:
+		s.open = make(chan struct{})
+	default:
+	}
 }
 
 // CloseConnection closes the peer connection but keeps the session and its
@@ -306,6 +331,7 @@ func (s *Session) CloseConnection() {
 	s.mu.Lock()
 	pc, ch, dcClosed := s.pc, s.ch, s.dcClosed
 	s.pc, s.ch = nil, nil
+	s.markDownLocked()
 	s.mu.Unlock()
 	if ch != nil {
 		s.engine.Detach(s.p.wrap(ch))
@@ -375,14 +401,14 @@ func (s *Session) newConnection(offerer bool) (*webrtc.PeerConnection, error) {
 		_ = pc.Close()
 		return nil, s.err
 	}
+	superseded := s.pc // only if a negotiation bypassed neg; never leak it
 	s.pc, s.remoteSet, s.remoteCands, s.signalReady, s.localCands = pc, false, nil, false, nil
 	s.dcClosed = make(chan struct{})
-	select {
-	case <-s.open: // the previous connection had opened: wait for this one
-		s.open = make(chan struct{})
-	default:
-	}
+	s.markDownLocked()
 	s.mu.Unlock()
+	if superseded != nil {
+		_ = superseded.Close()
+	}
 
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { s.onLocalCandidate(pc, c) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -390,6 +416,9 @@ func (s *Session) newConnection(offerer bool) (*webrtc.PeerConnection, error) {
 			s.mu.Lock()
 			ch := s.ch
 			current := s.pc == pc
+			if current {
+				s.markDownLocked()
+			}
 			s.mu.Unlock()
 			if current && ch != nil {
 				s.engine.Detach(s.p.wrap(ch))
@@ -443,6 +472,12 @@ func (s *Session) setupDataChannel(pc *webrtc.PeerConnection, dc *webrtc.DataCha
 		}
 	})
 	dc.OnClose(func() {
+		s.mu.Lock()
+		if s.ch == ch {
+			s.ch = nil
+			s.markDownLocked()
+		}
+		s.mu.Unlock()
 		ch.markClosed()
 		s.engine.Detach(s.p.wrap(ch))
 		select {
@@ -454,6 +489,19 @@ func (s *Session) setupDataChannel(pc *webrtc.PeerConnection, dc *webrtc.DataCha
 }
 
 func (s *Session) offer(ctx context.Context) error {
+	if err := s.sendOffer(); err != nil {
+		return err
+	}
+	return s.WaitOpen(ctx)
+}
+
+func (s *Session) sendOffer() error {
+	s.neg.Lock()
+	defer s.neg.Unlock()
+	if st, ok := s.p.roap.State(s.peer, s.id); ok && st != roap.StateOpen {
+		// The peer's renegotiation got in first; ours would void it.
+		return fmt.Errorf("%w: %s", roap.ErrSessionExists, st)
+	}
 	pc, err := s.newConnection(true)
 	if err != nil {
 		return err
@@ -469,10 +517,12 @@ func (s *Session) offer(ctx context.Context) error {
 		return err
 	}
 	s.flushLocalCandidates(pc)
-	return s.WaitOpen(ctx)
+	return nil
 }
 
 func (s *Session) answer(sdp string) error {
+	s.neg.Lock()
+	defer s.neg.Unlock()
 	pc, err := s.newConnection(false)
 	if err != nil {
 		return err
