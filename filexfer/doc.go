@@ -9,11 +9,13 @@
 //	0x11 complete  fileID                                                 receiver -> sender (extension)
 //	0x20 request   fileID, ranges (n x [first(4) count(4)])               receiver -> sender
 //	0x40 chunk     fileID, chunkID(4), data                               sender -> receiver
-//	0x80 cancel    fileID                                                 either way
+//	0x80 cancel    fileID [, reason(1)]                                   either way
 //
 // Extensions over the paper: describe carries the SHA-256 of the whole file
 // and the chunk size; a request names ranges of chunks rather than one
-// chunk; 0x11 tells the sender the file arrived intact. Sizes are capped
+// chunk; 0x11 tells the sender the file arrived intact; cancel may carry a
+// one-byte reason (0 cancelled, 1 declined, 2 SHA-256 mismatch, 3 I/O
+// error, 4 unknown file). Sizes are capped
 // at 2^53-1 so JavaScript numbers hold them exactly. A frame is at most
 // 65535 bytes (pion/webrtc v3 cannot read a 65536-byte message), which
 // bounds a chunk to MaxChunkSize; senders use 16 KiB. Decoders ignore

@@ -33,6 +33,7 @@ var (
 	ErrHashMismatch = errors.New("filexfer: SHA-256 mismatch")
 	ErrClosed       = errors.New("filexfer: engine closed")
 	ErrUnknownFile  = errors.New("filexfer: unknown file")
+	ErrIO           = errors.New("filexfer: file I/O failed")
 	ErrProtocol     = errors.New("filexfer: protocol violation")
 )
 
@@ -371,7 +372,11 @@ func (e *Engine) end(fileID string, why error) error {
 	if len(results) == 0 {
 		return fmt.Errorf("%w: %s", ErrUnknownFile, fileID)
 	}
-	e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: fileID}})
+	reason := ReasonCancelled
+	if errors.Is(why, ErrDeclined) {
+		reason = ReasonDeclined
+	}
+	e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: fileID, Reason: reason}})
 	e.report(results...)
 	return nil
 }
@@ -612,7 +617,7 @@ func (e *Engine) onRequest(f *Frame) error {
 		ch := e.ch
 		e.mu.Unlock()
 		// We do not have (any more) what the peer wants: tell it to stop.
-		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: f.FileID}})
+		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: f.FileID, Reason: ReasonUnknownFile}})
 		return fmt.Errorf("%w: request for %s", ErrUnknownFile, f.FileID)
 	}
 	n := o.info.Chunks()
@@ -667,9 +672,9 @@ func (e *Engine) sendLoop() {
 		data := buf[:n]
 		if _, err := src.ReadAt(data, int64(c)*int64(info.ChunkSize)); err != nil && !(err == io.EOF && n > 0) {
 			e.mu.Lock()
-			r := e.endOutLocked(o, fmt.Errorf("filexfer: read %s chunk %d: %w", info.Name, c, err), false)
+			r := e.endOutLocked(o, fmt.Errorf("%w: read %s chunk %d: %w", ErrIO, info.Name, c, err), false)
 			e.mu.Unlock()
-			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID}})
+			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: ReasonIO}})
 			e.report(r)
 			continue
 		}
@@ -754,9 +759,9 @@ func (e *Engine) onChunk(f *Frame) error {
 
 	if _, err := sink.WriteAt(f.Data, int64(c)*int64(in.info.ChunkSize)); err != nil {
 		e.mu.Lock()
-		r := e.endInLocked(in, fmt.Errorf("filexfer: write %s: %w", in.info.Name, err), false)
+		r := e.endInLocked(in, fmt.Errorf("%w: write %s: %w", ErrIO, in.info.Name, err), false)
 		e.mu.Unlock()
-		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: in.info.ID}})
+		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: in.info.ID, Reason: ReasonIO}})
 		e.report(r)
 		return nil
 	}
@@ -783,8 +788,11 @@ func (e *Engine) verify(in *incoming) {
 		return // cancelled meanwhile
 	}
 	h := sha256.New()
+	reason := ReasonHashMismatch
 	_, err := io.Copy(h, io.NewSectionReader(sink, 0, int64(info.Size)))
-	if err == nil && [32]byte(h.Sum(nil)) != info.SHA256 {
+	if err != nil {
+		err, reason = fmt.Errorf("%w: read back %s: %w", ErrIO, info.Name, err), ReasonIO
+	} else if [32]byte(h.Sum(nil)) != info.SHA256 {
 		err = ErrHashMismatch
 	}
 	e.mu.Lock()
@@ -798,19 +806,31 @@ func (e *Engine) verify(in *incoming) {
 	if err == nil {
 		e.sendFrames(ch, []*Frame{{Type: TypeComplete, FileID: info.ID}})
 	} else {
-		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID}})
+		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: reason}})
 	}
 	e.report(r)
 }
 
+// reasonErrors maps a peer's cancel reason to the error its Result carries.
+var reasonErrors = map[CancelReason]error{
+	ReasonDeclined:     ErrDeclined,
+	ReasonHashMismatch: ErrHashMismatch,
+	ReasonIO:           ErrIO,
+	ReasonUnknownFile:  ErrUnknownFile,
+}
+
 func (e *Engine) onCancel(f *Frame) error {
+	why, ok := reasonErrors[f.Reason]
+	if !ok {
+		why = ErrCancelled
+	}
 	e.mu.Lock()
 	var results []Result
 	if o, ok := e.out[f.FileID]; ok && !o.ended {
-		results = append(results, e.endOutLocked(o, ErrCancelled, true))
+		results = append(results, e.endOutLocked(o, why, true))
 	}
 	if in, ok := e.in[f.FileID]; ok && !in.ended {
-		results = append(results, e.endInLocked(in, ErrCancelled, true))
+		results = append(results, e.endInLocked(in, why, true))
 	}
 	e.mu.Unlock()
 	e.report(results...)

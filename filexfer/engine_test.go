@@ -324,9 +324,9 @@ func TestDecline(t *testing.T) {
 	pp.autoAccept = false
 	info, _ := pp.a.SendFile("f", "", bytes.NewReader([]byte("x")), 1)
 	waitFor(t, 5*time.Second, "results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
-	// Cancel carries no reason, so the sender sees a remote cancel.
+	// The Cancel's reason tells the sender it was declined.
 	for _, r := range pp.resultsFor(info.ID) {
-		if r.Dir == Receiving && !errors.Is(r.Err, ErrDeclined) || r.Dir == Sending && (!errors.Is(r.Err, ErrCancelled) || !r.Remote) {
+		if !errors.Is(r.Err, ErrDeclined) || r.Remote != (r.Dir == Sending) {
 			t.Fatalf("%s: %v remote=%v", r.Dir, r.Err, r.Remote)
 		}
 	}
@@ -339,7 +339,7 @@ func TestHashMismatch(t *testing.T) {
 	info, _ := pp.a.SendFile("f", "", &changingReader{data: data}, int64(len(data)))
 	waitFor(t, 5*time.Second, "results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
 	for _, r := range pp.resultsFor(info.ID) {
-		if r.Dir == Receiving && !errors.Is(r.Err, ErrHashMismatch) || r.Dir == Sending && !errors.Is(r.Err, ErrCancelled) {
+		if !errors.Is(r.Err, ErrHashMismatch) || r.Remote != (r.Dir == Sending) {
 			t.Fatalf("%s: %v", r.Dir, r.Err)
 		}
 	}

@@ -93,6 +93,20 @@ func (t Type) String() string {
 	return fmt.Sprintf("0x%02x", byte(t))
 }
 
+// CancelReason says why a file was cancelled: the optional second field of
+// a Cancel frame, one byte (an extension; absent means ReasonCancelled).
+// Receivers treat values they do not know as ReasonCancelled.
+type CancelReason byte
+
+// Cancel reasons.
+const (
+	ReasonCancelled    CancelReason = 0 // the user gave up
+	ReasonDeclined     CancelReason = 1 // the receiver did not accept the file
+	ReasonHashMismatch CancelReason = 2 // the file arrived but its SHA-256 differs
+	ReasonIO           CancelReason = 3 // reading or writing the file failed
+	ReasonUnknownFile  CancelReason = 4 // a request named a file the sender does not have
+)
+
 // Range is a run of Count chunks starting at chunk First.
 type Range struct {
 	First uint32
@@ -105,7 +119,7 @@ type Range struct {
 //	Complete: FileID
 //	Request:  FileID, Ranges
 //	Chunk:    FileID, ChunkID, Data
-//	Cancel:   FileID
+//	Cancel:   FileID, Reason
 //
 // Data of a decoded Chunk aliases the decoded buffer.
 type Frame struct {
@@ -119,6 +133,7 @@ type Frame struct {
 	Ranges    []Range
 	ChunkID   uint32
 	Data      []byte
+	Reason    CancelReason
 }
 
 // Encode returns the wire form of f after validating it.
@@ -151,6 +166,10 @@ func (f *Frame) AppendEncode(dst []byte) ([]byte, error) {
 	case TypeChunk:
 		dst = appendField(dst, binary.BigEndian.AppendUint32(nil, f.ChunkID))
 		dst = appendField(dst, f.Data)
+	case TypeCancel:
+		if f.Reason != ReasonCancelled {
+			dst = appendField(dst, []byte{byte(f.Reason)})
+		}
 	}
 	if len(dst)-start > MaxFrameSize {
 		return nil, fmt.Errorf("%w: %s frame of %d bytes", ErrFrameTooBig, f.Type, len(dst)-start)
@@ -320,6 +339,13 @@ func Decode(b []byte) (*Frame, error) {
 		}
 		f.ChunkID = binary.BigEndian.Uint32(fields[1])
 		f.Data = fields[2]
+	case TypeCancel:
+		if len(fields) > 1 {
+			if len(fields[1]) != 1 {
+				return nil, fmt.Errorf("%w: cancel reason field of %d bytes, want 1", ErrInvalidField, len(fields[1]))
+			}
+			f.Reason = CancelReason(fields[1][0])
+		}
 	}
 	return f, nil
 }

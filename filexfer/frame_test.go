@@ -26,6 +26,7 @@ type frameVector struct {
 		Ranges          [][2]uint32 `json:"ranges"`
 		ChunkID         uint32      `json:"chunkID"`
 		Data            string      `json:"data"`
+		Reason          byte        `json:"reason"`
 		ReencodeDiffers bool        `json:"reencodeDiffers"`
 	} `json:"frame"`
 }
@@ -61,7 +62,7 @@ func TestFrameVectorsValid(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			raw := mustHex(t, v.Hex)
 			want := &Frame{Type: Type(v.Frame.Type), FileID: v.Frame.FileID, Name: v.Frame.Name, Size: v.Frame.Size,
-				MIME: v.Frame.MIME, ChunkSize: v.Frame.ChunkSize, ChunkID: v.Frame.ChunkID}
+				MIME: v.Frame.MIME, ChunkSize: v.Frame.ChunkSize, ChunkID: v.Frame.ChunkID, Reason: CancelReason(v.Frame.Reason)}
 			if v.Frame.SHA256 != "" {
 				copy(want.SHA256[:], mustHex(t, v.Frame.SHA256))
 			}

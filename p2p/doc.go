@@ -37,7 +37,6 @@
 //     the callee and the first ANSWER wins; the other devices' answers
 //     are dropped as out of state and they time out waiting for OK.
 //   - Reconnect is explicit; nothing re-dials automatically yet.
-//   - Cancel carries no reason, so a sender sees a decline as a cancel.
 //   - Transfer state lives in memory: a receiver that restarts cannot
 //     resume (its received-chunk map is gone).
 package p2p

@@ -17,7 +17,7 @@ def request(fid, ranges):
     return bytes([0x20]) + field(fid) + field(b"".join(struct.pack(">II", a, n) for a, n in ranges))
 
 def chunk(fid, cid, data): return bytes([0x40]) + field(fid) + field(struct.pack(">I", cid)) + field(data)
-def cancel(fid): return bytes([0x80]) + field(fid)
+def cancel(fid, reason=None): return bytes([0x80]) + field(fid) + (field(bytes([reason])) if reason is not None else b"")
 def complete(fid): return bytes([0x11]) + field(fid)
 
 sha_hello = hashlib.sha256(b"hello world\n").digest()
@@ -43,6 +43,9 @@ big = bytes((i * 7) & 0xff for i in range(65535 - 11 - 64))
 v("chunk of the largest frame (65535 bytes)", chunk(b"F" * 64, 4294967295, big),
   {"type": 0x40, "fileID": "F" * 64, "chunkID": 4294967295, "data": big.hex()})
 v("cancel", cancel(fid), {"type": 0x80, "fileID": fid.decode()})
+v("cancel, reason declined (extension)", cancel(fid, 1), {"type": 0x80, "fileID": fid.decode(), "reason": 1})
+v("cancel, reason 0 written out", cancel(fid, 0), {"type": 0x80, "fileID": fid.decode(), "reencodeDiffers": True})
+v("cancel, unknown reason 200", cancel(fid, 200), {"type": 0x80, "fileID": fid.decode(), "reason": 200})
 v("complete (extension 0x11)", complete(fid), {"type": 0x11, "fileID": fid.decode()})
 
 invalid = []
@@ -56,6 +59,7 @@ bad("field longer than frame", bytes([0x80, 0x00, 0x05]) + b"abc", "truncated")
 bad("chunk missing data field", bytes([0x40]) + field(fid) + field(struct.pack(">I", 1)), "truncated")
 bad("describe missing chunkSize", describe(fid, "a", 1, "b", b"\0" * 32, 1)[:-6], "truncated")
 bad("empty fileID", cancel(b""), "invalid_field")
+bad("cancel reason of 2 bytes", bytes([0x80]) + field(fid) + field(b"\x01\x00"), "invalid_field")
 bad("fileID of 65 bytes", cancel(b"a" * 65), "invalid_field")
 bad("describe size field of 4 bytes", bytes([0x10]) + field(fid) + field(b"a") + field(b"\0\0\0\1") + field(b"") + field(b"\0" * 32) + field(struct.pack(">I", 1)), "invalid_field")
 bad("describe size 2^53", describe(fid, "a", 2**53, "b", b"\0" * 32, 1), "invalid_field")

@@ -7,7 +7,7 @@
 // The SHA-256 of the whole file is verified before a file is reported done.
 
 import {
-  decodeFrame, encodeFrame, FrameType, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_RANGES_PER_REQUEST,
+  CancelReason, decodeFrame, encodeFrame, FrameType, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_RANGES_PER_REQUEST,
 } from './frames.js';
 import { SHA256 } from './sha256.js';
 
@@ -18,7 +18,16 @@ export const TransferErrorCode = Object.freeze({
   HASH_MISMATCH: 'hash_mismatch',
   CLOSED: 'closed',
   IO: 'io',
+  UNKNOWN_FILE: 'unknown_file',
 });
+
+// What a peer's cancel reason means for our side of the transfer.
+const reasonCodes = new Map([
+  [CancelReason.DECLINED, TransferErrorCode.DECLINED],
+  [CancelReason.HASH_MISMATCH, TransferErrorCode.HASH_MISMATCH],
+  [CancelReason.IO, TransferErrorCode.IO],
+  [CancelReason.UNKNOWN_FILE, TransferErrorCode.UNKNOWN_FILE],
+]);
 
 export class TransferError extends Error {
   constructor(code, message) {
@@ -186,7 +195,8 @@ export class TransferEngine {
     const f = this.in.get(fileID);
     if (f && !f.ended) results.push(this.endIn(f, new TransferError(code, why), false));
     if (!results.length) throw new TransferError('unknown', `unknown file ${fileID}`);
-    this.sendFrames([{ type: FrameType.CANCEL, fileID }]);
+    const reason = code === TransferErrorCode.DECLINED ? CancelReason.DECLINED : CancelReason.CANCELLED;
+    this.sendFrames([{ type: FrameType.CANCEL, fileID, reason }]);
     results.forEach((r) => this.onDone(r));
   }
 
@@ -308,7 +318,7 @@ export class TransferEngine {
     const o = this.out.get(fr.fileID);
     if (o?.ended) return;
     if (!o) {
-      this.sendFrames([{ type: FrameType.CANCEL, fileID: fr.fileID }]);
+      this.sendFrames([{ type: FrameType.CANCEL, fileID: fr.fileID, reason: CancelReason.UNKNOWN_FILE }]);
       throw new TransferError('unknown', `request for unknown file ${fr.fileID}`);
     }
     const n = chunksOf(o.info);
@@ -343,7 +353,7 @@ export class TransferEngine {
         } catch (err) {
           if (!o.ended) {
             const r = this.endOut(o, new TransferError(TransferErrorCode.IO, `read ${info.name}: ${err.message}`), false);
-            this.sendFrames([{ type: FrameType.CANCEL, fileID: info.fileID }]);
+            this.sendFrames([{ type: FrameType.CANCEL, fileID: info.fileID, reason: CancelReason.IO }]);
             this.onDone(r);
           }
           continue;
@@ -409,7 +419,7 @@ export class TransferEngine {
     } catch (err) {
       if (!f.ended) {
         const r = this.endIn(f, new TransferError(TransferErrorCode.IO, `write ${f.info.name}: ${err.message}`), false);
-        this.sendFrames([{ type: FrameType.CANCEL, fileID: f.info.fileID }]);
+        this.sendFrames([{ type: FrameType.CANCEL, fileID: f.info.fileID, reason: CancelReason.IO }]);
         this.onDone(r);
       }
       return;
@@ -431,16 +441,19 @@ export class TransferEngine {
     }
     if (f.ended) return;
     const r = this.endIn(f, error, false);
-    this.sendFrames([{ type: error ? FrameType.CANCEL : FrameType.COMPLETE, fileID: info.fileID }]);
+    const reason = error?.code === TransferErrorCode.IO ? CancelReason.IO : CancelReason.HASH_MISMATCH;
+    this.sendFrames([error ? { type: FrameType.CANCEL, fileID: info.fileID, reason } : { type: FrameType.COMPLETE, fileID: info.fileID }]);
     this.onDone(r);
   }
 
   onCancel(fr) {
+    const code = reasonCodes.get(fr.reason) ?? TransferErrorCode.CANCELLED;
+    const err = () => new TransferError(code, `${code} by peer`);
     const results = [];
     const o = this.out.get(fr.fileID);
-    if (o && !o.ended) results.push(this.endOut(o, new TransferError(TransferErrorCode.CANCELLED, 'cancelled by peer'), true));
+    if (o && !o.ended) results.push(this.endOut(o, err(), true));
     const f = this.in.get(fr.fileID);
-    if (f && !f.ended) results.push(this.endIn(f, new TransferError(TransferErrorCode.CANCELLED, 'cancelled by peer'), true));
+    if (f && !f.ended) results.push(this.endIn(f, err(), true));
     results.forEach((r) => this.onDone(r));
   }
 

@@ -7,7 +7,7 @@
 //   0x11 complete  fileID                      (mqim extension: verified)
 //   0x20 request   fileID, ranges (n x [first(4) count(4)])
 //   0x40 chunk     fileID, chunkID(4), data
-//   0x80 cancel    fileID
+//   0x80 cancel    fileID [, reason(1)]     (reason: mqim extension)
 //
 // Text fields are UTF-8; sizes are at most 2^53-1; a frame is at most 65535
 // bytes (pion/webrtc v3 cannot read a 65536-byte message). Well-formed
@@ -19,6 +19,15 @@ export const FrameType = Object.freeze({
   REQUEST: 0x20,
   CHUNK: 0x40,
   CANCEL: 0x80,
+});
+
+/** Why a file was cancelled (optional second field of cancel; absent = CANCELLED). */
+export const CancelReason = Object.freeze({
+  CANCELLED: 0,
+  DECLINED: 1,
+  HASH_MISMATCH: 2,
+  IO: 3,
+  UNKNOWN_FILE: 4,
 });
 
 export const MAX_FRAME_SIZE = 65535;
@@ -81,7 +90,8 @@ function checkRange(first, count) {
  * Decodes one frame. Throws FrameError for anything malformed.
  * Returns {type, fileID, ...}: describe adds name, size, mime, sha256
  * (Uint8Array), chunkSize; request adds ranges ([[first, count], ...]);
- * chunk adds chunkID and data (a Uint8Array view into the input).
+ * chunk adds chunkID and data (a Uint8Array view into the input); cancel
+ * adds reason when it is present and not 0.
  * @param {Uint8Array|ArrayBuffer} input
  */
 export function decodeFrame(input) {
@@ -149,6 +159,13 @@ export function decodeFrame(input) {
       frame.data = fields[2];
       break;
     }
+    case FrameType.CANCEL: {
+      if (fields.length > 1) {
+        if (fields[1].length !== 1) throw new FrameError('invalid_field', `cancel reason field of ${fields[1].length} bytes, want 1`);
+        if (fields[1][0] !== 0) frame.reason = fields[1][0];
+      }
+      break;
+    }
     default:
   }
   return frame;
@@ -207,6 +224,12 @@ export function encodeFrame(f) {
       const data = f.data ?? new Uint8Array(0);
       if (data.length > 0xffff) throw new FrameError('too_big', `${data.length} data bytes`);
       fields.push(u32(f.chunkID), data);
+      break;
+    }
+    case FrameType.CANCEL: {
+      const r = f.reason ?? 0;
+      if (!Number.isInteger(r) || r < 0 || r > 255) throw new FrameError('invalid_field', `cancel reason ${r}`);
+      if (r !== 0) fields.push(Uint8Array.of(r));
       break;
     }
     default:
