@@ -78,7 +78,7 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := srv.AddHook(b.IM, nil); err != nil {
 		return nil, err
 	}
-	if err := srv.AddHook(new(badgerstore.Hook), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
+	if err := srv.AddHook(newSessionStore(srv), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 

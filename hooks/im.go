@@ -331,8 +331,8 @@ func (h *IM) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // OnDisconnect publishes "offline" when a user's last device leaves, however
 // it left (clean DISCONNECT, dropped socket, keepalive timeout, takeover).
 func (h *IM) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if cl.Net.Inline {
-		return
+	if cl.Net.Inline || cl.Net.Conn == nil {
+		return // the inline client, or a session restored from storage at start
 	}
 	user := string(cl.Properties.Username)
 	h.d.Metrics.Connections.Dec()

@@ -43,6 +43,8 @@ type Platform struct {
 	HTTPAddr net.Addr
 	MQTTAddr net.Addr
 	served   chan error
+	stopGC   context.CancelFunc
+	gcDone   chan struct{}
 }
 
 // Stores opens only the data stores (for CLI commands that edit data offline).
@@ -121,6 +123,9 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		return nil, err
 	}
 	go func() { p.served <- p.Gateway.Serve() }()
+	gcCtx, stopGC := context.WithCancel(context.Background())
+	p.stopGC, p.gcDone = stopGC, make(chan struct{})
+	go func() { kvstore.RunGC(gcCtx, p.DB, 5*time.Minute, log); close(p.gcDone) }()
 	ok = true
 	return p, nil
 }
@@ -131,6 +136,10 @@ func (p *Platform) Served() <-chan error { return p.served }
 // Close shuts everything down; it is safe to call on a partly started Platform.
 func (p *Platform) Close(ctx context.Context) error {
 	var errs []error
+	if p.stopGC != nil {
+		p.stopGC()
+		<-p.gcDone
+	}
 	if p.Gateway != nil {
 		errs = append(errs, p.Gateway.Shutdown(ctx))
 	}
