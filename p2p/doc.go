@@ -15,7 +15,7 @@
 //
 // Resume. A session's engine outlives its peer connection. When the
 // connection drops (or CloseConnection simulates that), Session.Reconnect
-// renegotiates the same ROAP session with a new OFFER and a new peer
+// (called by the dialing side itself with Config.AutoReconnect) renegotiates the same ROAP session with a new OFFER and a new peer
 // connection; the engine describes unfinished outgoing files again and the
 // receiver asks only for the chunks it still lacks. If both sides
 // reconnect at once, roap's glare rule (lower user id wins) picks one offer.
@@ -36,7 +36,8 @@
 //   - ROAP addresses users, not devices: an OFFER reaches every device of
 //     the callee and the first ANSWER wins; the other devices' answers
 //     are dropped as out of state and they time out waiting for OK.
-//   - Reconnect is explicit; nothing re-dials automatically yet.
+//   - Only the dialing side reconnects automatically; if that device is
+//     gone, the session stays down until its transfers are sent again.
 //   - Transfer state lives in memory: a receiver that restarts cannot
 //     resume (its received-chunk map is gone).
 package p2p

@@ -82,6 +82,8 @@ type netOptions struct {
 	window         int
 	dropAliceOut   func([]byte) bool // frames alice sends that are lost
 	bobRefuses     bool
+	autoReconnect  bool
+	settings       func(*Settings)
 }
 
 func newTestNet(t testing.TB, o netOptions) *testNet {
@@ -90,6 +92,9 @@ func newTestNet(t testing.TB, o netOptions) *testNet {
 	mk := func(user string) *endpoint {
 		e := &endpoint{results: map[string][]filexfer.Result{}, sinks: map[string]*filexfer.MemSink{}, offers: make(chan filexfer.FileInfo, 16), lastP: map[string]filexfer.Progress{}}
 		settings := LoopbackSettings()
+		if o.settings != nil {
+			o.settings(&settings)
+		}
 		cfg := Config{
 			Self:      user,
 			Signaller: n.hub.For(user),
@@ -117,8 +122,9 @@ func newTestNet(t testing.TB, o netOptions) *testNet {
 					},
 				}
 			},
-			OfferTimeout: 10 * time.Second,
-			Logf:         t.Logf,
+			OfferTimeout:  10 * time.Second,
+			AutoReconnect: o.autoReconnect,
+			Logf:          t.Logf,
 		}
 		if user == "bob" && o.bobRefuses {
 			cfg.Accept = func(string) bool { return false }
@@ -408,6 +414,28 @@ func TestSimultaneousReconnect(t *testing.T) {
 			t.Fatalf("Reconnect: %v", err)
 		}
 	}
+	waitDone(t, 60*time.Second, n.alice, n.bob, info.ID, nil)
+	if !bytes.Equal(n.bob.sink(info.ID).Bytes(), data) {
+		t.Fatal("received file differs")
+	}
+}
+
+func TestAutoReconnectResumes(t *testing.T) {
+	n := newTestNet(t, netOptions{
+		autoReconnect:  true,
+		requestTimeout: 30 * time.Second,
+		settings: func(s *Settings) {
+			s.ICEDisconnectedTimeout, s.ICEFailedTimeout, s.ICEKeepaliveInterval = time.Second, 5*time.Second, 200*time.Millisecond
+		},
+	})
+	s := dial(t, n.alice, "bob")
+	data := randomBytes(16<<20, 6)
+	info, _ := s.Engine().SendFile("f", "", bytes.NewReader(data), int64(len(data)))
+	waitFor(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
+	bs := n.bob.sessionFor("alice")
+	waitFor(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 100 })
+	// Only bob's side goes away; alice (the dialer) notices and re-dials.
+	bs.CloseConnection()
 	waitDone(t, 60*time.Second, n.alice, n.bob, info.ID, nil)
 	if !bytes.Equal(n.bob.sink(info.ID).Bytes(), data) {
 		t.Fatal("received file differs")

@@ -58,6 +58,12 @@ type Config struct {
 	// OnSession is told of each session a peer opens to us, before we
 	// answer it.
 	OnSession func(s *Session)
+	// AutoReconnect makes the side that dialed a session renegotiate it
+	// when its connection drops (ICE disconnected or failed, or the data
+	// channel closed), retrying with backoff for up to ReconnectFor
+	// (default 1 minute). Transfers resume where they stopped.
+	AutoReconnect bool
+	ReconnectFor  time.Duration
 	// OfferTimeout and AnswerTimeout go to the roap.Manager (defaults 30s, 10s).
 	OfferTimeout, AnswerTimeout time.Duration
 	// Clock goes to the roap.Manager (default: the system clock).
@@ -93,6 +99,9 @@ func NewPeer(cfg Config) *Peer {
 	st.fill()
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.ReconnectFor <= 0 {
+		cfg.ReconnectFor = time.Minute
 	}
 	p := &Peer{cfg: cfg, settings: st, api: st.api(), sessions: make(map[sessionKey]*Session)}
 	p.roap = roap.NewManager(roap.Config{
@@ -247,18 +256,19 @@ type Session struct {
 	// that two of them never replace each other's peer connection.
 	neg sync.Mutex
 
-	mu          sync.Mutex
-	pc          *webrtc.PeerConnection
-	ch          *dataChannel
-	dcClosed    chan struct{} // closed when the current connection's data channel has closed
-	open        chan struct{} // closed when the current connection's data channel opens
-	remoteSet   bool
-	remoteCands []webrtc.ICECandidateInit
-	signalReady bool // our OFFER/ANSWER is out, so candidates may follow
-	localCands  []roap.Candidate
-	ended       bool
-	err         error
-	done        chan struct{}
+	mu           sync.Mutex
+	pc           *webrtc.PeerConnection
+	ch           *dataChannel
+	dcClosed     chan struct{} // closed when the current connection's data channel has closed
+	open         chan struct{} // closed when the current connection's data channel opens
+	remoteSet    bool
+	remoteCands  []webrtc.ICECandidateInit
+	signalReady  bool // our OFFER/ANSWER is out, so candidates may follow
+	localCands   []roap.Candidate
+	reconnecting bool
+	ended        bool
+	err          error
+	done         chan struct{}
 }
 
 // Peer returns the remote user id.
@@ -312,6 +322,64 @@ func (s *Session) Reconnect(ctx context.Context) error {
 		return s.WaitOpen(ctx)
 	}
 	return err
+}
+
+// connectionLost starts an automatic reconnect of the dialing side when
+// pc, still the session's connection, has dropped.
+func (s *Session) connectionLost(pc *webrtc.PeerConnection) {
+	if !s.p.cfg.AutoReconnect || !s.dialing {
+		return
+	}
+	s.mu.Lock()
+	start := s.pc == pc && !s.ended && !s.reconnecting
+	if start {
+		s.reconnecting = true
+	}
+	s.mu.Unlock()
+	if start {
+		go s.autoReconnect(pc)
+	}
+}
+
+func (s *Session) autoReconnect(lost *webrtc.PeerConnection) {
+	defer func() {
+		s.mu.Lock()
+		s.reconnecting = false
+		s.mu.Unlock()
+	}()
+	deadline := time.Now().Add(s.p.cfg.ReconnectFor)
+	wait := 250 * time.Millisecond
+	for attempt := 1; time.Now().Before(deadline); attempt++ {
+		s.mu.Lock()
+		ended := s.ended
+		replaced := s.pc != lost && isClosed(s.open) // someone else reconnected
+		s.mu.Unlock()
+		if ended || replaced {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.Reconnect(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		s.p.cfg.Logf("p2p: %s: reconnect %s attempt %d: %v", s.p.cfg.Self, s.id, attempt, err)
+		select {
+		case <-s.done:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // markDownLocked notes that the current connection is gone, so WaitOpen
@@ -412,7 +480,8 @@ func (s *Session) newConnection(offerer bool) (*webrtc.PeerConnection, error) {
 
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { s.onLocalCandidate(pc, c) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+		switch st {
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			s.mu.Lock()
 			ch := s.ch
 			current := s.pc == pc
@@ -423,6 +492,9 @@ func (s *Session) newConnection(offerer bool) (*webrtc.PeerConnection, error) {
 			if current && ch != nil {
 				s.engine.Detach(s.p.wrap(ch))
 			}
+			s.connectionLost(pc)
+		case webrtc.PeerConnectionStateDisconnected:
+			s.connectionLost(pc)
 		}
 	})
 	if offerer {
@@ -473,11 +545,15 @@ func (s *Session) setupDataChannel(pc *webrtc.PeerConnection, dc *webrtc.DataCha
 	})
 	dc.OnClose(func() {
 		s.mu.Lock()
-		if s.ch == ch {
+		current := s.ch == ch
+		if current {
 			s.ch = nil
 			s.markDownLocked()
 		}
 		s.mu.Unlock()
+		if current {
+			s.connectionLost(pc)
+		}
 		ch.markClosed()
 		s.engine.Detach(s.p.wrap(ch))
 		select {
