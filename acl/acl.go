@@ -75,7 +75,7 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			return imerr.New(imerr.Forbidden, "cannot sync %q's messages", t.Owner)
 		}
 		return nil
-	case topic.Group:
+	case topic.Group, topic.GroupTyping:
 		ok, err := p.Members.IsMember(t.Group, user)
 		if err != nil {
 			return imerr.New(imerr.Internal, "membership lookup failed")

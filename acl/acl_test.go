@@ -66,6 +66,8 @@ func TestCanPublish(t *testing.T) {
 		{"alice", "im/u/bob/signal/alice", ""},
 		{"alice", "im/g/team", ""},
 		{"carol", "im/g/team", imerr.Forbidden},
+		{"alice", "im/g/team/typing", ""},
+		{"carol", "im/g/team/typing", imerr.Forbidden},
 		{"alice", "im/g/nogroup", imerr.Forbidden},
 		{"alice", "im/u/bob/g/team", imerr.Forbidden},
 		{"alice", "im/u/alice/error", imerr.Forbidden},

@@ -127,6 +127,9 @@ type Receipt struct {
 	Group string `json:"group,omitempty"`
 	From  string `json:"from,omitempty"`
 	TS    int64  `json:"ts,omitempty"`
+	// Peer is set on the copy of a DM read receipt sent to the reader's own
+	// devices (im/u/{me}/receipt/{me}): the conversation it was read in.
+	Peer string `json:"peer,omitempty"`
 }
 
 // ParseReceipt decodes and validates a client receipt.
@@ -141,7 +144,7 @@ func ParseReceipt(payload []byte) (Receipt, *imerr.Error) {
 	if r.Seq == 0 {
 		return r, imerr.New(imerr.Invalid, "receipt seq must be a positive integer")
 	}
-	r.From, r.TS = "", 0
+	r.From, r.TS, r.Peer = "", 0, ""
 	return r, nil
 }
 
@@ -150,6 +153,7 @@ type Typing struct {
 	From  string `json:"from"`
 	State string `json:"state"`
 	TS    int64  `json:"ts"`
+	Group string `json:"group,omitempty"`
 }
 
 // MaxTypingBytes bounds a typing payload.

@@ -279,7 +279,17 @@ func (g *Gateway) requireMember(gid, user string) error {
 }
 
 func (g *Gateway) sync(w http.ResponseWriter, r *http.Request, user string) error {
-	cur, err := history.ParseCursor(r.URL.Query().Get("since"))
+	since := r.URL.Query().Get("since")
+	if since == "now" {
+		// A new device that wants only what comes next (history by paging).
+		head, err := g.o.History.Head(r.Context(), user)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"messages": []envelope.Message{}, "cursor": head.String(), "more": false})
+		return nil
+	}
+	cur, err := history.ParseCursor(since)
 	if err != nil {
 		return fail(http.StatusBadRequest, imerr.Invalid, "malformed cursor")
 	}

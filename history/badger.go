@@ -495,6 +495,20 @@ func (s *Badger) Sync(_ context.Context, user string, after Cursor, limit int) (
 	return page, nil
 }
 
+// Head implements Store.
+func (s *Badger) Head(_ context.Context, user string) (Cursor, error) {
+	var pos uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		pos, err = lastUnder(txn, []byte("i/"+user+"/"))
+		return err
+	})
+	if err != nil {
+		return Cursor{}, fmt.Errorf("history: head of %s: %w", user, err)
+	}
+	return Cursor{Epoch: s.epoch, Pos: pos}, nil
+}
+
 // Conversations implements Store.
 func (s *Badger) Conversations(_ context.Context, user string) ([]Summary, error) {
 	var out []Summary

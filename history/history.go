@@ -141,6 +141,8 @@ type Store interface {
 	MarkRead(ctx context.Context, user string, conv ConvID, seq uint64) error
 	// Conversations lists user's conversations, most recent first.
 	Conversations(ctx context.Context, user string) ([]Summary, error)
+	// Head returns the cursor at the end of user's feed ("sync from now").
+	Head(ctx context.Context, user string) (Cursor, error)
 	// Epoch identifies this store's lifetime; cursors carry it.
 	Epoch() string
 	Close() error

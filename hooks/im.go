@@ -100,6 +100,8 @@ func (h *IM) Handle(r Request) *imerr.Error {
 			e = h.receipt(r, t)
 		case topic.Typing:
 			e = h.typing(r, t)
+		case topic.GroupTyping:
+			e = h.groupTyping(r, t)
 		case topic.Signal:
 			e = h.signal(r, t)
 		case topic.Presence:
@@ -251,6 +253,12 @@ func (h *IM) receipt(r Request, t topic.Topic) *imerr.Error {
 	h.d.Metrics.MessagesIn.WithLabelValues("receipt").Inc()
 	rc.From, rc.TS = r.User, h.d.Now().UnixMilli()
 	h.publish("receipt", t.String(), envelope.Marshal(rc), false, 1)
+	if rc.Type == "read" && rc.Group == "" && t.Owner != r.User {
+		// The reader's other devices learn the conversation was read.
+		rc.Peer = t.Owner
+		self := topic.Topic{Kind: topic.Receipt, Owner: r.User, Peer: r.User}.String()
+		h.publish("receipt", self, envelope.Marshal(rc), false, 1)
+	}
 	return nil
 }
 
@@ -262,6 +270,25 @@ func (h *IM) typing(r Request, t topic.Topic) *imerr.Error {
 	h.d.Metrics.MessagesIn.WithLabelValues("typing").Inc()
 	// QoS 0: a typing indicator is worthless later and must not queue.
 	h.publish("typing", t.String(), envelope.Marshal(envelope.Typing{From: r.User, State: state, TS: h.d.Now().UnixMilli()}), false, 0)
+	return nil
+}
+
+func (h *IM) groupTyping(r Request, t topic.Topic) *imerr.Error {
+	state, e := envelope.ParseTypingState(r.Payload)
+	if e != nil {
+		return e
+	}
+	members, err := h.d.Groups.Members(t.Group)
+	if err != nil {
+		return imerr.New(imerr.NotFound, "no such group %q", t.Group)
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("typing").Inc()
+	payload := envelope.Marshal(envelope.Typing{From: r.User, State: state, TS: h.d.Now().UnixMilli(), Group: t.Group})
+	for _, u := range members {
+		if u != r.User {
+			h.publish("typing", topic.Topic{Kind: topic.Typing, Owner: u, Peer: r.User}.String(), payload, false, 0)
+		}
+	}
 	return nil
 }
 

@@ -25,6 +25,7 @@ const (
 	Presence         // im/presence/{user}
 	SyncRequest      // im/sync/{user}: a device asks for what it missed
 	SyncReply        // im/u/{user}/sync: the server's answer
+	GroupTyping      // im/g/{gid}/typing: typing in a group, fanned out by the server
 )
 
 // Topic is a parsed concrete im/ topic. Owner is the inbox owner ({to} or
@@ -62,6 +63,8 @@ func Parse(name string) (Topic, error) {
 	switch {
 	case len(p) == 2 && p[0] == "g" && ValidGroup(p[1]):
 		return Topic{Kind: Group, Group: p[1]}, nil
+	case len(p) == 3 && p[0] == "g" && p[2] == "typing" && ValidGroup(p[1]):
+		return Topic{Kind: GroupTyping, Group: p[1]}, nil
 	case len(p) == 2 && p[0] == "presence" && ValidUser(p[1]):
 		return Topic{Kind: Presence, Owner: p[1]}, nil
 	case len(p) == 2 && p[0] == "sync" && ValidUser(p[1]):
@@ -113,6 +116,8 @@ func (t Topic) String() string {
 		return "im/sync/" + t.Owner
 	case SyncReply:
 		return "im/u/" + t.Owner + "/sync"
+	case GroupTyping:
+		return "im/g/" + t.Group + "/typing"
 	}
 	return ""
 }

@@ -17,6 +17,8 @@ func TestParse(t *testing.T) {
 		{"im/g/team-1", Topic{Kind: Group, Group: "team-1"}, false},
 		{"im/presence/carol", Topic{Kind: Presence, Owner: "carol"}, false},
 		{"im/sync/carol", Topic{Kind: SyncRequest, Owner: "carol"}, false},
+		{"im/g/team-1/typing", Topic{Kind: GroupTyping, Group: "team-1"}, false},
+		{"im/g/team-1/other", Topic{}, true},
 		{"im/u/carol/sync", Topic{Kind: SyncReply, Owner: "carol"}, false},
 		{"im/u/Bob/dm/alice", Topic{}, true},
 		{"im/u/bob/dm/", Topic{}, true},
