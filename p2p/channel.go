@@ -44,6 +44,9 @@ func (c *dataChannel) markClosed() { c.once.Do(func() { close(c.closed) }) }
 // Send implements filexfer.Channel.
 func (c *dataChannel) Send(b []byte) error {
 	for c.dc.BufferedAmount() > c.max {
+		if c.dc.ReadyState() != webrtc.DataChannelStateOpen {
+			return ErrChannelClosed // closing: the buffer will never drain
+		}
 		// The timer only guards against a missed low event; the event is
 		// what normally wakes us.
 		t := time.NewTimer(50 * time.Millisecond)
