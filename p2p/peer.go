@@ -162,17 +162,18 @@ func (p *Peer) Close() {
 }
 
 func (p *Peer) newSession(peer, id string, dialing bool) (*Session, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, ErrPeerClosed
-	}
 	s := &Session{p: p, peer: peer, id: id, dialing: dialing, done: make(chan struct{}), open: make(chan struct{})}
 	var fc filexfer.Config
 	if p.cfg.Transfer != nil {
-		fc = p.cfg.Transfer(s)
+		fc = p.cfg.Transfer(s) // outside p.mu: the callback may use the Peer
 	}
 	s.engine = filexfer.NewEngine(fc)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		s.engine.Close()
+		return nil, ErrPeerClosed
+	}
 	p.sessions[sessionKey{peer, id}] = s
 	return s, nil
 }
