@@ -441,3 +441,18 @@ func TestAutoReconnectResumes(t *testing.T) {
 		t.Fatal("received file differs")
 	}
 }
+
+func TestHandleSignalPayloadChecksSender(t *testing.T) {
+	n := newTestNet(t, netOptions{})
+	spoof := []byte(`{"type":"SHUTDOWN","from":"carol","to":"alice","sessionID":"s-1"}`)
+	if err := n.alice.HandleSignalPayload("bob", spoof); !errors.Is(err, roap.ErrInvalidField) {
+		t.Fatalf("spoofed from: %v", err)
+	}
+	if err := n.alice.HandleSignalPayload("bob", []byte("{")); !errors.Is(err, roap.ErrMalformed) {
+		t.Fatalf("malformed: %v", err)
+	}
+	ok := []byte(`{"type":"SHUTDOWN","from":"bob","to":"alice","sessionID":"s-1"}`)
+	if err := n.alice.HandleSignalPayload("bob", ok); !errors.Is(err, roap.ErrUnknownSession) {
+		t.Fatalf("well-formed signal for no session: %v", err)
+	}
+}

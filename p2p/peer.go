@@ -125,6 +125,20 @@ func (p *Peer) HandleSignal(msg roap.Message) error {
 	return nil
 }
 
+// HandleSignalPayload decodes a payload that arrived on
+// im/u/{me}/signal/{from} and handles it. The server guarantees who
+// published on {from}, so a message whose own from field differs is refused.
+func (p *Peer) HandleSignalPayload(from string, payload []byte) error {
+	msg, err := roap.Decode(payload)
+	if err != nil {
+		return fmt.Errorf("p2p: signal from %s: %w", from, err)
+	}
+	if msg.From != from {
+		return fmt.Errorf("p2p: signal on the topic of %q claims to be from %q: %w", from, msg.From, roap.ErrInvalidField)
+	}
+	return p.HandleSignal(msg)
+}
+
 // Dial opens a session to peer and returns once its data channel is open
 // (or ctx ends, or the session fails: ERROR OFFLINE, REFUSED, TIMEOUT...).
 func (p *Peer) Dial(ctx context.Context, peer string) (*Session, error) {

@@ -7,8 +7,9 @@ import (
 )
 
 // Signaller carries ROAP messages to other users. The MQTT implementation
-// publishes msg on im/u/{msg.To}/signal/{msg.From} and feeds what arrives
-// on im/u/{me}/signal/+ to Peer.HandleSignal.
+// publishes msg.Encode() on im/u/{msg.To}/signal/{msg.From} (QoS 0 or 1,
+// never retained) and feeds each payload that arrives on
+// im/u/{me}/signal/{from} to Peer.HandleSignalPayload(from, payload).
 //
 // SendSignal must keep the order of messages to one peer and must not call
 // Peer.HandleSignal (of any peer) before returning.
