@@ -1,0 +1,92 @@
+// Package ratelimit holds the platform's abuse limits: per-key token buckets
+// (a user's publishes, an IP's connection attempts) and a net.Listener
+// wrapper that bounds connections per client IP. Every limit takes an
+// injected clock, so tests drive time instead of sleeping.
+package ratelimit
+
+import (
+	"sync"
+	"time"
+)
+
+// Buckets is a set of token buckets keyed by string (a user id, an IP). Each
+// bucket holds at most Burst tokens and refills at Rate tokens per second;
+// Allow takes one token. A zero Rate disables the limit (Allow is always
+// true). Buckets that are full again are forgotten, so memory follows the
+// number of recently active keys. Safe for concurrent use.
+type Buckets struct {
+	rate  float64
+	burst float64
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	sweep   time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// NewBuckets returns buckets refilling at rate per second up to burst (burst
+// below 1 is taken as 1). now is the clock; nil means time.Now.
+func NewBuckets(rate float64, burst int, now func() time.Time) *Buckets {
+	if now == nil {
+		now = time.Now
+	}
+	if burst < 1 {
+		burst = 1
+	}
+	return &Buckets{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
+}
+
+// Enabled reports whether the buckets limit anything.
+func (b *Buckets) Enabled() bool { return b != nil && b.rate > 0 }
+
+// Allow takes a token from key's bucket and reports whether there was one.
+func (b *Buckets) Allow(key string) bool {
+	if !b.Enabled() {
+		return true
+	}
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.maybeSweep(now)
+	k := b.buckets[key]
+	if k == nil {
+		k = &bucket{tokens: b.burst, last: now}
+		b.buckets[key] = k
+	}
+	if el := now.Sub(k.last).Seconds(); el > 0 {
+		k.tokens = min(b.burst, k.tokens+el*b.rate)
+	}
+	k.last = now
+	if k.tokens < 1 {
+		return false
+	}
+	k.tokens--
+	return true
+}
+
+// maybeSweep drops buckets that have refilled completely: they behave exactly
+// like a new bucket. It runs at most once per refill period.
+func (b *Buckets) maybeSweep(now time.Time) {
+	full := time.Duration(b.burst / b.rate * float64(time.Second))
+	if now.Sub(b.sweep) < full {
+		return
+	}
+	b.sweep = now
+	for key, k := range b.buckets {
+		if now.Sub(k.last) >= full {
+			delete(b.buckets, key)
+		}
+	}
+}
+
+// Len is the number of buckets held (for tests and metrics).
+func (b *Buckets) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.buckets)
+}
