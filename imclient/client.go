@@ -47,7 +47,9 @@ type Options struct {
 	// exactly once. It is called from one goroutine at a time.
 	OnMessage func(envelope.Message)
 	// OnEvent receives everything else from the inbox (receipts, typing,
-	// signals, error notices, presence) as topic and payload.
+	// signals, error notices, presence) as topic and payload, in the order
+	// the broker delivered them (ROAP needs that: an OFFER before its
+	// CANDIDATEs), from the same goroutine as OnMessage.
 	OnEvent func(topic string, payload []byte)
 	// State resumes from a previous run.
 	State State
@@ -71,6 +73,12 @@ type Client struct {
 	timerMu  sync.Mutex
 	closed   chan struct{}
 	syncErr  chan error
+
+	// inbox keeps inbound publishes in broker order for one worker, so
+	// paho's router never runs application code (which may publish and wait).
+	inboxMu   sync.Mutex
+	inbox     []paho.Message
+	inboxWake chan struct{}
 }
 
 // ErrClosed is returned after Close.
@@ -90,7 +98,14 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if o.OnMessage == nil {
 		o.OnMessage = func(envelope.Message) {}
 	}
-	c := &Client{o: o, closed: make(chan struct{}), syncErr: make(chan error, 1)}
+	c := &Client{o: o, closed: make(chan struct{}), syncErr: make(chan error, 1), inboxWake: make(chan struct{}, 1)}
+	go c.inboxLoop()
+	ok := false
+	defer func() {
+		if !ok {
+			close(c.closed) // stops inboxLoop
+		}
+	}()
 	c.seq = newSequencer(o.User, o.State, o.OnMessage)
 	if err := c.login(ctx); err != nil {
 		return nil, err
@@ -106,7 +121,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	opts := paho.NewClientOptions().AddBroker(c.o.Broker).
 		SetClientID(o.User + ":" + o.Device).SetUsername(o.User).
 		SetCredentialsProvider(func() (string, string) { return o.User, c.currentToken() }).
-		SetCleanSession(false).SetOrderMatters(false).
+		SetCleanSession(false).SetOrderMatters(true).
 		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).
 		SetConnectTimeout(10 * time.Second).SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(pc paho.Client) {
@@ -134,6 +149,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		c.mqtt.Disconnect(100)
 		return nil, err
 	}
+	ok = true
 	return c, nil
 }
 
@@ -217,7 +233,41 @@ func (c *Client) API(ctx context.Context, method, path string, body, out any) er
 	return c.api(ctx, method, path, body, out)
 }
 
+// onPublish runs on paho's router goroutine (OrderMatters): it only queues.
 func (c *Client) onPublish(_ paho.Client, m paho.Message) {
+	c.inboxMu.Lock()
+	c.inbox = append(c.inbox, m)
+	c.inboxMu.Unlock()
+	select {
+	case c.inboxWake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) inboxLoop() {
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-c.inboxWake:
+		}
+		for {
+			c.inboxMu.Lock()
+			if len(c.inbox) == 0 {
+				c.inbox = nil
+				c.inboxMu.Unlock()
+				break
+			}
+			m := c.inbox[0]
+			c.inbox[0] = nil
+			c.inbox = c.inbox[1:]
+			c.inboxMu.Unlock()
+			c.dispatch(m)
+		}
+	}
+}
+
+func (c *Client) dispatch(m paho.Message) {
 	var e envelope.Message
 	if strings.Contains(m.Topic(), "/dm/") || strings.Contains(m.Topic(), "/g/") {
 		if json.Unmarshal(m.Payload(), &e) == nil && e.Seq > 0 {
