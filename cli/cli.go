@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mqim/mqim/bench"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/platform"
 )
@@ -28,6 +29,8 @@ usage:
   mqim serve [--data DIR] [--http ADDR] [--mqtt ADDR] [--config FILE]
   mqim user add [--data DIR] NAME          (password read from stdin)
   mqim group create [--data DIR] --owner USER [--name NAME] GID [MEMBER...]
+  mqim device create|list|key create|key list|key revoke ...   (see mqim device)
+  mqim bench [--quick] [--workload NAME,...] [--help for all flags]
   mqim version
 
 Every serve flag can also be set by environment: MQIM_DATA, MQIM_HTTP, MQIM_MQTT, MQIM_CONFIG.
@@ -47,6 +50,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = user(args[1:], stdin, stdout)
 	case "group":
 		err = group(args[1:], stdout)
+	case "bench":
+		err = bench.Main(args[1:], stdout, stderr)
+	case "device":
+		err = device(args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mqim", Version)
 	case "help", "-h", "--help":

@@ -1,0 +1,232 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Idle connections are raw MQTT 3.1.1 over WebSocket (CONNECT, SUBSCRIBE,
+// then nothing): a paho client per connection would cost the generator far
+// more memory than the server and limit how many fit.
+
+func appendStr(b []byte, s string) []byte {
+	return append(append(b, byte(len(s)>>8), byte(len(s))), s...)
+}
+
+func appendRemLen(b []byte, n int) []byte {
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+// connectPacket encodes an MQTT 3.1.1 CONNECT.
+func connectPacket(id, user, password string, clean bool, keepalive uint16) []byte {
+	var vh []byte
+	vh = appendStr(vh, "MQTT")
+	flags := byte(0)
+	if clean {
+		flags |= 0x02
+	}
+	if user != "" {
+		flags |= 0xC0
+	}
+	vh = append(vh, 4, flags, byte(keepalive>>8), byte(keepalive))
+	vh = appendStr(vh, id)
+	if user != "" {
+		vh = appendStr(vh, user)
+		vh = appendStr(vh, password)
+	}
+	return append(appendRemLen([]byte{0x10}, len(vh)), vh...)
+}
+
+// subscribePacket encodes a SUBSCRIBE of one filter at QoS 1.
+func subscribePacket(pid uint16, filter string) []byte {
+	vh := []byte{byte(pid >> 8), byte(pid)}
+	vh = appendStr(vh, filter)
+	vh = append(vh, 1)
+	return append(appendRemLen([]byte{0x82}, len(vh)), vh...)
+}
+
+// idleDevice opens one idle MQTT-over-WebSocket device and returns its connection.
+func idleDevice(addr, path, id, user, password, filter string) (net.Conn, error) {
+	c, err := dialWS(addr, path, 256)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(connectPacket(id, user, password, true, 600)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("bench: connack: %w", err)
+	}
+	if ack[0] != 0x20 || ack[3] != 0 {
+		c.Close()
+		return nil, fmt.Errorf("bench: connect refused: % x", ack)
+	}
+	if _, err := c.Write(subscribePacket(1, filter)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	var sub [5]byte
+	if _, err := io.ReadFull(c, sub[:]); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("bench: suback: %w", err)
+	}
+	if sub[0] != 0x90 || sub[4] > 2 {
+		c.Close()
+		return nil, fmt.Errorf("bench: subscribe refused: % x", sub)
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// idlePoint is the server's footprint at one connection count.
+type idlePoint struct {
+	conns      int
+	rss        int64 // bytes, total
+	rssPerConn float64
+	goroutines int // platform only; -1 when unknown
+	gorPerConn float64
+	connectDur time.Duration
+}
+
+// idleResult is one server's idle-connection run.
+type idleResult struct {
+	server   Kind
+	baseRSS  int64
+	baseGor  int
+	points   []idlePoint
+	stopNote string // why it stopped before the last step, if it did
+}
+
+// raiseNoFile lifts RLIMIT_NOFILE (children inherit it).
+func raiseNoFile(n uint64) (uint64, error) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0, err
+	}
+	if r.Cur >= n {
+		return r.Cur, nil
+	}
+	want := r
+	want.Cur = n
+	if want.Max < n {
+		want.Max = n
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		// Without privilege only the soft limit can move, up to the hard one.
+		want.Max = r.Max
+		want.Cur = r.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+			return r.Cur, err
+		}
+		return r.Max, nil
+	}
+	return n, nil
+}
+
+// runIdle opens idle WebSocket devices up to each step count, measuring the
+// server's RSS and goroutines at each, within budget.
+func runIdle(s *server, steps []int, users int, budget time.Duration) *idleResult {
+	res := &idleResult{server: s.kind}
+	addr, path := s.ws, "/mqtt"
+	if s.kind == Platform {
+		addr = s.http
+	}
+	settle := func() {
+		// Let the runtime return freed memory and connections finish setup.
+		time.Sleep(3 * time.Second)
+	}
+	settle()
+	res.baseRSS = s.RSS()
+	res.baseGor = -1
+	if s.kind == Platform {
+		res.baseGor = s.goroutines()
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	deadline := time.Now().Add(budget)
+	t0 := time.Now()
+	issued := 0
+	for _, target := range steps {
+		var failed atomic.Int64
+		var firstErr atomic.Value
+		work := make(chan int)
+		var wg sync.WaitGroup
+		for w := 0; w < 64; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					u := userName(i % users)
+					var c net.Conn
+					var err error
+					if s.kind == Platform {
+						c, err = idleDevice(addr, path, fmt.Sprintf("%s:idle%d", u, i), u, s.tokens[u], "im/u/"+u+"/#")
+					} else {
+						c, err = idleDevice(addr, path, fmt.Sprintf("%s:idle%d", u, i), "", "", "im/u/"+u+"/#")
+					}
+					if err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+						continue
+					}
+					mu.Lock()
+					conns = append(conns, c)
+					mu.Unlock()
+				}
+			}()
+		}
+		for ; issued < target && failed.Load() < 100 && time.Now().Before(deadline); issued++ {
+			work <- issued
+		}
+		close(work)
+		wg.Wait()
+		if len(conns) < target {
+			e, _ := firstErr.Load().(error)
+			if e == nil {
+				e = errors.New("time budget spent")
+			}
+			res.stopNote = fmt.Sprintf("stopped at %d of %d connections: %v", len(conns), target, e)
+			if len(conns) == 0 {
+				return res
+			}
+		}
+		elapsed := time.Since(t0)
+		settle()
+		p := idlePoint{conns: len(conns), rss: s.RSS(), goroutines: -1, connectDur: elapsed}
+		p.rssPerConn = float64(p.rss-res.baseRSS) / float64(p.conns)
+		if s.kind == Platform {
+			p.goroutines = s.goroutines()
+			p.gorPerConn = float64(p.goroutines-res.baseGor) / float64(p.conns)
+		}
+		res.points = append(res.points, p)
+		if res.stopNote != "" {
+			return res
+		}
+	}
+	return res
+}

@@ -1,0 +1,450 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Kind tells the two servers apart.
+type Kind int
+
+const (
+	// Platform is `mqim serve`: auth, ACL, stamping, durable history.
+	Platform Kind = iota
+	// Mosquitto is the baseline: plain pub/sub, no persistence.
+	Mosquitto
+)
+
+func (k Kind) String() string {
+	if k == Platform {
+		return "mqim"
+	}
+	return "mosquitto"
+}
+
+// mosquittoBin is where Debian installs the broker.
+const mosquittoBin = "/usr/sbin/mosquitto"
+
+// server is one running broker subprocess.
+type server struct {
+	kind    Kind
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	mqtt    string // host:port of MQTT over TCP
+	http    string // host:port of the platform's HTTP API and /mqtt (platform only)
+	ws      string // host:port of mosquitto's WebSocket listener
+	dir     string // platform data dir / mosquitto config dir
+	bin     string // platform binary
+	cpu     string // CPU list for taskset, "" when not pinning
+	tokens  map[string]string
+	stderrW io.Writer
+}
+
+// procStat reads utime+stime of pid.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may contain spaces; fields start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	// USER_HZ is 100 on every Linux that Go supports.
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// procRSS reads VmRSS of pid in bytes.
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// CPU returns the server's CPU time so far.
+func (s *server) CPU() time.Duration { return procCPU(s.pid()) }
+
+// RSS returns the server's resident set size in bytes.
+func (s *server) RSS() int64 { return procRSS(s.pid()) }
+
+// pin moves every thread of pid to cpus (no-op when cpus is "").
+func pin(pid int, cpus string) error {
+	if cpus == "" {
+		return nil
+	}
+	out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("bench: taskset %d: %v: %s", pid, err, out)
+	}
+	return nil
+}
+
+// pinning returns the CPU lists for servers and generator, or "" when the
+// machine has one CPU or no taskset.
+func pinning() (srv, gen string) {
+	if runtime.NumCPU() < 2 {
+		return "", ""
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return "", ""
+	}
+	return "0", "1-" + strconv.Itoa(runtime.NumCPU()-1)
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func (s *server) start() error {
+	s.exited = make(chan struct{})
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	return nil
+}
+
+// stop ends the server: SIGTERM, then SIGKILL after a grace period.
+func (s *server) stop(grace time.Duration) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(grace):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// startPlatform runs `bin serve` on a data dir with ephemeral ports.
+func startPlatform(bin, dir string, stderr io.Writer) (*server, error) {
+	s := &server{kind: Platform, bin: bin, dir: dir, stderrW: stderr, tokens: map[string]string{}}
+	return s, s.launch()
+}
+
+func (s *server) launch() error {
+	s.cmd = exec.Command(s.bin, "serve", "--data", s.dir, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
+	s.cmd.Env = append(os.Environ(), "MQIM_LOG_LEVEL=warn")
+	s.cmd.Stderr = s.stderrW
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := s.start(); err != nil {
+		return fmt.Errorf("bench: start platform: %w", err)
+	}
+	lines := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	s.http, s.mqtt = "", ""
+	deadline := time.After(60 * time.Second)
+	for s.http == "" || s.mqtt == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return errors.New("bench: mqim serve exited before listening")
+			}
+			if a, ok := strings.CutPrefix(l, "http listening on "); ok {
+				s.http = a
+			}
+			if a, ok := strings.CutPrefix(l, "mqtt listening on "); ok {
+				s.mqtt = a
+			}
+		case <-deadline:
+			s.cmd.Process.Kill()
+			return errors.New("bench: mqim serve did not print its addresses in 60 s")
+		}
+	}
+	return pin(s.pid(), s.cpu)
+}
+
+// restart stops the platform gracefully and starts it again on the same data.
+func (s *server) restart() error {
+	s.stop(20 * time.Second)
+	return s.launch()
+}
+
+// startMosquitto writes a minimal config (TCP and WebSocket listeners on
+// loopback, anonymous, no persistence) and runs the broker.
+func startMosquitto(dir string, stderr io.Writer) (*server, error) {
+	if _, err := os.Stat(mosquittoBin); err != nil {
+		return nil, fmt.Errorf("bench: %s missing", mosquittoBin)
+	}
+	tcp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	_, tport, _ := net.SplitHostPort(tcp)
+	_, wport, _ := net.SplitHostPort(ws)
+	// set_tcp_nodelay: Go sets TCP_NODELAY on every socket, so the platform
+	// never waits for Nagle; mosquitto must not either for fair latencies.
+	// max_queued_messages: the backlog workload queues 1000 per session.
+	conf := fmt.Sprintf(`listener %s 127.0.0.1
+listener %s 127.0.0.1
+protocol websockets
+allow_anonymous true
+persistence false
+set_tcp_nodelay true
+max_queued_messages 100000
+max_inflight_messages 0
+log_dest stderr
+log_type error
+`, tport, wport)
+	cfg := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	s := &server{kind: Mosquitto, dir: dir, mqtt: tcp, ws: ws, stderrW: stderr}
+	s.cmd = exec.Command(mosquittoBin, "-c", cfg)
+	s.cmd.Stderr = stderr
+	if err := s.start(); err != nil {
+		return nil, fmt.Errorf("bench: start mosquitto: %w", err)
+	}
+	// Poll until it accepts connections.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", tcp, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-s.exited:
+			return nil, errors.New("bench: mosquitto exited at start (see its stderr)")
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.stop(time.Second)
+			return nil, fmt.Errorf("bench: mosquitto not listening on %s: %w", tcp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s, nil
+}
+
+// restart for mosquitto: same config, fresh process (persistence is off, so
+// every queued message is gone: that is the baseline's semantics).
+func (s *server) restartMosquitto() error {
+	s.stop(10 * time.Second)
+	cmd := exec.Command(mosquittoBin, "-c", filepath.Join(s.dir, "mosquitto.conf"))
+	cmd.Stderr = s.stderrW
+	s.cmd = cmd
+	if err := s.start(); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", s.mqtt, time.Second); err == nil {
+			c.Close()
+			return pin(s.pid(), s.cpu)
+		}
+	}
+	return errors.New("bench: mosquitto did not come back")
+}
+
+// ensureMosquitto installs Debian's mosquitto when it is missing.
+func ensureMosquitto(log io.Writer) error {
+	if _, err := os.Stat(mosquittoBin); err == nil {
+		return nil
+	}
+	fmt.Fprintln(log, "installing mosquitto (apt-get install -y mosquitto)")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "mosquitto")
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		// A fresh machine may have no package lists yet.
+		if u, err2 := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err2 != nil {
+			return fmt.Errorf("bench: apt-get update: %v: %s", err2, u)
+		}
+		cmd = exec.CommandContext(ctx, "apt-get", "install", "-y", "mosquitto")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err = cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("bench: apt-get install mosquitto: %v: %s", err, out)
+		}
+	}
+	// Debian starts the packaged service on 1883; the benchmark uses its own
+	// process and port, so the service is left alone.
+	return nil
+}
+
+// api calls the platform's HTTP API.
+func (s *server) api(method, path, token string, body, out any) (int, error) {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest(method, "http://"+s.http+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(rb, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("bench: %s %s: %w", method, path, err)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("bench: %s %s: %d %s", method, path, resp.StatusCode, rb)
+	}
+	return resp.StatusCode, nil
+}
+
+var httpClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+const benchPassword = "bench-password-1"
+
+// userName is the i-th simulated user.
+func userName(i int) string { return fmt.Sprintf("u%05d", i) }
+
+// ensureUsers registers users [0,n) that do not exist yet and logs each in
+// once; the tokens are MQTT passwords afterwards (no KDF per connect).
+// Registration and login run argon2id (~50 ms each), so this runs before the
+// server is pinned, on every CPU.
+func (s *server) ensureUsers(n int) error {
+	if s.kind != Platform {
+		return nil
+	}
+	var mu sync.Mutex
+	var firstErr error
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < 2*runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				u := userName(i)
+				code, err := s.api("POST", "/api/v1/register", "", map[string]string{"user": u, "password": benchPassword}, nil)
+				if err != nil && code != http.StatusConflict {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					continue
+				}
+				var tok struct{ Token string }
+				if _, err := s.api("POST", "/api/v1/login", "", map[string]string{"user": u, "password": benchPassword}, &tok); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					continue
+				}
+				mu.Lock()
+				s.tokens[u] = tok.Token
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		mu.Lock()
+		_, ok := s.tokens[userName(i)]
+		bad := firstErr != nil
+		mu.Unlock()
+		if bad {
+			break
+		}
+		if !ok {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
+}
+
+// ensureGroup creates group gid with members [0,n) (owner user 0).
+func (s *server) ensureGroup(gid string, n int) error {
+	if s.kind != Platform {
+		return nil
+	}
+	members := make([]string, n)
+	for i := range members {
+		members[i] = userName(i)
+	}
+	code, err := s.api("POST", "/api/v1/groups", s.tokens[userName(0)], map[string]any{"id": gid, "name": gid, "members": members}, nil)
+	if code == http.StatusConflict {
+		return nil
+	}
+	return err
+}
+
+// goroutines reads go_goroutines from the platform's /metrics.
+func (s *server) goroutines() int {
+	resp, err := httpClient.Get("http://" + s.http + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f)
+		}
+	}
+	return -1
+}
