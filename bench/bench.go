@@ -77,9 +77,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ws, "ws", false, "1:1 and fan-out over WebSocket instead of TCP")
 	fs.DurationVar(&o.maxP99, "max-p99", 100*time.Millisecond, "stop stepping a server once its p99 exceeds this (or it loses a message)")
 	fs.IntVar(&o.histSize, "history-size", 10_000_000, "messages in the large history store (building stops at --history-time)")
-	fs.DurationVar(&o.histTime, "history-time", 4*time.Minute, "time budget for building the history store")
+	fs.DurationVar(&o.histTime, "history-time", 3*time.Minute, "time budget for building the history store")
 	idle := fs.String("idle", "10000,50000", "idle WebSocket connection counts")
-	fs.DurationVar(&o.idleTime, "idle-time", 4*time.Minute, "time budget per server for opening idle connections")
+	fs.DurationVar(&o.idleTime, "idle-time", 3*time.Minute, "time budget per server for opening idle connections")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		o.pairs, o.duration = 1000, 6*time.Second
 		o.rates = []float64{1000, 2000, 4000, 6000, 8000, 10000, 12000, 15000, 20000}
 		o.fanSizes = []int{100, 1000}
-		o.fanRates = []float64{5000, 10000, 20000, 30000, 40000, 60000, 80000}
+		o.fanRates = []float64{5000, 10000, 20000, 40000, 60000}
 	}
 	var err error
 	if *pairs > 0 {
@@ -636,9 +636,26 @@ func (s *session) backlog(sum *table) {
 func (s *session) idle(sum *table) {
 	t := &table{title: "Idle WebSocket connections (MQTT 3.1.1 CONNECT + SUBSCRIBE to the inbox, then silent; sources spread over 127.0.0.2-9)",
 		head: []string{"server", "connections", "RSS", "RSS per connection", "goroutines", "goroutines per connection", "time to open"}}
+	// Each connection costs one descriptor in the generator and one in the
+	// server, and both inherit this process's limit.
+	steps := s.o.idleSteps
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && len(steps) > 0 {
+		capN := int(rl.Cur) - 1500
+		var capped []int
+		for _, n := range steps {
+			if n > capN {
+				fmt.Fprintf(s.out, "\nidle: %d connections do not fit the open-file limit %d (raising it needs CAP_SYS_RESOURCE); measuring %d instead\n", n, rl.Cur, capN)
+				capped = append(capped, capN)
+				break
+			}
+			capped = append(capped, n)
+		}
+		steps = capped
+	}
 	per := map[Kind]map[int]float64{}
 	for _, sv := range s.servers() {
-		r := runIdle(sv, s.o.idleSteps, min(s.o.connectN, 2000), s.o.idleTime)
+		r := runIdle(sv, steps, min(s.o.connectN, 2000), s.o.idleTime)
 		per[sv.kind] = map[int]float64{}
 		t.add(sv.kind.String(), "0", fbytes(float64(r.baseRSS)), "", strconv.Itoa(r.baseGor), "", "")
 		for _, p := range r.points {

@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mqim/mqim/internal/imtest"
+)
+
+// TestSmoke runs a tiny 1:1 and fan-out configuration against the platform
+// (always) and mosquitto (when installed) and checks that the generator
+// counted every message exactly once. No timing assertions.
+func TestSmoke(t *testing.T) {
+	p, err := startPlatform(imtest.Binary(t), t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(10 * time.Second) })
+	const users = 10
+	if err := p.ensureUsers(users); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ensureGroup("smoke", users); err != nil {
+		t.Fatal(err)
+	}
+	servers := []*server{p}
+	if _, err := os.Stat(mosquittoBin); err == nil {
+		m, err := startMosquitto(t.TempDir(), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.stop(5 * time.Second) })
+		servers = append(servers, m)
+	} else {
+		t.Logf("%s not installed: platform only", mosquittoBin)
+	}
+	specs := map[string]runSpec{
+		"1to1":       {shape: OneToOne, users: users, rate: 200, duration: 2 * time.Second, drain: 10 * time.Second, body: 100},
+		"1to1-ws":    {shape: OneToOne, users: users, rate: 100, duration: time.Second, drain: 10 * time.Second, body: 100, ws: true},
+		"fanout":     {shape: FanOut, users: users, senders: 3, rate: 20, duration: time.Second, drain: 10 * time.Second, body: 100, gid: "smoke"},
+		"1to1-again": {shape: OneToOne, users: users, rate: 200, duration: time.Second, drain: 10 * time.Second, body: 50},
+	}
+	for _, name := range []string{"1to1", "1to1-ws", "fanout", "1to1-again"} {
+		for _, s := range servers {
+			t.Run(name+"/"+s.kind.String(), func(t *testing.T) {
+				spec := specs[name]
+				r := run(s, spec)
+				if r.connectErr != nil {
+					t.Fatal(r.connectErr)
+				}
+				msgs := int64(spec.rate * spec.duration.Seconds())
+				want := msgs
+				if spec.shape == FanOut {
+					want = msgs * int64(spec.users)
+				}
+				if r.published != msgs || r.acked != msgs || r.pubErrors != 0 {
+					t.Errorf("published %d acked %d errors %d, want %d acked", r.published, r.acked, r.pubErrors, msgs)
+				}
+				if r.expected != want || r.delivered != want || r.lost != 0 || r.dups != 0 {
+					t.Errorf("delivered %d of %d, lost %d, dup %d", r.delivered, want, r.lost, r.dups)
+				}
+				if spec.shape == OneToOne && s.kind == Platform && r.carbons != msgs {
+					t.Errorf("carbons %d, want %d", r.carbons, msgs)
+				}
+				if r.lat.n.Load() != uint64(want) {
+					t.Errorf("latency samples %d, want %d", r.lat.n.Load(), want)
+				}
+			})
+		}
+	}
+}
+
+func TestHist(t *testing.T) {
+	h := &hist{}
+	for i := 1; i <= 1000; i++ {
+		h.record(time.Duration(i) * time.Millisecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.99, 990 * time.Millisecond}} {
+		got := h.quantile(c.q)
+		if d := float64(got-c.want) / float64(c.want); d > 0.04 || d < -0.04 {
+			t.Errorf("q%.2f = %v, want about %v", c.q, got, c.want)
+		}
+	}
+	for _, us := range []uint64{0, 1, 63, 64, 65, 127, 128, 1000, 123456, 1 << 40} {
+		if v := bucketValue(bucketOf(us)); float64(v) < float64(us)*0.96 || float64(v) > float64(us)*1.04+1 {
+			t.Errorf("bucket of %d is worth %d", us, v)
+		}
+	}
+}
+
+func TestParseBody(t *testing.T) {
+	b := payloadFor(nil, 7, 42, 3, 123456789, 60)
+	for _, p := range [][]byte{b, []byte(`{"id":"x","seq":1,"body":"` + string(b) + `","cid":"c"}`)} {
+		run, msg, sender, sched, ok := parseBody(p)
+		if !ok || run != 7 || msg != 42 || sender != 3 || sched != 123456789 {
+			t.Errorf("parseBody(%s) = %d %d %d %d %v", p, run, msg, sender, sched, ok)
+		}
+	}
+	if _, _, _, _, ok := parseBody([]byte("hello")); ok {
+		t.Error("parsed a foreign payload")
+	}
+}
