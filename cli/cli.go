@@ -31,6 +31,8 @@ usage:
   mqim group create [--data DIR] --owner USER [--name NAME] GID [MEMBER...]
   mqim device create|list|key create|key list|key revoke ...   (see mqim device)
   mqim bench [--quick] [--workload NAME,...] [--help for all flags]
+  mqim send-file --http URL --user U --password P --to PEER FILE...   (WebRTC, peer to peer)
+  mqim recv-files --http URL --user U --password P --dir DIR [--count N]
   mqim version
 
 Every serve flag can also be set by environment: MQIM_DATA, MQIM_HTTP, MQIM_MQTT, MQIM_CONFIG.
@@ -54,6 +56,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = bench.Main(args[1:], stdout, stderr)
 	case "device":
 		err = device(args[1:], stdout)
+	case "send-file":
+		return sendFile(args[1:], stdout, stderr)
+	case "recv-files":
+		return recvFiles(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mqim", Version)
 	case "help", "-h", "--help":

@@ -32,6 +32,10 @@ type Config struct {
 	Durability string   `yaml:"durability"`
 	Admins     []string `yaml:"admins"`
 	LogLevel   string   `yaml:"log_level"`
+	// ICEServers are the STUN/TURN servers GET /api/v1/connect hands to
+	// clients for WebRTC file transfer (default none: host candidates
+	// work when peers reach each other directly).
+	ICEServers []ICEServer `yaml:"ice_servers"`
 	// MaxInflight bounds each offline session's queue in the broker; past it,
 	// devices catch up through sync.
 	MaxInflight uint16 `yaml:"max_inflight"`
@@ -113,6 +117,12 @@ func fromEnv(c *Config) error {
 	if v, ok := os.LookupEnv("MQIM_ALLOWED_ORIGINS"); ok {
 		c.AllowedOrigins = splitList(v)
 	}
+	if v, ok := os.LookupEnv("MQIM_ICE_SERVERS"); ok { // URLs, comma-separated, no credentials
+		c.ICEServers = nil
+		if urls := splitList(v); len(urls) > 0 {
+			c.ICEServers = []ICEServer{{URLs: urls}}
+		}
+	}
 	if v, ok := os.LookupEnv("MQIM_ADMINS"); ok {
 		c.Admins = splitList(v)
 	}
@@ -140,6 +150,13 @@ func fromEnv(c *Config) error {
 		c.BodyLimit = n
 	}
 	return nil
+}
+
+// ICEServer is one STUN or TURN server, shaped like the browser's RTCIceServer.
+type ICEServer struct {
+	URLs       []string `yaml:"urls" json:"urls"`
+	Username   string   `yaml:"username" json:"username,omitempty"`
+	Credential string   `yaml:"credential" json:"credential,omitempty"`
 }
 
 func splitList(s string) []string {

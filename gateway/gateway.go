@@ -17,6 +17,7 @@ import (
 
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/metrics"
@@ -36,6 +37,9 @@ type Options struct {
 	OpenRegistration bool
 	MQTTAddr         string // advertised by GET /api/v1/connect
 	Now              func() time.Time
+
+	// ICEServers (STUN/TURN) are advertised by GET /api/v1/connect.
+	ICEServers []config.ICEServer
 }
 
 // Gateway serves HTTP.

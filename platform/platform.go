@@ -114,7 +114,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
-		MQTTAddr: p.MQTTAddr.String(), Now: time.Now,
+		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers,
 	})
 	if p.HTTPAddr, err = p.Gateway.Listen(cfg.HTTP); err != nil {
 		return nil, fmt.Errorf("platform: listen http %s: %w", cfg.HTTP, err)
