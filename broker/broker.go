@@ -21,6 +21,7 @@ import (
 
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -32,6 +33,8 @@ type Options struct {
 	MaxInflight   uint16
 	WritesPending int32
 	Log           *slog.Logger
+	// ConnLimits bound connections per client IP on the TCP listener.
+	ConnLimits ratelimit.ListenerLimits
 }
 
 // Broker is the running MQTT broker.
@@ -87,7 +90,11 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 		return nil, fmt.Errorf("broker: listen %s: %w", o.MQTTAddr, err)
 	}
 	b.tcp = l
-	if err := srv.AddListener(listeners.NewNet("tcp", drainListener{l, &b.pending})); err != nil {
+	var tcp net.Listener = l
+	if o.ConnLimits.MaxConns > 0 || o.ConnLimits.Rate > 0 {
+		tcp = ratelimit.NewListener(l, o.ConnLimits)
+	}
+	if err := srv.AddListener(listeners.NewNet("tcp", drainListener{tcp, &b.pending})); err != nil {
 		l.Close()
 		return nil, err
 	}

@@ -41,6 +41,13 @@ type Config struct {
 	MaxInflight uint16 `yaml:"max_inflight"`
 	// WritesPending bounds each connected client's outbound queue.
 	WritesPending int32 `yaml:"writes_pending"`
+	// Limits: abuse limits (publish rate per user, connections per IP).
+	Limits Limits `yaml:"limits"`
+	// NodeID names this node in the node registry (default: host:http
+	// port); PublicURL is the base URL browsers reach it at (default: the
+	// host they used).
+	NodeID    string `yaml:"node_id"`
+	PublicURL string `yaml:"public_url"`
 }
 
 // Default returns the embedded defaults.
@@ -50,6 +57,7 @@ func Default() Config {
 		OpenRegistration: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
 		MaxInflight: 8192, WritesPending: 1024,
+		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000},
 	}
 }
 
@@ -66,6 +74,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: session_expiry must be at least 1m")
 	case c.WritesPending < 16:
 		return fmt.Errorf("config: writes_pending must be at least 16")
+	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0:
+		return fmt.Errorf("config: limits must not be negative")
 	}
 	return nil
 }
@@ -167,4 +177,18 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// Limits are the abuse limits; a zero rate or count disables its limit.
+type Limits struct {
+	// PublishRate and PublishBurst: each user's im/ publishes (MQTT and
+	// HTTP together) per second, token bucket.
+	PublishRate  float64 `yaml:"publish_rate"`
+	PublishBurst int     `yaml:"publish_burst"`
+	// ConnsPerIP: connections one IP may hold open, per port (MQTT TCP; the
+	// HTTP port with API, SSE and MQTT over WebSocket).
+	ConnsPerIP int `yaml:"conns_per_ip"`
+	// ConnectRate and ConnectBurst: new connections per IP per second.
+	ConnectRate  float64 `yaml:"connect_rate"`
+	ConnectBurst int     `yaml:"connect_burst"`
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,11 +39,12 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 		"POST /api/v1/groups/{gid}/members":          g.addMember,
 		"DELETE /api/v1/groups/{gid}/members/{user}": g.removeMember,
 		"GET /api/v1/presence":                       g.presence,
-		"GET /api/v1/connect":                        g.connect,
 	}
 	for pattern, h := range authed {
 		mux.Handle(pattern, g.wrap(pattern, h, true))
 	}
+	mux.Handle("GET /api/v1/connect", g.wrap("GET /api/v1/connect", g.connect, true))
+	g.transportRoutes(func(pattern string, h handler, auth bool) { mux.Handle(pattern, g.wrap(pattern, h, auth)) })
 	mux.HandleFunc("OPTIONS /api/v1/", g.preflight)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, imerr.NotFound, "no such endpoint")
@@ -82,7 +82,8 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
-	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	// Last-Event-ID: an EventSource resuming a cross-origin stream.
+	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
 	w.Header().Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -138,6 +139,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach Flush and deadlines (SSE).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -480,22 +484,5 @@ func (g *Gateway) presence(w http.ResponseWriter, r *http.Request, _ string) err
 		out[u] = envelope.Presence{User: u, Status: s.Status, Text: s.Text, TS: s.TS}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"presence": out})
-	return nil
-}
-
-func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, _ string) error {
-	scheme := "ws"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		scheme = "wss"
-	}
-	mqttURL := "tcp://" + g.o.MQTTAddr
-	if host, port, err := net.SplitHostPort(g.o.MQTTAddr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
-		reqHost, _, _ := net.SplitHostPort(r.Host)
-		if reqHost == "" {
-			reqHost = r.Host
-		}
-		mqttURL = "tcp://" + net.JoinHostPort(reqHost, port)
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"ws": scheme + "://" + r.Host + "/mqtt", "mqtt": mqttURL})
 	return nil
 }

@@ -36,7 +36,9 @@ type Options struct {
 	AllowedOrigins   []string
 	OpenRegistration bool
 	MQTTAddr         string // advertised by GET /api/v1/connect
-	Now              func() time.Time
+	// Transport: HTTP fallback transports, per-IP limits, node registry.
+	Transport TransportOptions
+	Now       func() time.Time
 
 	// ICEServers (STUN/TURN) are advertised by GET /api/v1/connect.
 	ICEServers []config.ICEServer
@@ -48,6 +50,7 @@ type Gateway struct {
 	origins map[string]bool
 	srv     *http.Server
 	ln      net.Listener
+	tr      transportState
 }
 
 // maxBody caps every request body.
@@ -81,6 +84,7 @@ func (g *Gateway) Listen(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	ln = g.limitListener(ln)
 	g.ln = ln
 	g.srv = &http.Server{
 		Handler: g.Handler(),
@@ -109,6 +113,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.srv == nil {
 		return nil
 	}
+	g.stopTransports()
 	return g.srv.Shutdown(ctx)
 }
 

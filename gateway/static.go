@@ -16,7 +16,10 @@ func (g *Gateway) static() http.Handler {
 	built := webclient.Built()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		// connect-src: this origin for the API, SSE and long-poll, its ws(s)
+		// form for /mqtt, and the live nodes /api/v1/connect may hand out;
+		// not any ws: host, which would let injected script phone home.
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src "+g.connectSources(r)+"; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")

@@ -22,6 +22,7 @@ import (
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/ratelimit"
 )
 
 // Publisher is the broker's inline publish (mochi's *Server satisfies it).
@@ -40,6 +41,9 @@ type Deps struct {
 	Metrics  *metrics.Metrics
 	Limits   envelope.Limits
 	Now      func() time.Time
+	// PublishRate limits each user's im/ publishes (MQTT and HTTP alike);
+	// nil or a zero rate: unlimited.
+	PublishRate *ratelimit.Buckets
 	// Broker is set once the mochi server exists (hooks are created first).
 	Broker Publisher
 }

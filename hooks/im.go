@@ -80,6 +80,9 @@ type Request struct {
 	Payload  []byte
 	PacketID uint16
 	Dup      bool // a QoS>0 retransmission
+	// Stamped, if set, receives the stored message of an accepted chat
+	// publish (the HTTP API answers with it).
+	Stamped *envelope.Message
 }
 
 // Handle applies the im/ contract to one publish: authorise, validate, stamp,
@@ -88,7 +91,11 @@ type Request struct {
 func (h *IM) Handle(r Request) *imerr.Error {
 	t, err := topic.Parse(r.Topic)
 	var e *imerr.Error
-	if err != nil {
+	if !h.d.PublishRate.Allow(r.User) {
+		// Checked first: a flood costs one map lookup per message, and
+		// MQTT and HTTP publishes share the user's bucket.
+		e = imerr.New(imerr.RateLimited, "publishing too fast; slow down")
+	} else if err != nil {
 		e = imerr.New(imerr.Invalid, "unknown im/ topic %q", r.Topic)
 	} else if e = h.d.Policy.CanPublish(r.User, t); e == nil {
 		switch t.Kind {
@@ -192,6 +199,9 @@ func (h *IM) dm(r Request, t topic.Topic) *imerr.Error {
 		return e
 	}
 	h.d.Metrics.MessagesIn.WithLabelValues("dm").Inc()
+	if r.Stamped != nil {
+		*r.Stamped = res.Msg
+	}
 	if res.Duplicate {
 		return nil // already delivered when first stored
 	}
@@ -219,6 +229,9 @@ func (h *IM) group(r Request, t topic.Topic) *imerr.Error {
 		return e
 	}
 	h.d.Metrics.MessagesIn.WithLabelValues("group").Inc()
+	if r.Stamped != nil {
+		*r.Stamped = res.Msg
+	}
 	if res.Duplicate {
 		return nil
 	}

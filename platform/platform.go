@@ -28,6 +28,8 @@ import (
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/ratelimit"
+	"github.com/mqim/mqim/registry"
 )
 
 // Platform is a running server.
@@ -42,7 +44,11 @@ type Platform struct {
 	Gateway  *gateway.Gateway
 	HTTPAddr net.Addr
 	MQTTAddr net.Addr
+	// Registry lists the live nodes (single node: in memory, this one).
+	Registry registry.Registry
 	served   chan error
+	stopBeat context.CancelFunc
+	beatDone chan struct{}
 	stopGC   context.CancelFunc
 	gcDone   chan struct{}
 }
@@ -102,19 +108,24 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Policy:  &acl.Policy{Members: p.Groups, Admins: admins},
 		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
+		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
 	}
 	p.Broker, err = broker.New(broker.Options{
 		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, SessionExpiry: cfg.SessionExpiry,
 		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log,
+		ConnLimits: connLimits(cfg),
 	}, d)
 	if err != nil {
 		return nil, err
 	}
 	p.MQTTAddr = p.Broker.MQTTAddr()
+	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers,
+		Transport: gateway.TransportOptions{IM: p.Broker.IM, Broker: p.Broker.Server, Registry: p.Registry,
+			NodeID: nodeID(cfg), Limits: connLimits(cfg)},
 	})
 	if p.HTTPAddr, err = p.Gateway.Listen(cfg.HTTP); err != nil {
 		return nil, fmt.Errorf("platform: listen http %s: %w", cfg.HTTP, err)
@@ -123,6 +134,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		return nil, err
 	}
 	go func() { p.served <- p.Gateway.Serve() }()
+	p.startBeat()
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	p.stopGC, p.gcDone = stopGC, make(chan struct{})
 	go func() { kvstore.RunGC(gcCtx, p.DB, 5*time.Minute, log); close(p.gcDone) }()
@@ -139,6 +151,10 @@ func (p *Platform) Close(ctx context.Context) error {
 	if p.stopGC != nil {
 		p.stopGC()
 		<-p.gcDone
+	}
+	if p.stopBeat != nil {
+		p.stopBeat()
+		<-p.beatDone
 	}
 	if p.Gateway != nil {
 		errs = append(errs, p.Gateway.Shutdown(ctx))

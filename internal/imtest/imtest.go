@@ -51,6 +51,9 @@ func Start(t testing.TB, dir string, mods ...func(*config.Config)) *Server {
 	cfg := config.Default()
 	cfg.Data, cfg.HTTP, cfg.MQTT = dir, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Durability = "none" // tests that need fsync set it
+	// Tests flood from one user and one IP on purpose; those that test
+	// the limits set them.
+	cfg.Limits = config.Limits{}
 	for _, m := range mods {
 		m(&cfg)
 	}

@@ -1,0 +1,25 @@
+package hooks
+
+// Devices that are not MQTT connections (the gateway's SSE streams and
+// long-poll sessions) count for presence exactly like MQTT clients: the first
+// device of a user publishes "online", the last one to leave "offline", and a
+// signal to a user with only such devices is relayed rather than answered
+// with ERROR OFFLINE.
+
+// DeviceConnected records a non-MQTT device of user. clientID must not clash
+// with an MQTT client id (the gateway's contain a '/', which MQTT client ids
+// may not); conn identifies this connection of it (see presence.Tracker).
+func (h *IM) DeviceConnected(user, clientID string, conn any) {
+	h.d.Metrics.Connections.Inc()
+	if h.d.Presence.Connect(user, clientID, conn) {
+		h.setPresence(user, "online", "")
+	}
+}
+
+// DeviceDisconnected is DeviceConnected's counterpart.
+func (h *IM) DeviceDisconnected(user, clientID string, conn any) {
+	h.d.Metrics.Connections.Dec()
+	if h.d.Presence.Disconnect(user, clientID, conn) {
+		h.setPresence(user, "offline", "")
+	}
+}
