@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,16 @@ type KDF struct {
 // DefaultKDF is used for new passwords: ~50 ms on the reference machine.
 var DefaultKDF = KDF{Time: 2, MemKiB: 32 * 1024, Threads: 1}
 
+// Kinds of account.
+const (
+	KindPerson = "person"
+	KindDevice = "device"
+)
+
 type record struct {
 	User    string `json:"user"`
+	Kind    string `json:"kind,omitempty"`  // "" means person (records before kinds existed)
+	Owner   string `json:"owner,omitempty"` // the person who manages a device account`
 	Salt    []byte `json:"salt"`
 	Hash    []byte `json:"hash"`
 	Time    uint32 `json:"t"`
@@ -57,7 +66,8 @@ type Store struct {
 	now      func() time.Time
 
 	mu     sync.RWMutex
-	exists map[string]bool // cache of positive lookups; users are never deleted
+	exists map[string]bool   // cache of positive lookups; users are never deleted
+	kinds  map[string]string // cache of kinds, same lifetime
 }
 
 // Options configure a Store.
@@ -78,7 +88,7 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, exists: map[string]bool{}}
+	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, exists: map[string]bool{}, kinds: map[string]string{}}
 	err := db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte("k/token"))
 		if err == nil {
@@ -102,7 +112,7 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 
 func key(user string) []byte { return []byte("a/" + user) }
 
-// Create adds a user. It fails with ErrExists if the id is taken.
+// Create adds a person. It fails with ErrExists if the id is taken.
 func (s *Store) Create(user, password string) error {
 	if !topic.ValidUser(user) {
 		return ErrInvalidUser
@@ -114,8 +124,40 @@ func (s *Store) Create(user, password string) error {
 	if _, err := rand.Read(salt); err != nil {
 		return fmt.Errorf("accounts: salt: %w", err)
 	}
-	r := record{User: user, Salt: salt, Time: s.kdf.Time, MemKiB: s.kdf.MemKiB, Threads: s.kdf.Threads, Created: s.now().UnixMilli()}
+	r := record{User: user, Kind: KindPerson, Salt: salt, Time: s.kdf.Time, MemKiB: s.kdf.MemKiB, Threads: s.kdf.Threads, Created: s.now().UnixMilli()}
 	r.Hash = argon2.IDKey([]byte(password), salt, r.Time, r.MemKiB, r.Threads, 32)
+	return s.insert(r)
+}
+
+// CreateDevice adds a device account managed by owner. Devices have no
+// password; they authenticate with API keys (CreateKey).
+func (s *Store) CreateDevice(device, owner string) error {
+	if !topic.ValidUser(device) {
+		return ErrInvalidUser
+	}
+	if err := s.insert(record{User: device, Kind: KindDevice, Owner: owner, Created: s.now().UnixMilli()}); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("dv/"+owner+"/"+device), nil) })
+}
+
+// Devices lists the device accounts owner manages.
+func (s *Store) Devices(owner string) ([]string, error) {
+	out := []string{}
+	prefix := []byte("dv/" + owner + "/")
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, string(it.Item().Key()[len(prefix):]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) insert(r record) error {
+	user := r.User
 	val, _ := json.Marshal(r)
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(key(user)); err == nil {
@@ -173,6 +215,37 @@ func (s *Store) Exists(user string) (bool, error) {
 	return true, nil
 }
 
+// Kind returns the kind of a user (KindPerson or KindDevice).
+func (s *Store) Kind(user string) (string, error) {
+	s.mu.RLock()
+	k, ok := s.kinds[user]
+	s.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	r, err := s.get(user)
+	if err != nil {
+		return "", fmt.Errorf("accounts: lookup %s: %w", user, err)
+	}
+	k = r.Kind
+	if k == "" {
+		k = KindPerson
+	}
+	s.mu.Lock()
+	s.kinds[user] = k
+	s.mu.Unlock()
+	return k, nil
+}
+
+// Owner returns who manages a device account ("" for persons).
+func (s *Store) Owner(user string) (string, error) {
+	r, err := s.get(user)
+	if err != nil {
+		return "", fmt.Errorf("accounts: lookup %s: %w", user, err)
+	}
+	return r.Owner, nil
+}
+
 // CheckPassword verifies user's password (runs the KDF).
 func (s *Store) CheckPassword(user, password string) error {
 	if !topic.ValidUser(user) || len(password) > 256 {
@@ -187,6 +260,9 @@ func (s *Store) CheckPassword(user, password string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("accounts: lookup %s: %w", user, err)
+	}
+	if r.Hash == nil { // device accounts have no password
+		return ErrBadCredentials
 	}
 	h := argon2.IDKey([]byte(password), r.Salt, r.Time, r.MemKiB, r.Threads, 32)
 	if subtle.ConstantTimeCompare(h, r.Hash) != 1 {
@@ -242,8 +318,21 @@ func (s *Store) VerifyToken(tok string) (string, error) {
 	return claims.Subject, nil
 }
 
-// Authenticate accepts either a token issued to user or user's password.
-func (s *Store) Authenticate(user, cred string) error {
+// Authenticate accepts a token issued to user, user's password, or (for
+// devices) one of user's API keys bound to clientID or unbound. It returns the
+// id of the API key used, if any.
+func (s *Store) Authenticate(user, clientID, cred string) (keyID string, err error) {
+	if strings.HasPrefix(cred, keyPrefix) {
+		k, err := s.CheckKey(cred)
+		if err != nil || k.User != user || (k.ClientID != "" && k.ClientID != clientID) {
+			return "", ErrBadCredentials
+		}
+		return k.ID, nil
+	}
+	return "", s.authenticate(user, cred)
+}
+
+func (s *Store) authenticate(user, cred string) error {
 	if LooksLikeToken(cred) {
 		sub, err := s.VerifyToken(cred)
 		if err != nil || sub != user {

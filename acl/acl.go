@@ -6,6 +6,7 @@ package acl
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/topic"
@@ -16,16 +17,44 @@ type Membership interface {
 	IsMember(gid, user string) (bool, error)
 }
 
-// Policy is the authorisation policy. Admins may additionally read $SYS.
+// Policy is the authorisation policy: the built-in im/ contract, then the
+// operator's rules for every other namespace. Admins may also read $SYS.
 type Policy struct {
 	Members Membership
 	Admins  map[string]bool
+	// Role returns "person" or "device" for a user (for rules with a role).
+	Role  func(user string) string
+	rules atomic.Pointer[Rules]
 }
 
-// CanSubscribe reports whether user may subscribe to filter (which may hold
-// wildcards and a $share prefix). Deny by default: only the user's own inbox
-// and presence topics are readable.
-func (p *Policy) CanSubscribe(user, filter string) bool {
+// SetRules swaps the operator rules (on reload); in-flight checks finish
+// with the old set.
+func (p *Policy) SetRules(r *Rules) { p.rules.Store(r) }
+
+// Rules returns the operator rules in force.
+func (p *Policy) Rules() *Rules { return p.rules.Load() }
+
+func (p *Policy) role(user string) string {
+	if p.Role == nil {
+		return "person"
+	}
+	return p.Role(user)
+}
+
+// CanWrite decides a publish outside im/ (and wills): operator rules only.
+// Topics under im/ are never writable this way; they go through CanPublish.
+func (p *Policy) CanWrite(user, clientID, t string) bool {
+	if strings.HasPrefix(t, topic.Prefix) || strings.HasPrefix(t, "$") {
+		return false
+	}
+	return p.rules.Load().allow(user, p.role(user), clientID, t, true)
+}
+
+// CanSubscribe reports whether user (connected as clientID) may subscribe to
+// filter, which may hold wildcards and a $share prefix; it also decides each
+// delivery, called with the concrete topic. Deny by default: the user's own
+// inbox and presence topics, plus what operator rules grant outside im/.
+func (p *Policy) CanSubscribe(user, clientID, filter string) bool {
 	if strings.HasPrefix(filter, "$share/") {
 		// $share/{name}/{filter}: authorise the inner filter, so a shared
 		// subscription can never read what a plain one could not.
@@ -39,7 +68,13 @@ func (p *Policy) CanSubscribe(user, filter string) bool {
 		return p.Admins[user]
 	}
 	seg := strings.Split(filter, "/")
-	if len(seg) < 2 || seg[0] != "im" {
+	if seg[0] != "im" {
+		if seg[0] == "+" || seg[0] == "#" {
+			return false // would also match im/: never grantable
+		}
+		return p.rules.Load().allow(user, p.role(user), clientID, filter, false)
+	}
+	if len(seg) < 2 {
 		return false
 	}
 	switch seg[1] {

@@ -47,7 +47,7 @@ func TestCanSubscribe(t *testing.T) {
 		{"alice", "other/thing", false},
 	}
 	for _, c := range cases {
-		if got := p.CanSubscribe(c.user, c.filter); got != c.want {
+		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
 			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/hooks"
@@ -150,6 +151,16 @@ func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 	return minLevel{m.Handler.WithAttrs(a), m.min}
 }
 func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }
+
+// DisconnectKey drops every session that authenticated with API key keyID
+// (MQTT 5 clients are told why: not authorized).
+func (b *Broker) DisconnectKey(keyID string) {
+	for _, id := range b.deps.Keys.Clients(keyID) {
+		if cl, ok := b.Server.Clients.Get(id); ok && !cl.Closed() {
+			_ = b.Server.DisconnectClient(cl, packets.ErrNotAuthorized)
+		}
+	}
+}
 
 // MQTTAddr is the TCP listener's address.
 func (b *Broker) MQTTAddr() net.Addr { return b.tcp.Addr() }

@@ -101,12 +101,29 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "mqtt listening on %s\n", p.MQTTAddr)
 	fmt.Fprintf(stdout, "web client: http://%s/  (MQTT over WebSocket: ws://%s/mqtt)\n", p.HTTPAddr, p.HTTPAddr)
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
-	case err := <-p.Served():
-		log.Error("http server stopped", "error", err)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				// Reload what can change without dropping connections: the
+				// operator ACL rules. A bad file keeps the rules in force.
+				if cfg, err := config.Load(args); err != nil {
+					log.Error("reload refused; keeping the current rules", "error", err)
+				} else if err := p.Reload(cfg); err != nil {
+					log.Error("reload refused; keeping the current rules", "error", err)
+				} else {
+					log.Info("reloaded", "rules", len(cfg.Rules))
+				}
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+			break wait
+		case err := <-p.Served():
+			log.Error("http server stopped", "error", err)
+			break wait
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mqim/mqim/acl"
 )
 
 // Config is the whole server configuration.
@@ -48,6 +50,9 @@ type Config struct {
 	// host they used).
 	NodeID    string `yaml:"node_id"`
 	PublicURL string `yaml:"public_url"`
+	// Rules are the operator's ACL rules for topics outside im/ (devices,
+	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
+	Rules []acl.Rule `yaml:"rules"`
 }
 
 // Default returns the embedded defaults.

@@ -183,6 +183,7 @@ type Presence struct {
 	Status string `json:"status"`
 	Text   string `json:"text,omitempty"`
 	TS     int64  `json:"ts"`
+	Device bool   `json:"device,omitempty"` // a device account (sensor, bot), not a person
 }
 
 // MaxStatusText bounds the free-form status text.

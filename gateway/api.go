@@ -43,6 +43,7 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 	for pattern, h := range authed {
 		mux.Handle(pattern, g.wrap(pattern, h, true))
 	}
+	g.deviceRoutes(func(pattern string, h handler) { mux.Handle(pattern, g.wrap(pattern, h, true)) })
 	mux.Handle("GET /api/v1/connect", g.wrap("GET /api/v1/connect", g.connect, true))
 	g.transportRoutes(func(pattern string, h handler, auth bool) { mux.Handle(pattern, g.wrap(pattern, h, auth)) })
 	mux.HandleFunc("OPTIONS /api/v1/", g.preflight)

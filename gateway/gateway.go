@@ -38,7 +38,9 @@ type Options struct {
 	MQTTAddr         string // advertised by GET /api/v1/connect
 	// Transport: HTTP fallback transports, per-IP limits, node registry.
 	Transport TransportOptions
-	Now       func() time.Time
+	// KeyRevoked disconnects the sessions that authenticated with a key.
+	KeyRevoked func(keyID string)
+	Now        func() time.Time
 
 	// ICEServers (STUN/TURN) are advertised by GET /api/v1/connect.
 	ICEServers []config.ICEServer

@@ -24,7 +24,7 @@ func (h *Auth) ID() string { return "mqim-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *Auth) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead}, []byte{b})
 }
 
 // ValidClientID reports whether id is "{user}:{device}" for user.
@@ -61,11 +61,15 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) boo
 		log.Info("connect refused: client id must be {user}:{device}")
 		return false
 	}
-	if err := h.d.Accounts.Authenticate(user, string(pk.Connect.Password)); err != nil {
+	keyID, err := h.d.Accounts.Authenticate(user, pk.Connect.ClientIdentifier, string(pk.Connect.Password))
+	if err != nil {
 		log.Info("connect refused: bad credentials")
 		return false
 	}
-	if pk.Connect.WillFlag && !h.canWrite(user, pk.Connect.WillTopic) {
+	if keyID != "" {
+		h.d.Keys.Bind(pk.Connect.ClientIdentifier, keyID)
+	}
+	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, pk.Connect.ClientIdentifier, pk.Connect.WillTopic) {
 		// mochi publishes wills without OnPublish or ACL checks, so a will
 		// into im/ would bypass stamping; refuse it up front, visibly.
 		log.Info("connect refused: will topic not allowed", "topic", pk.Connect.WillTopic)
@@ -74,9 +78,15 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) boo
 	return true
 }
 
-// canWrite is the write rule for topics published outside OnPublish (wills).
-// Nothing outside im/ is writable yet, and im/ is never writable that way.
-func (h *Auth) canWrite(user, t string) bool { return false }
+// OnPacketRead resolves an inbound MQTT 5 topic alias before anything else
+// sees the packet: mochi checks the write ACL before it resolves aliases, so
+// a publish carrying only an alias would be judged by an empty topic.
+func (h *Auth) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 {
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+	}
+	return pk, nil
+}
 
 // OnACLCheck authorises subscriptions (and each delivery) by the policy. For
 // writes under im/ it defers to IM.OnPublish, which applies the same policy
@@ -85,7 +95,10 @@ func (h *Auth) canWrite(user, t string) bool { return false }
 func (h *Auth) OnACLCheck(cl *mqtt.Client, t string, write bool) bool {
 	user := string(cl.Properties.Username)
 	if write {
-		return strings.HasPrefix(t, topic.Prefix)
+		if strings.HasPrefix(t, topic.Prefix) {
+			return true
+		}
+		return h.d.Policy.CanWrite(user, cl.ID, t)
 	}
-	return h.d.Policy.CanSubscribe(user, t)
+	return h.d.Policy.CanSubscribe(user, cl.ID, t)
 }

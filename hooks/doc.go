@@ -39,6 +39,7 @@ type Deps struct {
 	Presence *presence.Tracker
 	Policy   *acl.Policy
 	Metrics  *metrics.Metrics
+	Keys     *KeyBindings
 	Limits   envelope.Limits
 	Now      func() time.Time
 	// PublishRate limits each user's im/ publishes (MQTT and HTTP alike);

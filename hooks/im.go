@@ -2,11 +2,13 @@ package hooks
 
 import (
 	"bytes"
+
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mqim/mqim/accounts"
 	"hash/fnv"
 	"time"
 
@@ -355,6 +357,9 @@ func (h *IM) presence(r Request) *imerr.Error {
 
 func (h *IM) setPresence(user, status, text string) {
 	p := envelope.Presence{User: user, Status: status, Text: text, TS: h.d.Now().UnixMilli()}
+	if k, _ := h.d.Accounts.Kind(user); k == accounts.KindDevice {
+		p.Device = true
+	}
 	h.d.Presence.SetStatus(user, presenceStatus(p))
 	h.publish("presence", topic.PresenceTopic(user), envelope.Marshal(p), true, 0)
 }
@@ -376,6 +381,9 @@ func (h *IM) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	}
 	user := string(cl.Properties.Username)
 	h.d.Metrics.Connections.Dec()
+	if !cl.IsTakenOver() && h.d.Keys != nil {
+		h.d.Keys.Unbind(cl.ID)
+	}
 	if h.d.Presence.Disconnect(user, cl.ID, cl) {
 		h.setPresence(user, "offline", "")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqim/mqim/acl"
 	"github.com/mqim/mqim/internal/imtest"
 )
 
@@ -62,7 +63,14 @@ func TestREADMECookbook(t *testing.T) {
 	if len(steps) < 5 {
 		t.Fatalf("cookbook has only %d steps", len(steps))
 	}
-	s := imtest.Start(t, "")
+	// The rules the README shows for the device part of the cookbook.
+	s := imtest.Start(t, "", func(c *imtestConfig) {
+		c.Rules = []acl.Rule{
+			{Role: "device", Access: "readwrite", Topics: []string{"devices/%u/#"}},
+			{Role: "person", Access: "read", Topics: []string{"devices/+/telemetry"}},
+		}
+	})
+	work := t.TempDir() // the cookbook keeps a key file in its working directory
 	httpHost := strings.TrimPrefix(s.HTTP, "http://")
 	mqttPort := s.MQTTAddr.String()[strings.LastIndex(s.MQTTAddr.String(), ":")+1:]
 	for i, st := range steps {
@@ -70,6 +78,7 @@ func TestREADMECookbook(t *testing.T) {
 		script = strings.ReplaceAll(script, "-p 1883", "-p "+mqttPort)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, "bash", "-eo", "pipefail", "-c", script)
+		cmd.Dir = work
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil {

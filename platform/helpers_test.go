@@ -2,7 +2,11 @@ package platform_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"testing"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqim/mqim/config"
 )
@@ -18,3 +22,15 @@ func httpGet(url string) (*http.Response, error) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+type (
+	pahoClient  = paho.Client
+	pahoMessage = paho.Message
+)
+
+func jsonDecode(t *testing.T, r io.Reader, v any) {
+	t.Helper()
+	if err := json.NewDecoder(r).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}

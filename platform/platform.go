@@ -41,6 +41,7 @@ type Platform struct {
 	Groups   *groups.Store
 	History  *history.Badger
 	Broker   *broker.Broker
+	Policy   *acl.Policy
 	Gateway  *gateway.Gateway
 	HTTPAddr net.Addr
 	MQTTAddr net.Addr
@@ -102,11 +103,24 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	for _, a := range cfg.Admins {
 		admins[a] = true
 	}
+	p.Policy = &acl.Policy{Members: p.Groups, Admins: admins, Role: func(u string) string {
+		k, err := p.Accounts.Kind(u)
+		if err != nil {
+			return ""
+		}
+		return k
+	}}
+	rules, err := acl.CompileRules(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	p.Policy.SetRules(rules)
 	m := metrics.New()
 	pres := presence.New()
 	d := &hooks.Deps{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
-		Policy:  &acl.Policy{Members: p.Groups, Admins: admins},
+		Policy:  p.Policy,
+		Keys:    hooks.NewKeyBindings(),
 		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
 	}
@@ -124,6 +138,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers,
+		KeyRevoked: func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		Transport: gateway.TransportOptions{IM: p.Broker.IM, Broker: p.Broker.Server, Registry: p.Registry,
 			NodeID: nodeID(cfg), Limits: connLimits(cfg)},
 	})
@@ -140,6 +155,18 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	go func() { kvstore.RunGC(gcCtx, p.DB, 5*time.Minute, log); close(p.gcDone) }()
 	ok = true
 	return p, nil
+}
+
+// Reload applies the reloadable parts of cfg (the operator ACL rules): new
+// subscriptions, publishes and every delivery are judged by the new rules
+// at once; no connection is dropped.
+func (p *Platform) Reload(cfg config.Config) error {
+	rules, err := acl.CompileRules(cfg.Rules)
+	if err != nil {
+		return err
+	}
+	p.Policy.SetRules(rules)
+	return nil
 }
 
 // Served reports the HTTP server's exit.

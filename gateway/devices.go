@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/imerr"
+)
+
+// Device accounts and their API keys. A person creates and manages devices;
+// revoking a key disconnects every session that authenticated with it.
+func (g *Gateway) deviceRoutes(add func(pattern string, h handler)) {
+	add("POST /api/v1/devices", g.createDevice)
+	add("GET /api/v1/devices", g.listDevices)
+	add("POST /api/v1/devices/{id}/keys", g.createKey)
+	add("GET /api/v1/devices/{id}/keys", g.listKeys)
+	add("DELETE /api/v1/devices/{id}/keys/{kid}", g.revokeKey)
+	add("GET /api/v1/users/{id}", g.getUser)
+}
+
+func (g *Gateway) createDevice(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		ID string `json:"id"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if kind, err := g.o.Accounts.Kind(user); err != nil {
+		return err
+	} else if kind != accounts.KindPerson {
+		return fail(http.StatusForbidden, imerr.Forbidden, "only people manage devices")
+	}
+	switch err := g.o.Accounts.CreateDevice(body.ID, user); {
+	case errors.Is(err, accounts.ErrExists):
+		return fail(http.StatusConflict, imerr.Conflict, "user id %q taken", body.ID)
+	case errors.Is(err, accounts.ErrInvalidUser):
+		return fail(http.StatusBadRequest, imerr.Invalid, "device id must match ^[a-z0-9][a-z0-9_.-]{0,31}$")
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": body.ID, "kind": accounts.KindDevice, "owner": user})
+	return nil
+}
+
+func (g *Gateway) listDevices(w http.ResponseWriter, _ *http.Request, user string) error {
+	ds, err := g.o.Accounts.Devices(user)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": ds})
+	return nil
+}
+
+// ownDevice checks that user manages device id.
+func (g *Gateway) ownDevice(user, id string) error {
+	ok, err := g.o.Accounts.Exists(id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fail(http.StatusNotFound, imerr.NotFound, "no such device %q", id)
+	}
+	owner, err := g.o.Accounts.Owner(id)
+	if err != nil {
+		return err
+	}
+	if owner != user {
+		return fail(http.StatusForbidden, imerr.Forbidden, "%q is not a device you manage", id)
+	}
+	return nil
+}
+
+func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request, user string) error {
+	id := r.PathValue("id")
+	var body struct {
+		ClientID string `json:"client_id"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &body); err != nil {
+			return err
+		}
+	}
+	if err := g.ownDevice(user, id); err != nil {
+		return err
+	}
+	if body.ClientID != "" && len(body.ClientID) > len(id)+65 {
+		return fail(http.StatusBadRequest, imerr.Invalid, "client_id too long")
+	}
+	secret, k, err := g.o.Accounts.CreateKey(id, body.ClientID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"key": secret, "id": k.ID, "user": k.User, "client_id": k.ClientID, "created": k.Created})
+	return nil
+}
+
+func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request, user string) error {
+	id := r.PathValue("id")
+	if err := g.ownDevice(user, id); err != nil {
+		return err
+	}
+	keys, err := g.o.Accounts.Keys(id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+	return nil
+}
+
+func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request, user string) error {
+	id := r.PathValue("id")
+	if err := g.ownDevice(user, id); err != nil {
+		return err
+	}
+	k, err := g.o.Accounts.RevokeKey(id, r.PathValue("kid"))
+	if errors.Is(err, accounts.ErrNoKey) {
+		return fail(http.StatusNotFound, imerr.NotFound, "no such key")
+	}
+	if err != nil {
+		return err
+	}
+	if g.o.KeyRevoked != nil {
+		g.o.KeyRevoked(k.ID)
+	}
+	writeJSON(w, http.StatusOK, k)
+	return nil
+}
+
+func (g *Gateway) getUser(w http.ResponseWriter, r *http.Request, _ string) error {
+	id := r.PathValue("id")
+	if ok, err := g.o.Accounts.Exists(id); err != nil {
+		return err
+	} else if !ok {
+		return fail(http.StatusNotFound, imerr.NotFound, "no such user %q", id)
+	}
+	kind, err := g.o.Accounts.Kind(id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"user": id, "kind": kind})
+	return nil
+}

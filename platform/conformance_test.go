@@ -1,0 +1,246 @@
+package platform_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/mqim/mqim/acl"
+	"github.com/mqim/mqim/internal/imtest"
+)
+
+// Broker conformance for namespaces that operator rules open: the platform
+// must behave like any MQTT 5 broker there. Each test uses paho.golang, a
+// full MQTT 5 client.
+
+type v5client struct {
+	*paho.Client
+	conn net.Conn
+	mu   sync.Mutex
+	got  []*paho.Publish
+}
+
+func (c *v5client) received(topic string) []*paho.Publish {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*paho.Publish
+	for _, p := range c.got {
+		if topic == "" || p.Topic == topic {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func u32(v uint32) *uint32 { return &v }
+func u16(v uint16) *uint16 { return &v }
+
+type v5opts struct {
+	clean  bool
+	expiry uint32
+	will   *paho.WillMessage
+	delay  uint32
+}
+
+func dialV5(t *testing.T, s *imtest.Server, user, clientID, password string, o v5opts) *v5client {
+	t.Helper()
+	conn, err := net.Dial("tcp", s.MQTTAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &v5client{conn: conn}
+	c.Client = paho.NewClient(paho.ClientConfig{Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+		func(pr paho.PublishReceived) (bool, error) {
+			c.mu.Lock()
+			c.got = append(c.got, pr.Packet)
+			c.mu.Unlock()
+			return true, nil
+		}}})
+	cp := &paho.Connect{ClientID: clientID, Username: user, UsernameFlag: true, Password: []byte(password), PasswordFlag: true,
+		KeepAlive: 30, CleanStart: o.clean, Properties: &paho.ConnectProperties{SessionExpiryInterval: u32(o.expiry)}, WillMessage: o.will}
+	if o.will != nil && o.delay > 0 {
+		cp.WillProperties = &paho.WillProperties{WillDelayInterval: u32(o.delay)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, cp)
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect %s: %v %+v", clientID, err, ca)
+	}
+	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}); conn.Close() })
+	return c
+}
+
+func sub(t *testing.T, c *v5client, topic string, qos byte, id int) {
+	t.Helper()
+	s := &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: qos}}}
+	if id > 0 {
+		s.Properties = &paho.SubscribeProperties{SubscriptionIdentifier: &id}
+	}
+	sa, err := c.Subscribe(context.Background(), s)
+	if err != nil || sa.Reasons[0] >= 0x80 {
+		t.Fatalf("subscribe %s: %v %+v", topic, err, sa)
+	}
+}
+
+func pub(t *testing.T, c *v5client, p *paho.Publish) *paho.PublishResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := c.Publish(ctx, p)
+	if err != nil {
+		t.Fatalf("publish %s: %v", p.Topic, err)
+	}
+	return r
+}
+
+// conformanceServer opens bots/# to everyone and gives "dev" a key.
+func conformanceServer(t *testing.T) (*imtest.Server, string) {
+	s := imtest.Start(t, "", func(c *imtestConfig) {
+		c.Rules = []acl.Rule{{User: "*", Access: "readwrite", Topics: []string{"bots/#", "devices/%u/#"}}}
+	})
+	tok := s.User("alice")
+	key, _ := newDevice(t, s, tok, "dev", "")
+	return s, key
+}
+
+func TestConformanceQoS2ExactlyOnceAndRetained(t *testing.T) {
+	s, key := conformanceServer(t)
+	subc := dialV5(t, s, "alice", "alice:sub", imtest.Password, v5opts{clean: true})
+	sub(t, subc, "bots/q/#", 2, 0)
+	dev := dialV5(t, s, "dev", "dev:a", key, v5opts{clean: true})
+	const n = 50
+	for i := 0; i < n; i++ {
+		for _, q := range []byte{0, 1, 2} {
+			r := pub(t, dev, &paho.Publish{Topic: "bots/q/" + string('0'+rune(q)), QoS: q, Payload: []byte{byte(i)}})
+			if q > 0 && r.ReasonCode >= 0x80 {
+				t.Fatalf("qos %d reason %#x", q, r.ReasonCode)
+			}
+		}
+	}
+	imtest.Eventually(t, "all QoS 1/2 messages", 10*time.Second, func() bool {
+		return len(subc.received("bots/q/1")) == n && len(subc.received("bots/q/2")) == n
+	})
+	seen := map[byte]bool{}
+	for _, p := range subc.received("bots/q/2") {
+		if p.QoS != 2 || seen[p.Payload[0]] {
+			t.Fatalf("QoS 2 delivery %+v (repeat: %v)", p, seen[p.Payload[0]])
+		}
+		seen[p.Payload[0]] = true
+	}
+	// Retained: a late subscriber gets the last value, flagged retained.
+	pub(t, dev, &paho.Publish{Topic: "devices/dev/state", QoS: 1, Retain: true, Payload: []byte("on")})
+	late := dialV5(t, s, "dev", "dev:late", key, v5opts{clean: true})
+	sub(t, late, "devices/dev/state", 1, 0)
+	imtest.Eventually(t, "retained value", 5*time.Second, func() bool { return len(late.received("devices/dev/state")) == 1 })
+	if p := late.received("devices/dev/state")[0]; !p.Retain || string(p.Payload) != "on" {
+		t.Fatalf("retained delivery %+v", p)
+	}
+}
+
+func TestConformanceWillWithDelay(t *testing.T) {
+	s, key := conformanceServer(t)
+	watch := dialV5(t, s, "alice", "alice:watch", imtest.Password, v5opts{clean: true})
+	sub(t, watch, "bots/status/dev", 1, 0)
+	dev := dialV5(t, s, "dev", "dev:a", key, v5opts{clean: true, expiry: 10, delay: 1,
+		will: &paho.WillMessage{Topic: "bots/status/dev", QoS: 1, Payload: []byte("gone")}})
+	cut := time.Now()
+	dev.conn.Close() // abrupt: no DISCONNECT, so the will is due
+	imtest.Eventually(t, "delayed will", 10*time.Second, func() bool { return len(watch.received("bots/status/dev")) == 1 })
+	if d := time.Since(cut); d < 900*time.Millisecond {
+		t.Fatalf("will sent after %v, before its 1 s delay", d)
+	}
+	// A will into im/ is refused at CONNECT.
+	conn, _ := net.Dial("tcp", s.MQTTAddr.String())
+	defer conn.Close()
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ca, _ := c.Connect(context.Background(), &paho.Connect{ClientID: "dev:b", Username: "dev", UsernameFlag: true, Password: []byte(key), PasswordFlag: true,
+		CleanStart: true, WillMessage: &paho.WillMessage{Topic: "im/presence/dev", Payload: []byte(`{"status":"online"}`)}})
+	if ca == nil || ca.ReasonCode != 0x86 {
+		t.Fatalf("will into im/: %+v", ca)
+	}
+}
+
+func TestConformanceSessionAndMessageExpiry(t *testing.T) {
+	s, key := conformanceServer(t)
+	d := dialV5(t, s, "dev", "dev:s", key, v5opts{clean: true, expiry: 300})
+	sub(t, d, "bots/inbox", 1, 0)
+	d.Disconnect(&paho.Disconnect{})
+	d.conn.Close()
+	sender := dialV5(t, s, "alice", "alice:p", imtest.Password, v5opts{clean: true})
+	pub(t, sender, &paho.Publish{Topic: "bots/inbox", QoS: 1, Payload: []byte("expires"), Properties: &paho.PublishProperties{MessageExpiry: u32(1)}})
+	pub(t, sender, &paho.Publish{Topic: "bots/inbox", QoS: 1, Payload: []byte("keeps")})
+	// mochi expires queued messages on a 1 s tick with whole-second
+	// timestamps: 3.2 s is past a 1 s expiry whatever the phase.
+	time.Sleep(3200 * time.Millisecond)
+	back := dialV5(t, s, "dev", "dev:s", key, v5opts{clean: false, expiry: 300})
+	imtest.Eventually(t, "queued message after resume", 5*time.Second, func() bool { return len(back.received("bots/inbox")) >= 1 })
+	pub(t, sender, &paho.Publish{Topic: "bots/inbox", QoS: 1, Payload: []byte("fence")})
+	imtest.Eventually(t, "fence", 5*time.Second, func() bool { return len(back.received("bots/inbox")) >= 2 })
+	var bodies []string
+	for _, p := range back.received("bots/inbox") {
+		bodies = append(bodies, string(p.Payload))
+	}
+	if strings.Join(bodies, ",") != "keeps,fence" {
+		t.Fatalf("after resume got %v (the expired message must be gone)", bodies)
+	}
+}
+
+func TestConformanceSharedSubscriptionsBalance(t *testing.T) {
+	s, _ := conformanceServer(t)
+	w1 := dialV5(t, s, "alice", "alice:w1", imtest.Password, v5opts{clean: true})
+	w2 := dialV5(t, s, "alice", "alice:w2", imtest.Password, v5opts{clean: true})
+	sub(t, w1, "$share/workers/bots/jobs", 1, 0)
+	sub(t, w2, "$share/workers/bots/jobs", 1, 0)
+	p := dialV5(t, s, "alice", "alice:p", imtest.Password, v5opts{clean: true})
+	const n = 40
+	for i := 0; i < n; i++ {
+		pub(t, p, &paho.Publish{Topic: "bots/jobs", QoS: 1, Payload: []byte{byte(i)}})
+	}
+	imtest.Eventually(t, "every job once", 10*time.Second, func() bool {
+		return len(w1.received("bots/jobs"))+len(w2.received("bots/jobs")) == n
+	})
+	if len(w1.received("bots/jobs")) == 0 || len(w2.received("bots/jobs")) == 0 {
+		t.Fatalf("not balanced: %d / %d", len(w1.received("bots/jobs")), len(w2.received("bots/jobs")))
+	}
+}
+
+func TestConformanceSubscriptionIDsTopicAliasesAndAcks(t *testing.T) {
+	s, key := conformanceServer(t)
+	c := dialV5(t, s, "dev", "dev:x", key, v5opts{clean: true})
+	sub(t, c, "devices/dev/a/#", 1, 7)
+	// Topic alias: the second publish carries only the alias.
+	pub(t, c, &paho.Publish{Topic: "devices/dev/a/b", QoS: 1, Payload: []byte("1"), Properties: &paho.PublishProperties{TopicAlias: u16(3)}})
+	r := pub(t, c, &paho.Publish{Topic: "", QoS: 1, Payload: []byte("2"),
+		Properties: &paho.PublishProperties{TopicAlias: u16(3), User: paho.UserProperties{{Key: "k", Value: "v"}}}})
+	imtest.Eventually(t, "both publishes", 5*time.Second, func() bool { return len(c.received("devices/dev/a/b")) == 2 })
+	for _, p := range c.received("devices/dev/a/b") {
+		if p.Properties == nil || p.Properties.SubscriptionIdentifier == nil || *p.Properties.SubscriptionIdentifier != 7 {
+			t.Fatalf("subscription identifier missing: %+v", p.Properties)
+		}
+	}
+	if r.Properties != nil && len(r.Properties.User) > 0 {
+		t.Fatalf("PUBACK inherited user properties %+v", r.Properties.User)
+	}
+}
+
+func TestConformanceMaximumPacketSize(t *testing.T) {
+	s, key := conformanceServer(t)
+	c := dialV5(t, s, "dev", "dev:big", key, v5opts{clean: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.Publish(ctx, &paho.Publish{Topic: "bots/big", QoS: 1, Payload: make([]byte, 300<<10)})
+	if err == nil {
+		t.Fatal("a 300 KiB packet was accepted (limit 256 KiB)")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection not closed after an oversize packet")
+	}
+}
