@@ -13,7 +13,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/imclient"
 	"github.com/mqim/mqim/internal/imtest"
 )
@@ -87,23 +86,11 @@ func TestKill9DuringFloodLosesNoAcknowledgedMessage(t *testing.T) {
 	// History after restart holds every acknowledged message, once.
 	tok := loginHTTP(t, p2.HTTP, "bob")
 	stored := map[string]int{}
-	cursor := ""
-	for {
-		var page struct {
-			Messages []envelope.Message
-			Cursor   string
-			More     bool
-		}
-		getJSON(t, p2.HTTP+"/api/v1/sync?limit=1000&since="+cursor, tok, &page)
-		for i, m := range page.Messages {
-			stored[m.CID]++
-			if i > 0 && m.Seq != page.Messages[i-1].Seq+1 {
-				t.Fatalf("history has a hole: seq %d after %d", m.Seq, page.Messages[i-1].Seq)
-			}
-		}
-		cursor = page.Cursor
-		if !page.More {
-			break
+	feed := syncAll(t, p2.HTTP, tok)
+	for i, m := range feed {
+		stored[m.CID]++
+		if i > 0 && m.Seq != feed[i-1].Seq+1 {
+			t.Fatalf("history has a hole: seq %d after %d", m.Seq, feed[i-1].Seq)
 		}
 	}
 	for cid := range ackedCIDs {

@@ -8,6 +8,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqim/mqim/envelope"
+
 	"github.com/mqim/mqim/config"
 )
 
@@ -32,5 +34,25 @@ func jsonDecode(t *testing.T, r io.Reader, v any) {
 	t.Helper()
 	if err := json.NewDecoder(r).Decode(v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// syncAll walks GET /api/v1/sync from the start until more is false.
+func syncAll(t *testing.T, base, token string) []envelope.Message {
+	t.Helper()
+	var all []envelope.Message
+	cursor := ""
+	for {
+		var page struct {
+			Messages []envelope.Message
+			Cursor   string
+			More     bool
+		}
+		getJSON(t, base+"/api/v1/sync?limit=1000&since="+cursor, token, &page)
+		all = append(all, page.Messages...)
+		cursor = page.Cursor
+		if !page.More {
+			return all
+		}
 	}
 }

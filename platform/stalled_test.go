@@ -89,24 +89,11 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 	// bob comes back and catches up with everything via sync.
 	btok := s.Login("bob")
 	seen := map[uint64]bool{}
-	cursor := ""
-	for {
-		var page struct {
-			Messages []envelope.Message
-			Cursor   string
-			More     bool
+	for _, m := range syncAll(t, s.HTTP, btok) {
+		if seen[m.Seq] {
+			t.Fatalf("sync returned seq %d twice", m.Seq)
 		}
-		s.MustAPI(200, "GET", "/api/v1/sync?limit=1000&since="+cursor, btok, nil, &page)
-		for _, m := range page.Messages {
-			if seen[m.Seq] {
-				t.Fatalf("sync returned seq %d twice", m.Seq)
-			}
-			seen[m.Seq] = true
-		}
-		cursor = page.Cursor
-		if !page.More {
-			break
-		}
+		seen[m.Seq] = true
 	}
 	if len(seen) != n {
 		t.Fatalf("bob caught up with %d of %d", len(seen), n)
