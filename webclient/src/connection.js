@@ -7,6 +7,7 @@
 // than MQTT.js's fixed reconnectPeriod.
 
 import mqtt from 'mqtt';
+import { HttpFallback } from './fallback.js';
 import { inboxFilter, presenceFilter } from './topics.js';
 
 const deviceKey = 'mqim.device';
@@ -53,12 +54,16 @@ const sessionExpiry = 7 * 24 * 3600;
 /** Session expiry of a second tab's throwaway device id. */
 const secondaryExpiry = 300;
 
+/** How often a client on the HTTP fallback tries the WebSocket again. */
+const upgradeEvery = 5000;
+
 /** CONNACK reason codes after which retrying with the same credentials is pointless. */
 const authFailures = new Set([0x86, 0x87, 0x8c, 4, 5]);
 
 /**
  * Connection events (an EventTarget):
- *  - "state":   detail {state: "connecting"|"online"|"offline", retryIn?: ms}
+ *  - "state":   detail {state: "connecting"|"online"|"offline", retryIn?: ms,
+ *               transport: "websocket"|"sse"|"poll"|""}
  *  - "connect": detail {sessionPresent} after subscriptions are in place
  *  - "message": detail {topic, text}
  *  - "authfailed": the broker refused our credentials; no more retries
@@ -80,6 +85,33 @@ export class Connection extends EventTarget {
     this.retryTimer = 0;
     this.stopped = false;
     this.onOnline = () => this.retryNow();
+    /** The transport in use: "websocket", "sse", "poll" or "" (none). */
+    this.transport = '';
+    // When the WebSocket fails, the inbox comes over HTTP (SSE or long-poll)
+    // until a WebSocket works again; see fallback.js.
+    this.fallback = new HttpFallback({ user, token, device });
+    this.fallback.addEventListener('message', (e) => {
+      if (this.transport !== 'websocket') this.dispatchEvent(new CustomEvent('message', { detail: e.detail }));
+    });
+    this.fallback.addEventListener('state', (e) => this.handleFallbackState(e.detail.state));
+    this.fallback.addEventListener('authfailed', () => {
+      this.stop();
+      this.dispatchEvent(new CustomEvent('authfailed', { detail: {} }));
+    });
+  }
+
+  /** The HTTP fallback came up or went down (ignored while on WebSocket). */
+  handleFallbackState(state) {
+    if (this.stopped || this.transport === 'websocket') return;
+    if (state === 'online') {
+      this.transport = this.fallback.kind;
+      this.setState('online');
+      // Like a (re)connect: the chat model flushes its outbox and syncs.
+      this.dispatchEvent(new CustomEvent('connect', { detail: { sessionPresent: false } }));
+    } else if (this.transport) {
+      this.transport = '';
+      this.setState(state === 'connecting' ? 'connecting' : 'offline');
+    }
   }
 
   start() {
@@ -128,8 +160,12 @@ export class Connection extends EventTarget {
     } catch (err) {
       console.warn('mqim: subscribe failed', err);
     }
+    this.transport = 'websocket';
     this.setState('online');
     this.dispatchEvent(new CustomEvent('connect', { detail: { sessionPresent: !!connack.sessionPresent } }));
+    // Moved (back) up: the subscription is in place before the stream goes,
+    // so nothing falls between them (repeats are dropped by id and seq).
+    this.fallback.stop();
   }
 
   handleClose() {
@@ -138,6 +174,13 @@ export class Connection extends EventTarget {
       return;
     }
     if (this.retryTimer) return; // already scheduled (close can repeat)
+    if (this.transport === 'websocket') this.transport = '';
+    this.fallback.start();
+    if (this.fallback.online) {
+      // On HTTP meanwhile: stay online and try the WebSocket again soon.
+      this.retryTimer = setTimeout(() => this.retryNow(), upgradeEvery);
+      return;
+    }
     this.attempt++;
     // 1s, 2s, 4s ... capped at 30s, with up to 30% jitter so a server restart
     // is not met by every browser at the same instant.
@@ -152,13 +195,14 @@ export class Connection extends EventTarget {
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
     if (this.stopped || !this.client || this.client.connected) return;
-    this.setState('connecting');
+    if (!this.fallback.online) this.setState('connecting');
     this.client.reconnect();
   }
 
   setState(state, retryIn) {
     this.state = state;
-    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryIn } }));
+    const transport = state === 'online' ? this.transport : '';
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryIn, transport } }));
   }
 
   get online() {
@@ -170,6 +214,7 @@ export class Connection extends EventTarget {
    * for QoS 0. Rejects if we are not connected or the broker refused it.
    */
   publish(topic, payload, qos = 1) {
+    if (this.transport !== 'websocket' && this.fallback.online) return this.fallback.publish(topic, payload);
     if (!this.client || !this.client.connected) return Promise.reject(new Error('not connected'));
     return new Promise((resolve, reject) => {
       this.client.publish(topic, payload, { qos }, (err) => (err ? reject(err) : resolve()));
@@ -181,6 +226,8 @@ export class Connection extends EventTarget {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     window.removeEventListener('online', this.onOnline);
+    this.fallback.stop();
+    this.transport = '';
     if (this.client) this.client.end(true);
     this.setState('offline');
   }

@@ -3,6 +3,7 @@
 import { avatar, h, icon, shortWhen } from './dom.js';
 
 const stateText = { connecting: 'Connecting…', online: 'Online', offline: 'Offline' };
+const transportText = { websocket: 'WebSocket', sse: 'HTTP stream', poll: 'HTTP polling' };
 
 export class Sidebar {
   /**
@@ -38,10 +39,13 @@ export class Sidebar {
       this.list);
   }
 
-  setState({ state, retryIn }) {
+  setState({ state, retryIn, transport = '' }) {
     this.connState.dataset.state = state;
+    this.connState.dataset.transport = transport;
     let text = stateText[state] || state;
     if (state === 'offline' && retryIn) text = `Offline · retrying in ${Math.ceil(retryIn / 1000)}s`;
+    // The transport shows, so "it works but slowly" has an explanation.
+    if (state === 'online' && transport) text += ` · ${transportText[transport] || transport}`;
     this.connState.querySelector('.conn-text').textContent = text;
   }
 

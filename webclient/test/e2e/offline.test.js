@@ -35,6 +35,8 @@ test('messages written offline are queued and sent on reconnect', { timeout: 90_
     live.push(ws);
     if (!offline) ws.connectToServer();
   });
+  // Offline means the HTTP fallback (stream, poll, publish) is cut as well.
+  await ivy.route(/\/api\/v1\/(stream|poll|publish)/, (route) => (offline ? route.abort() : route.continue()));
   await signIn(ivy, srv.base, 'ivy');
   await signIn(jon, srv.base, 'jon');
   await openDM(ivy, 'jon');
