@@ -516,7 +516,7 @@ export class ChatClient extends EventTarget {
     const pending = [...this.outbox.values()]
       .filter((i) => i.conv === conv && !seen.has(i.cid))
       .sort((a, b) => a.ts - b.ts)
-      .map((i) => ({ from: this.me, body: i.body, type: 'text', ts: i.ts, cid: i.cid, pending: i.state || 'pending', error: i.error }));
+      .map((i) => ({ from: this.me, body: i.body, type: i.type || 'text', meta: i.meta, ts: i.ts, cid: i.cid, pending: i.state || 'pending', error: i.error }));
     return stamped.concat(pending);
   }
 
@@ -576,19 +576,19 @@ export class ChatClient extends EventTarget {
   // ---- sending ------------------------------------------------------------------
 
   /**
-   * Sends a text message to `conv`. It is queued in IndexedDB with a cid first,
+   * Sends a message to `conv` (text, or `type` with `meta`, e.g. a file record). It is queued in IndexedDB with a cid first,
    * so it survives going offline or a reload, and is published when connected;
    * the server de-duplicates by cid if it goes out twice.
    */
-  async send(conv, body) {
+  async send(conv, body, { type = 'text', meta } = {}) {
     const cid = newCid();
-    const payload = JSON.stringify({ cid, type: 'text', body });
-    const item = { cid, conv, topic: sendTopic(this.me, conv), payload, body, ts: Date.now(), state: 'pending' };
+    const payload = JSON.stringify(meta ? { cid, type, body, meta } : { cid, type, body });
+    const item = { cid, conv, topic: sendTopic(this.me, conv), payload, body, type, meta, ts: Date.now(), state: 'pending' };
     this.outbox.set(cid, item);
     const e = this.ensureEntry(conv);
     e.touched = Date.now();
     // Shown in the list at once; the stamped copy (with a seq) replaces it.
-    e.last = { from: this.me, body: body.slice(0, 200), type: 'text', ts: item.ts, seq: 0 };
+    e.last = { from: this.me, body: body.slice(0, 200), type, ts: item.ts, seq: 0 };
     this.recent.save();
     this.emit('view', { conv, kind: 'append' });
     this.emit('conversations');

@@ -13,6 +13,8 @@ import { groupInfoDialog, newChatDialog, newGroupDialog } from './ui/dialogs.js'
 import { h } from './ui/dom.js';
 import { renderLogin } from './ui/login.js';
 import { Sidebar } from './ui/sidebar.js';
+import { attachComposer, TransferPanel } from './ui/transfer.js';
+import { Transfers } from './transfers.js';
 
 const sessionKey = 'mqim.session';
 const root = document.getElementById('app');
@@ -57,6 +59,8 @@ function navigate(conv) {
 
 let sidebar;
 let chat;
+/** @type {Transfers|null} */
+let transfers = null;
 
 function route() {
   const conv = routeConv();
@@ -84,6 +88,7 @@ async function signOut(reason = '') {
   client = null;
   sessionStorage.removeItem(sessionKey);
   api.token = '';
+  if (transfers) transfers.stop();
   if (c) {
     c.stop();
     // This browser may be shared: drop the cached messages and the recent list.
@@ -109,8 +114,12 @@ function startApp(session) {
   chat = new ChatPane(c, {
     onBack: () => navigate(''),
     onGroupInfo: (gid) => groupInfoDialog(c, gid, () => navigate('')),
+    onShow: (conv, parts) => attachComposer(chat, conv, parts, transfers, c),
   });
-  root.replaceChildren(h('div', { class: 'layout' }, sidebar.el, chat.el), h('div', { class: 'toasts', id: 'toasts' }));
+  transfers = new Transfers(c);
+  transfers.addEventListener('offer', (e) => toast(`${e.detail.item.peer} wants to send you ${e.detail.item.name}`));
+  const panel = new TransferPanel(transfers);
+  root.replaceChildren(h('div', { class: 'layout' }, sidebar.el, chat.el), panel.el, h('div', { class: 'toasts', id: 'toasts' }));
 
   c.addEventListener('state', (e) => {
     sidebar.setState(e.detail);
@@ -131,7 +140,10 @@ function startApp(session) {
   c.addEventListener('signout', (e) => signOut(e.detail.reason));
 
   sidebar.render();
-  c.start().then(route, (err) => {
+  c.start().then(() => {
+    transfers.attach(c.conn);
+    route();
+  }, (err) => {
     console.error(err);
     toast(`Cannot open local storage: ${err.message}`, 'error');
   });

@@ -3,6 +3,7 @@
 import { splitConv } from '../topics.js';
 import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
 import { presenceOf } from './sidebar.js';
+import { fileCard } from './transfer.js';
 
 /** How close to the top (px) scrolling must come to load the previous page. */
 const loadMargin = 200;
@@ -89,6 +90,7 @@ export class ChatPane {
         h('div', { class: 'chat-head-text' }, this.title, this.sub),
         info),
       this.banner, this.scroller, this.typingLine, form, this.leftNote);
+    if (this.actions.onShow) this.actions.onShow(conv, { form, input: this.input });
     this.renderHead();
     this.setState({ state: this.client.state });
     this.renderMessages('reset');
@@ -163,7 +165,8 @@ export class ChatPane {
         const ic = { pending: 'clock', sent: 'check', delivered: 'checks', read: 'checks', failed: 'alert' }[state] || 'check';
         meta.append(h('span', { class: `tick ${state}`, title: state, 'aria-label': state }, icon(ic)));
       }
-      const body = h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
+      const body = m.type === 'file' ? fileCard(m)
+        : h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
       const bubble = h('div', { class: 'bubble' }, body, meta);
       const row = h('div', {
         class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}`,

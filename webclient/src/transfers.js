@@ -1,0 +1,565 @@
+// Peer-to-peer file transfer: ROAP signalling over the MQTT connection
+// (im/u/{peer}/signal/{me}), one RTCPeerConnection with one ordered
+// "filexfer" data channel and one TransferEngine per session, and sinks on
+// the Origin Private File System so a large file goes to disk as it
+// arrives. No DOM here: the UI (ui/transfer.js) renders `items` on "change".
+//
+// Sessions. sendFiles() offers a new session per batch of files and shuts
+// it down (SHUTDOWN) once every file in it has ended. An OFFER from a peer
+// opens a session we answer; its files are offered to the user (accept /
+// decline). An OFFER for a session we know renegotiates it on a new peer
+// connection: the engine resumes, asking only for missing chunks (that is
+// how Go peers reconnect). The first ANSWER wins; timeouts as in Go's roap
+// (30 s for an ANSWER, 10 s for OK).
+//
+// Records. The sender posts a chat message of type "file" in the DM with the
+// receiver once the receiver has verified the file's SHA-256.
+
+import { dmConv } from './topics.js';
+import { DataChannelTransport, MemorySink, TransferEngine } from './transfer/engine.js';
+import { decodeRoap, encodeRoap, RoapErrorType, RoapType } from './transfer/roap.js';
+
+const OFFER_TIMEOUT = 30000;
+const ANSWER_TIMEOUT = 10000;
+const LABEL = 'filexfer';
+const INCOMING_DIR = 'mqim-incoming';
+const signalRe = /^im\/u\/([^/]+)\/signal\/([^/]+)$/;
+
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+const randomID = () => hex(crypto.getRandomValues(new Uint8Array(16)));
+
+/** Why a session failed, in words a user understands. */
+const errorText = {
+  [RoapErrorType.OFFLINE]: 'is offline',
+  [RoapErrorType.REFUSED]: 'refused the connection',
+  [RoapErrorType.TIMEOUT]: 'did not answer',
+  [RoapErrorType.BAD_SDP]: 'could not negotiate a connection',
+  [RoapErrorType.FAILED]: 'could not be reached directly',
+};
+
+/**
+ * One transfer as the UI shows it.
+ * @typedef {{key: string, fileID: string, peer: string, dir: 'sending'|'receiving',
+ *   name: string, size: number, mime: string, sha256: string, bytes: number,
+ *   speed: number, state: string, error: string, started: number, file: Blob|null}} Item
+ * state: preparing | connecting | offered | waiting | active | verifying | done | declined | cancelled | failed
+ */
+
+export class Transfers extends EventTarget {
+  /** @param {import('./client.js').ChatClient} client */
+  constructor(client) {
+    super();
+    this.client = client;
+    this.me = client.me;
+    this.conn = null;
+    this.iceServers = [];
+    /** `${peer}/${sessionID}` -> Session */
+    this.sessions = new Map();
+    /** key -> Item, in the order they appeared */
+    this.items = new Map();
+    this.onMessage = (e) => {
+      const m = e.detail.topic.match(signalRe);
+      if (m && m[1] === this.me) this.handleSignal(m[2], e.detail.text);
+    };
+  }
+
+  /** Starts listening for signals on conn (the client's MQTT connection). */
+  attach(conn) {
+    this.conn = conn;
+    conn.addEventListener('message', this.onMessage);
+    this.client.api.request('GET', '/connect').then((r) => {
+      if (r && Array.isArray(r.ice_servers)) this.iceServers = r.ice_servers;
+    }, () => {});
+    clearIncoming().catch(() => {});
+  }
+
+  stop() {
+    if (this.conn) this.conn.removeEventListener('message', this.onMessage);
+    for (const s of [...this.sessions.values()]) s.end('', false, true);
+  }
+
+  changed(item) {
+    this.dispatchEvent(new CustomEvent('change', { detail: { item } }));
+  }
+
+  publish(peer, msg) {
+    const text = encodeRoap({ ...msg, from: this.me, to: peer });
+    if (!this.conn || !this.conn.online) throw new Error('offline');
+    this.conn.publish(`im/u/${peer}/signal/${this.me}`, text, 0).catch(() => {});
+  }
+
+  // ---- sending ----------------------------------------------------------------
+
+  /** Offers files (File objects) to peer in a new session. */
+  async sendFiles(peer, files) {
+    const items = [...files].map((f) => this.addItem({
+      key: `out-${randomID()}`, fileID: '', peer, dir: 'sending', name: f.name, size: f.size,
+      mime: f.type || 'application/octet-stream', state: 'connecting',
+    }));
+    let s;
+    try {
+      s = new Session(this, peer, randomID(), true);
+      s.items = items;
+      for (const it of items) it.session = s;
+      await s.offer();
+    } catch (err) {
+      const why = err instanceof SessionError ? `${peer} ${errorText[err.type] || `failed (${err.type})`}` : err.message;
+      for (const it of items) this.fail(it, why);
+      if (s) s.end(RoapErrorType.FAILED, false, true);
+      return;
+    }
+    for (let i = 0; i < files.length; i++) {
+      const it = items[i];
+      if (it.state !== 'connecting') continue; // cancelled meanwhile
+      it.state = 'preparing';
+      this.changed(it);
+      try {
+        const info = await s.engine.sendFile(files[i], { name: files[i].name, mime: it.mime });
+        it.fileID = info.fileID;
+        it.sha256 = hex(info.sha256);
+        it.state = 'waiting';
+        s.byFile.set(info.fileID, it);
+      } catch (err) {
+        this.fail(it, err.message);
+      }
+      this.changed(it);
+    }
+    s.maybeFinish();
+  }
+
+  // ---- receiving --------------------------------------------------------------
+
+  /** Accepts an offered file: it is written to OPFS (or memory) as it arrives. */
+  async accept(item) {
+    const s = this.sessionOf(item);
+    if (!s || item.state !== 'offered') return;
+    item.state = 'active';
+    item.started = performance.now();
+    this.changed(item);
+    try {
+      item.sink = await newSink(item.name);
+      s.engine.accept(item.fileID, item.sink);
+    } catch (err) {
+      this.fail(item, `cannot store the file: ${err.message}`);
+      try { s.engine.cancel(item.fileID); } catch { /* already ended */ }
+    }
+  }
+
+  decline(item) {
+    const s = this.sessionOf(item);
+    if (s && item.state === 'offered') s.engine.decline(item.fileID);
+  }
+
+  /** Cancels a transfer in either direction. */
+  cancel(item) {
+    const s = this.sessionOf(item);
+    if (item.state === 'connecting') {
+      item.state = 'cancelled';
+      this.changed(item);
+      if (s && s.items.every((it) => it.state === 'cancelled')) s.end('', false, true);
+      return;
+    }
+    if (!s || !item.fileID) return;
+    try { s.engine.cancel(item.fileID); } catch { /* already ended */ }
+  }
+
+  /** Removes an ended transfer from the list (and its file from OPFS). */
+  dismiss(item) {
+    this.items.delete(item.key);
+    if (item.sink && item.sink.remove) item.sink.remove().catch(() => {});
+    this.changed(item);
+  }
+
+  /** Hands a received file to the browser's downloads. */
+  save(item) {
+    if (!item.file) return;
+    const url = URL.createObjectURL(item.file);
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = item.name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  // ---- bookkeeping ------------------------------------------------------------
+
+  addItem(fields) {
+    const item = { sha256: '', bytes: 0, speed: 0, error: '', started: performance.now(), file: null, session: null, ...fields };
+    this.items.set(item.key, item);
+    this.changed(item);
+    return item;
+  }
+
+  sessionOf(item) { return item.session; }
+
+  fail(item, why) {
+    if (['done', 'declined', 'cancelled', 'failed'].includes(item.state)) return;
+    item.state = 'failed';
+    item.error = why;
+    this.changed(item);
+  }
+
+  onOffer(s, info) {
+    const it = this.addItem({
+      key: `in-${info.fileID}`, fileID: info.fileID, peer: s.peer, dir: 'receiving', name: info.name,
+      size: info.size, mime: info.mime, sha256: hex(info.sha256), state: 'offered',
+    });
+    it.session = s;
+    s.items.push(it);
+    s.byFile.set(info.fileID, it);
+    this.dispatchEvent(new CustomEvent('offer', { detail: { item: it } }));
+  }
+
+  onProgress(s, p) {
+    const it = s.byFile.get(p.file.fileID);
+    if (!it) return;
+    it.bytes = p.bytes;
+    it.speed = p.bytesPerSec;
+    if (it.state === 'waiting' || it.state === 'preparing') it.state = 'active';
+    if (it.dir === 'receiving' && p.bytes >= it.size) it.state = 'verifying';
+    this.changed(it);
+  }
+
+  async onDone(s, r) {
+    const it = s.byFile.get(r.file.fileID);
+    if (!it) return;
+    if (r.error) {
+      const code = r.error.code;
+      if (code === 'declined' || code === 'cancelled') {
+        it.state = code;
+        it.error = r.remote ? (code === 'declined' ? `${s.peer} declined` : `${s.peer} cancelled`) : '';
+        this.changed(it);
+      } else {
+        this.fail(it, code === 'hash_mismatch' ? 'SHA-256 mismatch' : code === 'closed' ? 'connection closed' : r.error.message);
+      }
+      if (it.sink && it.sink.remove) it.sink.remove().catch(() => {});
+      s.maybeFinish();
+      return;
+    }
+    it.bytes = it.size;
+    if (it.dir === 'receiving') {
+      try {
+        it.file = await it.sink.file(it.name, it.mime);
+      } catch (err) {
+        this.fail(it, `cannot read the file back: ${err.message}`);
+        return;
+      }
+    }
+    it.state = 'done';
+    this.changed(it);
+    if (it.dir === 'sending') {
+      const meta = { name: it.name, size: it.size, sha256: it.sha256, mime: it.mime };
+      this.client.send(dmConv(s.peer), it.name, { type: 'file', meta }).catch(() => {});
+    }
+    s.maybeFinish();
+  }
+
+  // ---- ROAP -------------------------------------------------------------------
+
+  handleSignal(from, text) {
+    let m;
+    try {
+      m = decodeRoap(text);
+    } catch (err) {
+      console.warn('transfers: signal from', from, 'refused:', err.message);
+      return;
+    }
+    if (m.from !== from || m.to !== this.me) return; // the server stamps from/to: trust the topic
+    const s = this.sessions.get(`${from}/${m.sessionID}`);
+    switch (m.type) {
+      case RoapType.OFFER:
+        if (s) s.renegotiate(m.sdp).catch((err) => s.end(RoapErrorType.BAD_SDP, false, true, err));
+        else Session.answer(this, from, m.sessionID, m.sdp);
+        break;
+      case RoapType.ANSWER:
+        if (s) s.onAnswer(m.sdp);
+        break;
+      case RoapType.OK:
+        if (s) s.onOK();
+        break;
+      case RoapType.CANDIDATE:
+        if (s) s.addCandidate(m.candidate);
+        break;
+      case RoapType.SHUTDOWN:
+        if (s) s.end('', true, false);
+        break;
+      case RoapType.ERROR:
+        if (s) s.end(m.errorType, true, false);
+        break;
+      default:
+    }
+  }
+}
+
+class SessionError extends Error {
+  constructor(type) {
+    super(`session failed: ${type}`);
+    this.type = type;
+  }
+}
+
+/** One ROAP session: a peer connection (replaced on renegotiation) and an engine. */
+class Session {
+  constructor(mgr, peer, id, offerer) {
+    this.mgr = mgr;
+    this.peer = peer;
+    this.id = id;
+    this.offerer = offerer;
+    this.state = 'new';
+    this.items = [];
+    this.byFile = new Map();
+    this.ended = false;
+    this.timer = 0;
+    this.engine = new TransferEngine({
+      onOffer: (info) => mgr.onOffer(this, info),
+      onProgress: (p) => mgr.onProgress(this, p),
+      onDone: (r) => mgr.onDone(this, r),
+    });
+    this.opened = new Promise((resolve, reject) => { this.resolveOpen = resolve; this.rejectOpen = reject; });
+    this.opened.catch(() => {});
+    mgr.sessions.set(`${peer}/${id}`, this);
+    this.newConnection();
+  }
+
+  /** Answers a peer's OFFER for a new session. */
+  static answer(mgr, peer, id, sdp) {
+    const s = new Session(mgr, peer, id, false);
+    s.renegotiate(sdp).catch((err) => s.end(RoapErrorType.BAD_SDP, false, true, err));
+  }
+
+  newConnection() {
+    if (this.pc) {
+      if (this.transport) this.engine.detach(this.transport);
+      this.pc.close();
+    }
+    const pc = new RTCPeerConnection({ iceServers: this.mgr.iceServers });
+    this.pc = pc;
+    this.transport = null;
+    this.remoteSet = false;
+    this.remoteCands = [];
+    this.localCands = [];
+    this.signalReady = false;
+    pc.addEventListener('icecandidate', (ev) => {
+      if (pc !== this.pc || !ev.candidate || !ev.candidate.candidate) return;
+      if (this.signalReady) this.send({ type: RoapType.CANDIDATE, candidate: ev.candidate });
+      else this.localCands.push(ev.candidate);
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc === this.pc && pc.connectionState === 'failed') this.end(RoapErrorType.FAILED, false, true);
+    });
+    pc.addEventListener('datachannel', (ev) => {
+      if (pc === this.pc && ev.channel.label === LABEL) this.setupChannel(ev.channel);
+    });
+    return pc;
+  }
+
+  setupChannel(dc) {
+    const t = new DataChannelTransport(dc);
+    this.transport = t;
+    dc.addEventListener('open', () => this.resolveOpen(), { once: true });
+    t.bind(this.engine);
+  }
+
+  send(msg) {
+    this.mgr.publish(this.peer, { ...msg, sessionID: this.id });
+  }
+
+  flushLocal() {
+    this.signalReady = true;
+    for (const c of this.localCands.splice(0)) this.send({ type: RoapType.CANDIDATE, candidate: c });
+  }
+
+  async flushRemote() {
+    this.remoteSet = true;
+    for (const c of this.remoteCands.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+  }
+
+  arm(ms) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.end(RoapErrorType.TIMEOUT, false, true), ms);
+  }
+
+  /** Caller: creates the data channel, sends OFFER, waits for the channel to open. */
+  async offer() {
+    const pc = this.pc;
+    this.setupChannel(pc.createDataChannel(LABEL, { ordered: true }));
+    await pc.setLocalDescription(await pc.createOffer());
+    this.state = 'offer-sent';
+    this.send({ type: RoapType.OFFER, sdp: pc.localDescription.sdp });
+    this.flushLocal();
+    this.arm(OFFER_TIMEOUT);
+    await this.opened;
+  }
+
+  /** Callee: answers an OFFER (new session, or a renegotiation on a new connection). */
+  async renegotiate(sdp) {
+    if (this.ended) return;
+    if (this.state === 'offer-sent') {
+      // Glare: both offered in this session; the lower user id's offer wins.
+      if (this.mgr.me < this.peer) return;
+    }
+    const pc = this.state === 'new' ? this.pc : this.newConnection();
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    await this.flushRemote();
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (pc !== this.pc || this.ended) return;
+    this.state = 'answer-sent';
+    this.send({ type: RoapType.ANSWER, sdp: pc.localDescription.sdp });
+    this.flushLocal();
+    this.arm(ANSWER_TIMEOUT);
+  }
+
+  async onAnswer(sdp) {
+    if (this.state !== 'offer-sent') return; // a second device's answer: the first one won
+    this.state = 'answer-received';
+    clearTimeout(this.timer);
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    } catch (err) {
+      this.end(RoapErrorType.BAD_SDP, false, true, err);
+      return;
+    }
+    await this.flushRemote();
+    this.state = 'open';
+    this.send({ type: RoapType.OK });
+  }
+
+  onOK() {
+    if (this.state !== 'answer-sent') return;
+    clearTimeout(this.timer);
+    this.state = 'open';
+  }
+
+  addCandidate(c) {
+    if (!c || !c.candidate) return; // end-of-candidates
+    if (this.remoteSet) this.pc.addIceCandidate(c).catch(() => {});
+    else this.remoteCands.push(c);
+  }
+
+  /** Shuts the session down (SHUTDOWN) once every file in it has ended. */
+  maybeFinish() {
+    if (!this.offerer || this.ended) return;
+    const open = (it) => !['done', 'declined', 'cancelled', 'failed'].includes(it.state);
+    if (this.items.length && !this.items.some(open)) this.end('', false, true);
+  }
+
+  /**
+   * Ends the session: errorType '' is a clean SHUTDOWN. remote: the peer (or
+   * the server) ended it; tell: send SHUTDOWN/ERROR to the peer.
+   */
+  end(errorType, remote, tell, cause) {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.timer);
+    if (cause) console.warn('transfers: session', this.id, cause);
+    if (tell) {
+      try {
+        this.send(errorType ? { type: RoapType.ERROR, errorType } : { type: RoapType.SHUTDOWN });
+      } catch { /* offline: the peer times out */ }
+    }
+    this.mgr.sessions.delete(`${this.peer}/${this.id}`);
+    this.rejectOpen(new SessionError(errorType || 'SHUTDOWN'));
+    const why = errorType ? `${this.peer} ${errorText[errorType] || `failed (${errorType})`}` : 'connection closed';
+    for (const it of this.items) if (it.state === 'connecting') this.mgr.fail(it, why);
+    this.engine.close(); // unfinished files end with "closed"
+    this.pc.close();
+  }
+}
+
+// ---- sinks ----------------------------------------------------------------------
+
+/** A sink on the Origin Private File System when available, else in memory. */
+async function newSink(name) {
+  if (navigator.storage && navigator.storage.getDirectory && window.isSecureContext) {
+    try {
+      return await OPFSSink.create(name);
+    } catch (err) {
+      console.warn('transfers: OPFS unavailable, keeping the file in memory:', err.message);
+    }
+  }
+  const m = new MemorySink();
+  m.file = async (n, mime) => new Blob([m.bytes()], { type: mime });
+  m.remove = async () => {};
+  return m;
+}
+
+/** Removes files a previous page left in OPFS (received but never saved). */
+async function clearIncoming() {
+  if (!navigator.storage || !navigator.storage.getDirectory || !window.isSecureContext) return;
+  const root = await navigator.storage.getDirectory();
+  await root.removeEntry(INCOMING_DIR, { recursive: true }).catch(() => {});
+}
+
+/**
+ * Writes an incoming file to OPFS through a writable stream, coalescing
+ * contiguous chunks into 1 MiB writes. The stream commits on close, so
+ * the first read (the engine's SHA-256 check, once every chunk is in)
+ * closes it and reads the committed file back.
+ */
+class OPFSSink {
+  static async create(name) {
+    const root = await navigator.storage.getDirectory();
+    const dir = await root.getDirectoryHandle(INCOMING_DIR, { create: true });
+    const fname = `${Date.now().toString(36)}-${randomID()}-${name.replace(/[^\w.-]/g, '_').slice(0, 80)}`;
+    const handle = await dir.getFileHandle(fname, { create: true });
+    return new OPFSSink(dir, fname, handle, await handle.createWritable());
+  }
+
+  constructor(dir, fname, handle, writable) {
+    this.dir = dir;
+    this.fname = fname;
+    this.handle = handle;
+    this.w = writable;
+    this.buf = new Uint8Array(1 << 20);
+    this.len = 0;
+    this.start = 0;
+  }
+
+  async write(offset, bytes) {
+    if (!this.w) throw new Error('file already closed');
+    if (this.len && (offset !== this.start + this.len || this.len + bytes.length > this.buf.length)) await this.flush();
+    if (bytes.length > this.buf.length) {
+      await this.w.write({ type: 'write', position: offset, data: bytes });
+      return;
+    }
+    if (!this.len) this.start = offset;
+    this.buf.set(bytes, this.len);
+    this.len += bytes.length;
+  }
+
+  async flush() {
+    if (!this.len) return;
+    const n = this.len;
+    this.len = 0;
+    await this.w.write({ type: 'write', position: this.start, data: this.buf.subarray(0, n) });
+  }
+
+  async commit() {
+    if (!this.w) return;
+    await this.flush();
+    const w = this.w;
+    this.w = null;
+    await w.close();
+  }
+
+  async read(offset, length) {
+    await this.commit();
+    const f = await this.handle.getFile();
+    return new Uint8Array(await f.slice(offset, offset + length).arrayBuffer());
+  }
+
+  /** The committed file (disk-backed: saving it does not load it into memory). */
+  async file() {
+    await this.commit();
+    return this.handle.getFile();
+  }
+
+  async remove() {
+    const w = this.w;
+    this.w = null;
+    if (w) await w.abort().catch(() => {});
+    await this.dir.removeEntry(this.fname).catch(() => {});
+  }
+}

@@ -1,0 +1,169 @@
+// Peer-to-peer file transfer over WebRTC: browser to browser (two contexts),
+// Go CLI to browser and browser to Go CLI, 5 MiB each with the SHA-256 of
+// what arrived checked here and progress reaching 100% on both sides.
+// Run by ../p2p-run.sh inside a network namespace with a veth pair
+// (Chromium gathers no ICE candidates on loopback alone).
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { newPage, openDM, password, register, screenshot, signIn, startServer, until } from '../harness.js';
+
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const size = 5 << 20;
+
+let srv;
+let browser;
+let dir;
+let bigPath;
+let bigSum;
+
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Chromium honours only the last --disable-features switch and Playwright
+ * passes its own, so ours is merged into Playwright's list and Playwright's
+ * copy is dropped. WebRtcHideLocalIpsWithMdns off: candidates carry real
+ * addresses (pion cannot resolve .local names, and mDNS would multicast).
+ */
+async function launchForWebRTC() {
+  const args = ['--headless', '--no-sandbox', '--disable-gpu'];
+  const probe = await chromium.launchServer({ executablePath, args });
+  const theirs = probe.process().spawnargs.find((a) => a.startsWith('--disable-features='));
+  await probe.close();
+  assert.ok(theirs, 'Playwright passes a --disable-features switch');
+  return chromium.launch({
+    executablePath,
+    args: [...args, `${theirs},WebRtcHideLocalIpsWithMdns`],
+    ignoreDefaultArgs: [theirs],
+  });
+}
+
+before(async () => {
+  srv = await startServer();
+  browser = await launchForWebRTC();
+  for (const u of ['alice', 'bob', 'carol']) await register(srv.base, u);
+  dir = await mkdtemp(path.join(tmpdir(), 'mqim-p2p-'));
+  const data = randomBytes(size);
+  bigPath = path.join(dir, 'report.bin');
+  bigSum = sha256(data);
+  await writeFile(bigPath, data);
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (srv) await srv.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function user(name) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  const page = await newPage(ctx);
+  page.setDefaultTimeout(30_000);
+  await signIn(page, srv.base, name);
+  return page;
+}
+
+/** The transfer row of `name` in the page's transfers panel. */
+const row = (name, state = '') => `#transfers .xfer[data-name="${name}"]${state ? `[data-state="${state}"]` : ''}`;
+
+/** Saves a received file through the Save button and returns the SHA-256 of the download. */
+async function saveAndHash(page, name) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(`${row(name, 'done')} .xfer-save`)]);
+  assert.equal(download.suggestedFilename(), name);
+  return sha256(await readFile(await download.path()));
+}
+
+/** Runs the mqim binary; resolves with {code, stdout, stderr} when it exits. */
+function mqim(args, { onStderr } = {}) {
+  const proc = spawn(process.env.MQIM_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => { stdout += d; });
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+    if (onStderr) onStderr(stderr);
+  });
+  const done = new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
+  return { proc, done, stderr: () => stderr };
+}
+
+test('browser to browser: 5 MiB with accept, progress, save and a file message; decline', { timeout: 90_000 }, async () => {
+  const alice = await user('alice');
+  const bob = await user('bob');
+  await openDM(alice, 'bob');
+  await openDM(bob, 'alice');
+
+  await alice.setInputFiles('#file-picker', bigPath);
+  await alice.waitForSelector(row('report.bin', 'waiting'));
+  await bob.waitForSelector(row('report.bin', 'offered'));
+  await screenshot(bob, 'transfer-offered');
+  await bob.click(`${row('report.bin', 'offered')} .xfer-accept`);
+  await bob.waitForSelector(row('report.bin', 'done'), { timeout: 60_000 });
+  await alice.waitForSelector(row('report.bin', 'done'), { timeout: 30_000 });
+  for (const p of [alice, bob]) {
+    assert.equal(await p.getAttribute(row('report.bin'), 'data-pct'), '100');
+    assert.match(await p.textContent(`${row('report.bin')} .xfer-sub`), /SHA-256 verified/);
+  }
+  assert.equal(await saveAndHash(bob, 'report.bin'), bigSum);
+
+  // The sender recorded the transfer in the chat; both sides show it.
+  for (const p of [alice, bob]) {
+    await p.waitForSelector('#msg-list .msg .file-card .file-name:text-is("report.bin")');
+  }
+  assert.match(await bob.textContent('#msg-list .file-card .file-meta'), /5\.2 MB · sent peer to peer · SHA-256 /);
+  await screenshot(alice, 'transfer-done-sender');
+  await screenshot(bob, 'transfer-done-receiver');
+
+  // Declined files end on both sides without moving data.
+  const small = path.join(dir, 'notes.txt');
+  await writeFile(small, 'not wanted\n');
+  await alice.setInputFiles('#file-picker', small);
+  await bob.click(`${row('notes.txt', 'offered')} .xfer-decline`);
+  await alice.waitForSelector(row('notes.txt', 'declined'));
+  assert.match(await alice.textContent(`${row('notes.txt')} .xfer-sub`), /bob declined/);
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+  await alice.context().close();
+  await bob.context().close();
+});
+
+test('Go CLI to browser: send-file, accepted and saved in the browser', { timeout: 90_000 }, async () => {
+  const bob = await user('bob');
+  await openDM(bob, 'carol');
+  const cli = mqim(['send-file', '--http', srv.base, '--user', 'carol', '--password', password, '--to', 'bob', '--timeout', '60s', bigPath]);
+  await bob.waitForSelector(row('report.bin', 'offered'));
+  await bob.click(`${row('report.bin', 'offered')} .xfer-accept`);
+  await bob.waitForSelector(row('report.bin', 'done'), { timeout: 60_000 });
+  assert.equal(await bob.getAttribute(row('report.bin'), 'data-pct'), '100');
+  const res = await cli.done;
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, /report\.bin: sending 100%/);
+  assert.match(res.stdout, new RegExp(`^sent report\\.bin ${size} ${bigSum}$`, 'm'));
+  assert.equal(await saveAndHash(bob, 'report.bin'), bigSum);
+  await bob.waitForSelector('#msg-list .msg.theirs .file-card .file-name:text-is("report.bin")');
+  assert.deepEqual(bob.errors, []);
+  await bob.context().close();
+});
+
+test('browser to Go CLI: recv-files writes the file with the right SHA-256', { timeout: 90_000 }, async () => {
+  const out = await mkdtemp(path.join(dir, 'recv-'));
+  const cli = mqim(['recv-files', '--http', srv.base, '--user', 'carol', '--password', password, '--dir', out, '--count', '1', '--timeout', '60s']);
+  await until(() => cli.stderr().includes('waiting for files'), { timeout: 20_000, message: () => `recv-files to start: ${cli.stderr()}` });
+  const alice = await user('alice');
+  await openDM(alice, 'carol');
+  await alice.setInputFiles('#file-picker', bigPath);
+  await alice.waitForSelector(row('report.bin', 'done'), { timeout: 60_000 });
+  assert.equal(await alice.getAttribute(row('report.bin'), 'data-pct'), '100');
+  const res = await cli.done;
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, /report\.bin: receiving 100%/);
+  assert.equal(sha256(await readFile(path.join(out, 'report.bin'))), bigSum);
+  await alice.waitForSelector('#msg-list .msg.mine .file-card .file-name:text-is("report.bin")');
+  assert.deepEqual(alice.errors, []);
+  await alice.context().close();
+});
