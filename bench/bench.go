@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ type options struct {
 	quick     bool
 	only      map[string]bool
 	bin       string
+	data      string
 	baseline  bool
 	pairs     int
 	rates     []float64
@@ -66,6 +68,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	quick := fs.Bool("quick", false, "smoke run under a minute: 1:1 and fan-out at one rate, both servers")
 	only := fs.String("workload", "all", "comma-separated: "+strings.Join(workloads, ",")+" or all")
 	fs.StringVar(&o.bin, "bin", "", "mqim binary to benchmark (default: this executable)")
+	fs.StringVar(&o.data, "data", "", "platform data dir kept across runs (users and tokens are reused); default: a temporary dir")
 	fs.BoolVar(&o.baseline, "baseline", true, "also run mosquitto (installed with apt-get when missing)")
 	pairs := fs.Int("pairs", 0, "1:1 pairs (default 1000; quick 100)")
 	rates := fs.String("rates", "", "1:1 message rates to step through, msgs/s (default 1000,2000,4000,6000,8000,10000,12000,15000,20000)")
@@ -272,7 +275,7 @@ func run1(o *options, stdout, stderr io.Writer) error {
 			}
 		}
 		fmt.Fprintln(stderr, "bench: starting mqim serve")
-		if s.platform, err = startPlatform(o.bin, dir+"/mqim", stderr); err != nil {
+		if s.platform, err = startPlatform(o.bin, cmp.Or(o.data, dir+"/mqim"), stderr); err != nil {
 			return err
 		}
 		n := o.usersNeeded()

@@ -91,6 +91,26 @@ func selfCPU() time.Duration { return procCPU(os.Getpid()) }
 
 var runCounter atomic.Int64
 
+// firstError keeps the first error reported by concurrent workers.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 // payloadFor builds the body: "b<run>:<msg>:<sender>:<sched unix ns>:" then
 // padding to size. It has no characters JSON would escape.
 func payloadFor(buf []byte, run int64, msg, sender int, sched int64, size int) []byte {

@@ -52,7 +52,7 @@ func ingest(s *historyStore, start, n int, until time.Time, body string) (int, e
 	var next atomic.Int64
 	next.Store(int64(start))
 	var done atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	var wg sync.WaitGroup
 	ctx := context.Background()
 	for w := 0; w < 64; w++ {
@@ -65,7 +65,7 @@ func ingest(s *historyStore, start, n int, until time.Time, body string) (int, e
 					return
 				}
 				if _, err := s.Append(ctx, histReq(i, body)); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 					return
 				}
 				done.Add(1)
@@ -73,10 +73,7 @@ func ingest(s *historyStore, start, n int, until time.Time, body string) (int, e
 		}()
 	}
 	wg.Wait()
-	if e, ok := firstErr.Load().(error); ok {
-		return int(done.Load()), e
-	}
-	return int(done.Load()), nil
+	return int(done.Load()), firstErr.get()
 }
 
 // historyResult is what the in-process history run measured.

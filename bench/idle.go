@@ -173,7 +173,7 @@ func runIdle(s *server, steps []int, users int, budget time.Duration) *idleResul
 	issued := 0
 	for _, target := range steps {
 		var failed atomic.Int64
-		var firstErr atomic.Value
+		var firstErr firstError
 		work := make(chan int)
 		var wg sync.WaitGroup
 		for w := 0; w < 64; w++ {
@@ -191,7 +191,7 @@ func runIdle(s *server, steps []int, users int, budget time.Duration) *idleResul
 					}
 					if err != nil {
 						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err)
+						firstErr.set(err)
 						continue
 					}
 					mu.Lock()
@@ -206,7 +206,7 @@ func runIdle(s *server, steps []int, users int, budget time.Duration) *idleResul
 		close(work)
 		wg.Wait()
 		if len(conns) < target {
-			e, _ := firstErr.Load().(error)
+			e := firstErr.get()
 			if e == nil {
 				e = errors.New("time budget spent")
 			}

@@ -126,7 +126,7 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 	}
 	parallel := func(count int, f func(i int) error) error {
 		var wg sync.WaitGroup
-		var first atomic.Value
+		var first firstError
 		work := make(chan int)
 		for w := 0; w < 32; w++ {
 			wg.Add(1)
@@ -134,7 +134,7 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 				defer wg.Done()
 				for i := range work {
 					if err := f(i); err != nil {
-						first.CompareAndSwap(nil, err)
+						first.set(err)
 					}
 				}
 			}()
@@ -144,8 +144,7 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 		}
 		close(work)
 		wg.Wait()
-		e, _ := first.Load().(error)
-		return e
+		return first.get()
 	}
 	// 1. Sessions for the recipients, then offline.
 	err := parallel(n, func(i int) error {
