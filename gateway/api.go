@@ -482,7 +482,11 @@ func (g *Gateway) presence(w http.ResponseWriter, r *http.Request, _ string) err
 			continue
 		}
 		s := g.o.Presence.StatusOf(u)
-		out[u] = envelope.Presence{User: u, Status: s.Status, Text: s.Text, TS: s.TS}
+		p := envelope.Presence{User: u, Status: s.Status, Text: s.Text, TS: s.TS}
+		if k, err := g.o.Accounts.Kind(u); err == nil && k == accounts.KindDevice {
+			p.Device = true
+		}
+		out[u] = p
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"presence": out})
 	return nil

@@ -167,6 +167,13 @@ func TestDeviceInChat(t *testing.T) {
 	if !strings.Contains(string(got[0].Payload), "status?") {
 		t.Fatalf("device got %q", got[0].Payload)
 	}
+	var pr struct {
+		Presence map[string]struct{ Device bool }
+	}
+	s.MustAPI(200, "GET", "/api/v1/presence?users=boiler,alice", tok, nil, &pr)
+	if !pr.Presence["boiler"].Device || pr.Presence["alice"].Device {
+		t.Fatalf("presence device flags %+v", pr)
+	}
 	var u struct{ Kind string }
 	s.MustAPI(200, "GET", "/api/v1/users/boiler", tok, nil, &u)
 	if u.Kind != "device" {

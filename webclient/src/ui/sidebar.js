@@ -79,6 +79,7 @@ export class Sidebar {
         h('span', { class: 'conv-main' },
           h('span', { class: 'conv-top' },
             h('span', { class: 'conv-name', text: e.name || e.conv }),
+            !isGroup && c.presence.get(e.peer)?.device ? h('span', { class: 'device-badge', text: 'device', title: 'A device account (sensor, bot), not a person' }) : null,
             h('span', { class: 'conv-time', text: e.last ? shortWhen(e.last.ts) : '' })),
           h('span', { class: 'conv-bottom' },
             h('span', { class: 'conv-preview' }, preview),
