@@ -71,7 +71,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.data, "data", "", "platform data dir kept across runs (users and tokens are reused); default: a temporary dir")
 	fs.BoolVar(&o.baseline, "baseline", true, "also run mosquitto (installed with apt-get when missing)")
 	pairs := fs.Int("pairs", 0, "1:1 pairs (default 1000; quick 100)")
-	rates := fs.String("rates", "", "1:1 message rates to step through, msgs/s (default 1000,2000,4000,6000,8000,10000,12000,15000,20000)")
+	rates := fs.String("rates", "", "1:1 message rates to step through, msgs/s (default 500,1000,2000,4000,6000,8000,10000,12000,15000,20000)")
 	fanRates := fs.String("fan-rates", "", "fan-out delivery rates to step through, deliveries/s")
 	fanSizes := fs.String("fan-sizes", "", "group sizes (default 100,1000; quick 100)")
 	dur := fs.Duration("duration", 0, "publishing window per run (default 6s; quick 3s)")
@@ -121,9 +121,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		o.rates, o.fanSizes, o.fanRates = []float64{2000}, []int{100}, []float64{5000}
 	} else {
 		o.pairs, o.duration = 1000, 6*time.Second
-		o.rates = []float64{1000, 2000, 4000, 6000, 8000, 10000, 12000, 15000, 20000}
+		o.rates = []float64{500, 1000, 2000, 4000, 6000, 8000, 10000, 12000, 15000, 20000}
 		o.fanSizes = []int{100, 1000}
-		o.fanRates = []float64{5000, 10000, 20000, 40000, 60000}
+		o.fanRates = []float64{2000, 5000, 10000, 20000, 40000, 60000}
 	}
 	var err error
 	if *pairs > 0 {

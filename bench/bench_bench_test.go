@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -14,11 +16,13 @@ import (
 // BenchmarkPlatform1to1 drives an in-process platform (durability batch)
 // with the 1:1 workload, so that a CPU profile shows the server's hot path:
 //
-//	go test -run '^$' -bench Platform1to1 -benchtime 1x -cpuprofile /tmp/cpu.out ./bench
-//	go tool pprof -top -focus 'mqim/(hooks|history|broker|gateway)|mochi' bench.test /tmp/cpu.out
+//	MQIM_BENCH_PROFILE=/tmp/p go test -run '^$' -bench Platform1to1 -benchtime 1x -o /tmp/bench.test ./bench
+//	go tool pprof -top /tmp/bench.test /tmp/p.cpu   (also /tmp/p.mutex, /tmp/p.block)
 //
-// The generator runs in the same process; pprof's -focus/-ignore separate
-// the two. MQIM_BENCH_RATE and MQIM_BENCH_PAIRS change the load.
+// The profiles cover only the load, not the set-up (registration runs
+// argon2id, which would swamp them). The generator runs in the same process;
+// pprof's -focus/-ignore separate the two. MQIM_BENCH_RATE and
+// MQIM_BENCH_PAIRS change the load.
 func BenchmarkPlatform1to1(b *testing.B) {
 	srv := imtest.Start(b, "", func(c *config.Config) {
 		c.Durability = "batch"
@@ -29,6 +33,25 @@ func BenchmarkPlatform1to1(b *testing.B) {
 	pairs, rate := envInt("MQIM_BENCH_PAIRS", 100), envInt("MQIM_BENCH_RATE", 2000)
 	if err := s.ensureUsers(2 * pairs); err != nil {
 		b.Fatal(err)
+	}
+	if p := os.Getenv("MQIM_BENCH_PROFILE"); p != "" {
+		f, err := os.Create(p + ".cpu")
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.SetMutexProfileFraction(10)
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+		pprof.StartCPUProfile(f)
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+			for _, name := range []string{"mutex", "block"} {
+				if f, err := os.Create(p + "." + name); err == nil {
+					pprof.Lookup(name).WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}()
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
