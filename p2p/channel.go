@@ -66,3 +66,18 @@ func (c *dataChannel) Send(b []byte) error {
 	}
 	return c.dc.Send(b)
 }
+
+// drain waits until everything sent has been acknowledged by the peer's
+// SCTP stack (pion releases buffered bytes on SACK), the channel closes,
+// or d passes. Closing a peer connection discards what is still queued,
+// which could be the last frame (a Complete) of a finished transfer.
+func (c *dataChannel) drain(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for c.dc.BufferedAmount() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-c.closed:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

@@ -24,7 +24,7 @@ type mqttEndpoint struct {
 }
 
 // mqttPeer signs user in on srv and starts a Peer on the MQTT signaller.
-func mqttPeer(t *testing.T, srv *imtest.Server, user string, offerTimeout time.Duration) *mqttEndpoint {
+func mqttPeer(t testing.TB, srv *imtest.Server, user string, offerTimeout time.Duration) *mqttEndpoint {
 	t.Helper()
 	me := &mqttEndpoint{endpoint: &endpoint{results: map[string][]filexfer.Result{}, sinks: map[string]*filexfer.MemSink{}, offers: make(chan filexfer.FileInfo, 16), lastP: map[string]filexfer.Progress{}}}
 	e := me.endpoint

@@ -21,6 +21,7 @@ import { decodeRoap, encodeRoap, RoapErrorType, RoapType } from './transfer/roap
 
 const OFFER_TIMEOUT = 30000;
 const ANSWER_TIMEOUT = 10000;
+const GATHER_WAIT = 100;
 const LABEL = 'filexfer';
 const INCOMING_DIR = 'mqim-incoming';
 const signalRe = /^im\/u\/([^/]+)\/signal\/([^/]+)$/;
@@ -102,6 +103,7 @@ export class Transfers extends EventTarget {
       s.items = items;
       for (const it of items) it.session = s;
       await s.offer();
+      for (const it of items) it.openMs = s.openMs;
     } catch (err) {
       const why = err instanceof SessionError ? `${peer} ${errorText[err.type] || `failed (${err.type})`}` : err.message;
       for (const it of items) this.fail(it, why);
@@ -114,7 +116,7 @@ export class Transfers extends EventTarget {
       it.state = 'preparing';
       this.changed(it);
       try {
-        const info = await s.engine.sendFile(files[i], { name: files[i].name, mime: it.mime });
+        const info = await s.engine.sendFile(new BlockSource(files[i]), { name: files[i].name, mime: it.mime });
         it.fileID = info.fileID;
         it.sha256 = hex(info.sha256);
         it.state = 'waiting';
@@ -218,7 +220,10 @@ export class Transfers extends EventTarget {
     it.bytes = p.bytes;
     it.speed = p.bytesPerSec;
     if (it.state === 'waiting' || it.state === 'preparing') it.state = 'active';
-    if (it.dir === 'receiving' && p.bytes >= it.size) it.state = 'verifying';
+    if (it.dir === 'receiving' && p.bytes >= it.size) {
+      it.state = 'verifying';
+      it.lastByteMs = performance.now() - it.started; // for the benchmark
+    }
     this.changed(it);
   }
 
@@ -283,7 +288,7 @@ export class Transfers extends EventTarget {
         if (s) s.addCandidate(m.candidate);
         break;
       case RoapType.SHUTDOWN:
-        if (s) s.end('', true, false);
+        if (s) s.endAfterDrain();
         break;
       case RoapType.ERROR:
         if (s) s.end(m.errorType, true, false);
@@ -291,6 +296,33 @@ export class Transfers extends EventTarget {
       default:
     }
   }
+}
+
+/**
+ * Waits for the first burst of host candidates (gathering complete, 5 ms
+ * after the first candidate, or GATHER_WAIT ms at most), so the OFFER or
+ * ANSWER carries them in its SDP: the peer's ICE agent then knows them from
+ * the start instead of waiting a check round for trickled ones (200 ms in
+ * pion). Chromium reports "complete" only after slower kinds, hence the
+ * first-burst rule; later candidates (STUN, TURN) still trickle.
+ */
+function gathered(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    let burst = 0;
+    const done = () => {
+      clearTimeout(timer);
+      clearTimeout(burst);
+      pc.removeEventListener('icegatheringstatechange', onState);
+      pc.removeEventListener('icecandidate', onCandidate);
+      resolve();
+    };
+    const onState = () => { if (pc.iceGatheringState === 'complete') done(); };
+    const onCandidate = (ev) => { if (ev.candidate && !burst) burst = setTimeout(done, 5); };
+    const timer = setTimeout(done, GATHER_WAIT);
+    pc.addEventListener('icegatheringstatechange', onState);
+    pc.addEventListener('icecandidate', onCandidate);
+  });
 }
 
 class SessionError extends Error {
@@ -383,14 +415,17 @@ class Session {
 
   /** Caller: creates the data channel, sends OFFER, waits for the channel to open. */
   async offer() {
+    const t0 = performance.now();
     const pc = this.pc;
     this.setupChannel(pc.createDataChannel(LABEL, { ordered: true }));
     await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
     this.state = 'offer-sent';
     this.send({ type: RoapType.OFFER, sdp: pc.localDescription.sdp });
     this.flushLocal();
     this.arm(OFFER_TIMEOUT);
     await this.opened;
+    this.openMs = performance.now() - t0; // offer-to-open, for the benchmark
   }
 
   /** Callee: answers an OFFER (new session, or a renegotiation on a new connection). */
@@ -404,6 +439,7 @@ class Session {
     await pc.setRemoteDescription({ type: 'offer', sdp });
     await this.flushRemote();
     await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
     if (pc !== this.pc || this.ended) return;
     this.state = 'answer-sent';
     this.send({ type: RoapType.ANSWER, sdp: pc.localDescription.sdp });
@@ -446,6 +482,22 @@ class Session {
   }
 
   /**
+   * The peer shut down. Signals may overtake the data channel, so frames
+   * the peer sent last (a Complete) may still be on the way: end when the
+   * channel closes behind them, or after a second.
+   */
+  endAfterDrain() {
+    const dc = this.transport && this.transport.dc;
+    const fin = () => this.end('', true, false);
+    if (!dc || dc.readyState !== 'open') {
+      fin();
+      return;
+    }
+    dc.addEventListener('close', () => setTimeout(fin, 0), { once: true });
+    setTimeout(fin, 1000);
+  }
+
+  /**
    * Ends the session: errorType '' is a clean SHUTDOWN. remote: the peer (or
    * the server) ended it; tell: send SHUTDOWN/ERROR to the peer.
    */
@@ -468,7 +520,48 @@ class Session {
   }
 }
 
-// ---- sinks ----------------------------------------------------------------------
+// ---- sources and sinks ------------------------------------------------------------
+
+/**
+ * A File read in 1 MiB blocks, with the next block read ahead. Each
+ * Blob read is a round trip to the browser process; reading every 16 KiB
+ * chunk on its own caps a transfer at a few MB/s.
+ */
+class BlockSource {
+  constructor(file, block = 1 << 20) {
+    this.file = file;
+    this.size = file.size;
+    this.block = block;
+    this.cache = new Map(); // block index -> Promise<ArrayBuffer>, oldest first
+  }
+
+  /** Blob-like: the engine awaits arrayBuffer() of what slice returns. */
+  slice(start, end) {
+    return { arrayBuffer: () => this.read(start, end) };
+  }
+
+  async read(start, end) {
+    const b = Math.floor(start / this.block);
+    const base = b * this.block;
+    if (end > base + this.block) return this.file.slice(start, end).arrayBuffer();
+    const buf = await this.load(b);
+    if ((b + 1) * this.block < this.size) this.load(b + 1).catch(() => {});
+    return buf.slice(start - base, end - base);
+  }
+
+  load(b) {
+    let p = this.cache.get(b);
+    if (!p) {
+      p = this.file.slice(b * this.block, Math.min(this.size, (b + 1) * this.block)).arrayBuffer();
+      this.cache.set(b, p);
+      // Re-requested chunks may reach back a little; 4 blocks is plenty.
+      while (this.cache.size > 4) this.cache.delete(this.cache.keys().next().value);
+    }
+    return p;
+  }
+}
+
+// ---- sinks
 
 /** A sink on the Origin Private File System when available, else in memory. */
 async function newSink(name) {

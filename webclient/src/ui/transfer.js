@@ -99,6 +99,9 @@ export class TransferPanel {
     const pct = it.size ? Math.min(100, Math.floor((100 * it.bytes) / it.size)) : (it.state === 'done' ? 100 : 0);
     row.className = `xfer ${it.dir} ${it.state}`;
     Object.assign(row.dataset, { key: it.key, state: it.state, dir: it.dir, peer: it.peer, name: it.name, pct: String(pct) });
+    if (it.openMs !== undefined) row.dataset.openMs = it.openMs.toFixed(1);
+    if (it.lastByteMs !== undefined) row.dataset.lastByteMs = it.lastByteMs.toFixed(1);
+    if (it.state === 'done' && !row.dataset.doneMs) row.dataset.doneMs = (performance.now() - it.started).toFixed(1);
     const bar = h('progress', { class: 'xfer-bar', max: 100, value: pct, 'aria-label': `${it.name} progress` });
     const actions = [];
     const btn = (cls, text, fn, kind = 'subtle') => h('button', { class: `btn small ${kind} ${cls}`, type: 'button', text, onclick: fn });

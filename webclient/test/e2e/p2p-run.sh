@@ -5,6 +5,9 @@
 # both ends inside, default route via one of them). The server, the
 # browsers and the Go CLI all run in there, and no packet leaves the machine.
 # Needs root (or CAP_SYS_ADMIN) for unshare; scripts/test runs it.
+#
+#   bash webclient/test/e2e/p2p-run.sh            # the tests
+#   bash webclient/test/e2e/p2p-run.sh --bench    # the browser benchmark (bench.mjs)
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."   # webclient/
@@ -39,6 +42,9 @@ ip link set mqim0 up
 ip link set mqim1 up
 ip route add default via 192.0.2.1 dev mqim1
 export MQIM_BIN
+if [ "${1:-}" = --bench ]; then
+  exec timeout --kill-after=10 600 node test/e2e/p2p/bench.mjs
+fi
 files=(test/e2e/p2p/*.test.js)
 if [ $# -gt 0 ]; then files=("$@"); fi
 # The tests bound themselves; timeout is the backstop so CI never hangs.

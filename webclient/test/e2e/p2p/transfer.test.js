@@ -11,10 +11,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { newPage, openDM, password, register, screenshot, signIn, startServer, until } from '../harness.js';
+import { launchForWebRTC } from './webrtc.js';
 
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const size = 5 << 20;
 
 let srv;
@@ -24,25 +23,6 @@ let bigPath;
 let bigSum;
 
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
-
-/**
- * Chromium honours only the last --disable-features switch and Playwright
- * passes its own, so ours is merged into Playwright's list and Playwright's
- * copy is dropped. WebRtcHideLocalIpsWithMdns off: candidates carry real
- * addresses (pion cannot resolve .local names, and mDNS would multicast).
- */
-async function launchForWebRTC() {
-  const args = ['--headless', '--no-sandbox', '--disable-gpu'];
-  const probe = await chromium.launchServer({ executablePath, args });
-  const theirs = probe.process().spawnargs.find((a) => a.startsWith('--disable-features='));
-  await probe.close();
-  assert.ok(theirs, 'Playwright passes a --disable-features switch');
-  return chromium.launch({
-    executablePath,
-    args: [...args, `${theirs},WebRtcHideLocalIpsWithMdns`],
-    ignoreDefaultArgs: [theirs],
-  });
-}
 
 before(async () => {
   srv = await startServer();
@@ -157,7 +137,12 @@ test('browser to Go CLI: recv-files writes the file with the right SHA-256', { t
   const alice = await user('alice');
   await openDM(alice, 'carol');
   await alice.setInputFiles('#file-picker', bigPath);
-  await alice.waitForSelector(row('report.bin', 'done'), { timeout: 60_000 });
+  try {
+    await alice.waitForSelector(row('report.bin', 'done'), { timeout: 60_000 });
+  } catch (err) {
+    const sub = await alice.textContent(`${row('report.bin')} .xfer-sub`).catch(() => '?');
+    throw new Error(`${err.message}\nsender row: ${sub}\nrecv-files stderr:\n${cli.stderr()}`);
+  }
   assert.equal(await alice.getAttribute(row('report.bin'), 'data-pct'), '100');
   const res = await cli.done;
   assert.equal(res.code, 0, res.stderr);
