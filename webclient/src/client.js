@@ -389,6 +389,7 @@ export class ChatClient extends EventTarget {
 
     const touched = new Set();
     const toAck = new Map(); // DM peer -> highest seq received from them
+    let gap = false; // a live message skipped seqs: the broker dropped or has not yet resent some
     for (const m of rows) {
       // Our own message (a carbon of this device's send, or another device's).
       if (m.from === this.me && m.cid && this.outbox.has(m.cid)) {
@@ -397,6 +398,7 @@ export class ChatClient extends EventTarget {
       }
       if (source !== 'history') {
         const e = this.ensureEntry(m.conv);
+        if (source === 'live' && e.lastSeq && m.seq > e.lastSeq + 1) gap = true;
         if (m.seq > (e.lastSeq || 0)) {
           e.lastSeq = m.seq;
           e.last = summary(m);
@@ -423,6 +425,20 @@ export class ChatClient extends EventTarget {
     for (const [peer, seq] of toAck) {
       if (!this.isViewing(dmConv(peer))) this.sendReceipt(peer, 'delivered', seq);
     }
+    if (gap) this.syncSoon();
+  }
+
+  /**
+   * Fills a hole in a conversation from the server's feed. The short delay
+   * lets a resumed session's redeliveries (which come in any order) land
+   * first; the sync then brings whatever is still missing.
+   */
+  syncSoon() {
+    if (this.gapTimer) return;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = null;
+      this.sync().catch(() => {});
+    }, 300);
   }
 
   async learnGroup(gid) {
