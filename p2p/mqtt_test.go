@@ -193,3 +193,27 @@ func TestMQTTTransferGoToGo(t *testing.T) {
 		t.Fatalf("signals were stored: %s", page.Messages)
 	}
 }
+
+// nopSignaller drops what it is asked to send.
+type nopSignaller struct{}
+
+func (nopSignaller) SendSignal(roap.Message) error { return nil }
+
+// FuzzMQTTSignal feeds arbitrary topics and payloads to the MQTT
+// signaller: whatever arrives, nothing panics, and only well-formed ROAP on
+// our own signal topic reaches the Peer.
+func FuzzMQTTSignal(f *testing.F) {
+	f.Add("im/u/bob/signal/alice", []byte(`{"type":"OFFER","from":"alice","to":"bob","sessionID":"s1","sdp":"v=0\r\n"}`))
+	f.Add("im/u/bob/signal/alice", []byte(`{"type":"CANDIDATE","from":"alice","to":"bob","sessionID":"s1","candidate":{"candidate":""}}`))
+	f.Add("im/u/bob/signal/alice", []byte(`{"type":"ERROR","from":"alice","to":"bob","sessionID":"s1","errorType":"OFFLINE"}`))
+	f.Add("im/u/carol/signal/alice", []byte(`{}`))
+	f.Add("im/u/bob/dm/alice", []byte(`hello`))
+	settings := LoopbackSettings()
+	p := NewPeer(Config{Self: "bob", Signaller: nopSignaller{}, Settings: &settings, Accept: func(string) bool { return false }})
+	f.Cleanup(p.Close)
+	sig := NewMQTTSignaller("bob")
+	sig.Bind(p)
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		_ = sig.HandleEvent(topic, payload)
+	})
+}
