@@ -1,8 +1,10 @@
 // Package p2p is mqim's WebRTC peer (github.com/pion/webrtc/v3): it
 // negotiates sessions with ROAP (package roap) over any Signaller — the
-// server's MQTT topics im/u/{to}/signal/{from} in production, an in-memory
-// hub in tests — and moves files with a filexfer.Engine over one ordered,
-// reliable RTCDataChannel per session, labelled "filexfer".
+// server's MQTT topics im/u/{to}/signal/{from} in production
+// (MQTTSignaller, over an imclient connection), an in-memory hub in tests
+// (MemorySignalling) — and moves files with a filexfer.Engine over one
+// ordered, reliable RTCDataChannel per session, labelled "filexfer".
+// `mqim send-file` and `mqim recv-files` (package cli) are built on it.
 //
 // Sessions. Peer.Dial offers a new session and returns when its data
 // channel is open; the callee's Peer answers automatically (Config.Accept
@@ -11,7 +13,15 @@
 // each with its own peer connection and engine. A signal to a user with no
 // device online comes back as ERROR OFFLINE; an unanswered OFFER ends with
 // ERROR TIMEOUT (Config.OfferTimeout); either side ends a session with
-// Session.Close (SHUTDOWN).
+// Session.Close (SHUTDOWN), which first lets the data channel deliver what
+// was sent (closing a peer connection discards SCTP's queue, and the last
+// frame is often the receiver's Complete).
+//
+// Candidates. An OFFER or ANSWER waits for ICE gathering
+// (Settings.GatherWait, 100 ms at most) and carries the host candidates in
+// its SDP; later ones trickle as CANDIDATE. With trickle only, about one
+// session in ten lost 200 ms (pion's ICE check interval) to candidates that
+// arrived just after the first check round.
 //
 // Resume. A session's engine outlives its peer connection. When the
 // connection drops (or CloseConnection simulates that), Session.Reconnect
@@ -33,9 +43,17 @@
 // speeds, and each drop stalls SCTP until it retransmits).
 //
 // Known issues:
-//   - ROAP addresses users, not devices: an OFFER reaches every device of
-//     the callee and the first ANSWER wins; the other devices' answers
-//     are dropped as out of state and they time out waiting for OK.
+//   - ROAP addresses users, not devices: an OFFER reaches every online
+//     device of the callee and the first ANSWER wins; the caller drops the
+//     other answers as out of state. Its OK and SHUTDOWN reach every device
+//     too, so the losing devices hold a connection that never completes
+//     until the SHUTDOWN; they must not send ERROR (it would end the
+//     session that won), and neither pion's failure handling nor the web
+//     client's callee side does.
+//   - pion v3 runs ICE checks every 200 ms and its SettingEngine cannot
+//     change that, so a session whose first check round misses still
+//     opens 200 ms late: offer-to-open p50 ~6 ms, p99 ~210 ms on loopback
+//     (docs/benchmarks.md).
 //   - Only the dialing side reconnects automatically; if that device is
 //     gone, the session stays down until its transfers are sent again.
 //   - Transfer state lives in memory: a receiver that restarts cannot

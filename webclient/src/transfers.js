@@ -379,7 +379,10 @@ class Session {
       else this.localCands.push(ev.candidate);
     });
     pc.addEventListener('connectionstatechange', () => {
-      if (pc === this.pc && pc.connectionState === 'failed') this.end(RoapErrorType.FAILED, false, true);
+      // Only the caller tells the peer: on the callee side this may be one
+      // of several devices of the user that answered, whose answer lost to
+      // another device's; its ERROR would end the session that won.
+      if (pc === this.pc && pc.connectionState === 'failed') this.end(RoapErrorType.FAILED, false, this.offerer);
     });
     pc.addEventListener('datachannel', (ev) => {
       if (pc === this.pc && ev.channel.label === LABEL) this.setupChannel(ev.channel);
