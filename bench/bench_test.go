@@ -64,6 +64,9 @@ func TestSmoke(t *testing.T) {
 				if spec.shape == OneToOne && s.kind == Platform && r.carbons != msgs {
 					t.Errorf("carbons %d, want %d", r.carbons, msgs)
 				}
+				if r.dropped != 0 {
+					t.Errorf("%d devices lost their connection", r.dropped)
+				}
 				if r.lat.n.Load() != uint64(want) {
 					t.Errorf("latency samples %d, want %d", r.lat.n.Load(), want)
 				}

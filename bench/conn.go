@@ -105,6 +105,7 @@ type clientOpts struct {
 	password string
 	clean    bool
 	handler  paho.MessageHandler
+	onLost   func(error) // connection lost after CONNACK (nil: ignored)
 }
 
 // connect returns a connected paho client (not yet subscribed).
@@ -136,6 +137,9 @@ func connect(o clientOpts) (paho.Client, error) {
 		})
 	if o.user != "" {
 		po.SetUsername(o.user).SetPassword(o.password)
+	}
+	if o.onLost != nil {
+		po.SetConnectionLostHandler(func(_ paho.Client, err error) { o.onLost(err) })
 	}
 	c := paho.NewClient(po)
 	t := c.Connect()

@@ -51,6 +51,7 @@ type result struct {
 	lost       int64 // expected recipient copies (and carbons) never received
 	dups       int64
 	stale      int64 // copies of earlier runs' messages (resumed sessions)
+	dropped    int64 // devices whose connection the server closed during the run
 	lat        *hist // recipient copies, from the scheduled send time
 	window     time.Duration
 	ackSpan    time.Duration
@@ -170,7 +171,8 @@ func run(s *server, spec runSpec) *result {
 		slots = spec.users
 	}
 	counts := make([]atomic.Uint32, nMsgs*slots)
-	var delivered, carbons, dups, stale atomic.Int64
+	var delivered, carbons, dups, stale, dropped atomic.Int64
+	var droppedErr firstError
 	var lastDelivery atomic.Int64
 
 	handler := func(me int) paho.MessageHandler {
@@ -214,7 +216,8 @@ func run(s *server, spec runSpec) *result {
 			defer wg.Done()
 			for i := range work {
 				u := userName(i)
-				o := clientOpts{addr: s.mqtt, id: u + ":bench", clean: false, handler: handler(i), ws: spec.ws, wsPath: "/mqtt"}
+				o := clientOpts{addr: s.mqtt, id: u + ":bench", clean: false, handler: handler(i), ws: spec.ws, wsPath: "/mqtt",
+					onLost: func(err error) { dropped.Add(1); droppedErr.set(fmt.Errorf("%s: %w", u, err)) }}
 				if spec.ws {
 					o.addr = s.ws
 					if s.kind == Platform {
@@ -260,8 +263,15 @@ func run(s *server, spec runSpec) *result {
 		res.connectErr = cerr
 		return res
 	}
-	// Let resumed sessions flush what earlier runs left queued.
-	time.Sleep(300 * time.Millisecond)
+	// Let resumed sessions flush what earlier runs left queued (counted as
+	// stale): wait until half a second passes without any, at most 60 s.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		before := stale.Load()
+		time.Sleep(500 * time.Millisecond)
+		if stale.Load() == before {
+			break
+		}
+	}
 
 	// One publishing goroutine and one acknowledgement waiter per sender,
 	// fed by a dispatcher that releases message i at start + i/rate.
@@ -380,6 +390,10 @@ func run(s *server, spec runSpec) *result {
 	res.published, res.acked, res.pubErrors = published.Load(), acked.Load(), pubErrors.Load()
 	res.delivered, res.carbons, res.dups, res.stale = delivered.Load(), carbons.Load(), dups.Load(), stale.Load()
 	res.expected = expected
+	res.dropped = dropped.Load()
+	if e := droppedErr.get(); e != nil {
+		fmt.Fprintf(os.Stderr, "bench: %s dropped %d devices during the run, first: %v\n", s.kind, res.dropped, e)
+	}
 	res.lost = expected - res.delivered
 	if spec.shape == OneToOne && s.kind == Platform {
 		res.lost += expected - res.carbons
@@ -394,7 +408,7 @@ func run(s *server, spec runSpec) *result {
 }
 
 func (r *result) String() string {
-	return fmt.Sprintf("%s rate=%.0f delivered/s=%.0f acks/s=%.0f p50=%v p99=%v p99.9=%v lost=%d dup=%d cpu/100k=%.2fs gen=%.0f%%",
+	return fmt.Sprintf("%s rate=%.0f delivered/s=%.0f acks/s=%.0f p50=%v p99=%v p99.9=%v lost=%d dup=%d dropped=%d cpu/100k=%.2fs gen=%.0f%%",
 		r.server, r.spec.rate, r.deliveredPerSec(), r.acksPerSec(), r.lat.quantile(0.5), r.lat.quantile(0.99), r.lat.quantile(0.999),
-		r.lost, r.dups, r.cpuPer100k(), 100*r.genCPU.Seconds()/max(r.window.Seconds(), 1e-9))
+		r.lost, r.dups, r.dropped, r.cpuPer100k(), 100*r.genCPU.Seconds()/max(r.window.Seconds(), 1e-9))
 }
