@@ -581,11 +581,18 @@ async function newSink(name) {
   return m;
 }
 
-/** Removes files a previous page left in OPFS (received but never saved). */
+/**
+ * Removes files a previous page left in OPFS (received but never saved)
+ * once they are a day old; younger ones may belong to another tab.
+ */
 async function clearIncoming() {
   if (!navigator.storage || !navigator.storage.getDirectory || !window.isSecureContext) return;
   const root = await navigator.storage.getDirectory();
-  await root.removeEntry(INCOMING_DIR, { recursive: true }).catch(() => {});
+  const dir = await root.getDirectoryHandle(INCOMING_DIR, { create: true });
+  for await (const name of dir.keys()) {
+    const born = parseInt(name.split('-')[0], 36);
+    if (!(born > Date.now() - 24 * 3600 * 1000)) await dir.removeEntry(name).catch(() => {});
+  }
 }
 
 /**
