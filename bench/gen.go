@@ -291,8 +291,11 @@ func run(s *server, spec runSpec) *result {
 	queues := make([]chan job, nSenders)
 	var sw sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan job, 4096)
-		acks := make(chan paho.Token, 8192)
+		// Small per-sender buffers: with thousands of senders, big channels
+		// of pointers make the generator's GC scan hundreds of MB on its one
+		// CPU, and its pauses would show up as the server's tail latency.
+		queues[i] = make(chan job, 256)
+		acks := make(chan paho.Token, 1024)
 		c := clients[i]
 		me := userName(i)
 		var topic string
