@@ -68,7 +68,7 @@ export class Sidebar {
       if (typer) preview = h('span', { class: 'typing-preview', text: 'typing…' });
       else if (e.last) {
         const who = e.last.from === c.me ? 'You: ' : isGroup ? `${e.last.from}: ` : '';
-        preview = h('span', { text: who + (e.last.type === 'text' ? e.last.body : `[${e.last.type}]`) });
+        preview = h('span', { text: who + (e.last.type === 'text' ? e.last.body : e.last.type === 'file' ? `File: ${e.last.body}` : `[${e.last.type}]`) });
       } else preview = h('span', { class: 'muted', text: isGroup ? 'New group' : 'Say hello 👋' });
       const unread = e.unread > 0 && e.conv !== open;
       return h('li', {

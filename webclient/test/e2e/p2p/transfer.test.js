@@ -43,6 +43,14 @@ after(async () => {
 
 async function user(name) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  // Every status line a transfer row shows, to check speed and time left
+  // appeared (a 5 MiB transfer is over too fast to catch by polling).
+  await ctx.addInitScript(() => {
+    window.xferLines = new Set();
+    setInterval(() => {
+      for (const el of document.querySelectorAll('#transfers .xfer-sub')) window.xferLines.add(el.textContent);
+    }, 5);
+  });
   const page = await newPage(ctx);
   page.setDefaultTimeout(30_000);
   await signIn(page, srv.base, name);
@@ -91,6 +99,11 @@ test('browser to browser: 5 MiB with accept, progress, save and a file message; 
     assert.match(await p.textContent(`${row('report.bin')} .xfer-sub`), /SHA-256 verified/);
   }
   assert.equal(await saveAndHash(bob, 'report.bin'), bigSum);
+  // Both sides showed speed and time left while it ran.
+  for (const p of [alice, bob]) {
+    const lines = await p.evaluate(() => [...window.xferLines]);
+    assert.ok(lines.some((l) => /\d+% · [\d.]+ [KM]B\/s · \d+s left$/.test(l)), `no speed and time left in ${JSON.stringify(lines)}`);
+  }
 
   // The sender recorded the transfer in the chat; both sides show it.
   for (const p of [alice, bob]) {
@@ -107,6 +120,23 @@ test('browser to browser: 5 MiB with accept, progress, save and a file message; 
   await bob.click(`${row('notes.txt', 'offered')} .xfer-decline`);
   await alice.waitForSelector(row('notes.txt', 'declined'));
   assert.match(await alice.textContent(`${row('notes.txt')} .xfer-sub`), /bob declined/);
+
+  // Drag and drop offers a file too; the sender cancels before bob accepts.
+  const dt = await alice.evaluateHandle(() => {
+    const d = new DataTransfer();
+    d.items.add(new File(['dropped bytes'], 'dropped.txt', { type: 'text/plain' }));
+    return d;
+  });
+  await alice.dispatchEvent('#chat', 'dragenter', { dataTransfer: dt });
+  await alice.waitForSelector('#drop-zone:not([hidden])');
+  await screenshot(alice, 'transfer-drop-zone');
+  await alice.dispatchEvent('#chat', 'drop', { dataTransfer: dt });
+  await alice.waitForSelector('#drop-zone', { state: 'hidden' });
+  await bob.waitForSelector(row('dropped.txt', 'offered'));
+  await alice.click(`${row('dropped.txt', 'waiting')} .xfer-cancel`);
+  await alice.waitForSelector(row('dropped.txt', 'cancelled'));
+  await bob.waitForSelector(row('dropped.txt', 'cancelled'));
+  assert.match(await bob.textContent(`${row('dropped.txt')} .xfer-sub`), /alice cancelled/);
   assert.deepEqual([...alice.errors, ...bob.errors], []);
   await alice.context().close();
   await bob.context().close();
