@@ -182,3 +182,29 @@ test('browser to Go CLI: recv-files writes the file with the right SHA-256', { t
   assert.deepEqual(alice.errors, []);
   await alice.context().close();
 });
+
+test('from a group: the sender picks the member, the record goes to their DM', { timeout: 60_000 }, async () => {
+  const alice = await user('alice');
+  const bob = await user('bob');
+  await alice.click('#new-group');
+  await alice.fill('#new-group-name', 'Files');
+  await alice.fill('#new-group-members', 'bob, carol');
+  await alice.click('#new-group-submit');
+  await alice.waitForSelector('#chat-title:text-is("Files")');
+  await alice.waitForSelector('#chat-sub:has-text("3 members")');
+  const small = path.join(dir, 'agenda.txt');
+  await writeFile(small, 'agenda\n');
+  await alice.setInputFiles('#file-picker', small);
+  await alice.waitForSelector('#pick-member[open]');
+  await screenshot(alice, 'transfer-pick-member');
+  assert.deepEqual(await alice.$$eval('#pick-member [data-user]', (els) => els.map((e) => e.dataset.user)), ['bob', 'carol']);
+  await alice.click('#pick-member [data-user="bob"]');
+  await bob.click(`${row('agenda.txt', 'offered')} .xfer-accept`);
+  await bob.waitForSelector(row('agenda.txt', 'done'));
+  await alice.waitForSelector(row('agenda.txt', 'done'));
+  await openDM(bob, 'alice');
+  await bob.waitForSelector('#msg-list .msg.theirs .file-card .file-name:text-is("agenda.txt")');
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+  await alice.context().close();
+  await bob.context().close();
+});
