@@ -191,7 +191,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return run1(o, stdout, stderr)
+	return runAll(o, stdout, stderr)
 }
 
 // session holds the servers of one benchmark invocation.
@@ -230,7 +230,8 @@ func (s *session) close() {
 	os.RemoveAll(s.dir)
 }
 
-func run1(o *options, stdout, stderr io.Writer) error {
+// runAll starts the servers, runs the selected workloads and prints the tables.
+func runAll(o *options, stdout, stderr io.Writer) error {
 	if o.bin == "" {
 		exe, err := os.Executable()
 		if err != nil {
