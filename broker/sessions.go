@@ -17,13 +17,15 @@ import (
 // On expiry we unsubscribe and clear the queue, which runs the hook's delete
 // paths. A message being queued for the session at that very moment could
 // still write its record after the delete (mochi sets the inflight entry,
-// then calls OnQosPublish), so expired ids are remembered and their late
-// writes skipped, under one lock with the expiry itself.
+// then calls OnQosPublish), so expired ids are remembered: a write is
+// skipped for an expired session, and undone when the session expired while
+// it was being written. The lock guards only the map, never a disk write:
+// every publisher passes through here once per queued copy.
 type sessionStore struct {
 	*badgerstore.Hook
 	srv *mqtt.Server
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	expired map[string]time.Time // id -> when it expired; kept for a minute
 }
 
@@ -39,14 +41,24 @@ func (h *sessionStore) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) 
 	h.Hook.OnSessionEstablished(cl, pk)
 }
 
+func (h *sessionStore) isExpired(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, gone := h.expired[id]
+	return gone
+}
+
 // OnQosPublish stores a queued message unless its session has expired.
 func (h *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, gone := h.expired[cl.ID]; gone {
+	if h.isExpired(cl.ID) {
 		return
 	}
 	h.Hook.OnQosPublish(cl, pk, sent, resends)
+	if h.isExpired(cl.ID) {
+		// Expired while we wrote; its cleanup may have run before our write
+		// landed, so remove the record again.
+		h.Hook.OnQosDropped(cl, pk)
+	}
 }
 
 // OnClientExpired removes everything of the session.
