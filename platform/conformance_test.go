@@ -137,7 +137,7 @@ func TestConformanceQoS2ExactlyOnceAndRetained(t *testing.T) {
 	pub(t, dev, &paho.Publish{Topic: "devices/dev/state", QoS: 1, Retain: true, Payload: []byte("on")})
 	late := dialV5(t, s, "dev", "dev:late", key, v5opts{clean: true})
 	sub(t, late, "devices/dev/state", 1, 0)
-	imtest.Eventually(t, "retained value", 5*time.Second, func() bool { return len(late.received("devices/dev/state")) == 1 })
+	imtest.Eventually(t, "retained value", 15*time.Second, func() bool { return len(late.received("devices/dev/state")) == 1 })
 	if p := late.received("devices/dev/state")[0]; !p.Retain || string(p.Payload) != "on" {
 		t.Fatalf("retained delivery %+v", p)
 	}
