@@ -96,6 +96,14 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Pprof != "" {
+		addr, err := startPprof(cfg.Pprof)
+		if err != nil {
+			p.Close(context.Background())
+			return err
+		}
+		fmt.Fprintf(stdout, "pprof listening on %s\n", addr)
+	}
 	// Tests and scripts parse these two lines to find ephemeral ports.
 	fmt.Fprintf(stdout, "http listening on %s\n", p.HTTPAddr)
 	fmt.Fprintf(stdout, "mqtt listening on %s\n", p.MQTTAddr)

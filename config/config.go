@@ -50,6 +50,9 @@ type Config struct {
 	// host they used).
 	NodeID    string `yaml:"node_id"`
 	PublicURL string `yaml:"public_url"`
+	// Pprof, when set, serves Go's profiling endpoints on this loopback
+	// address (for `mqim bench` and performance work).
+	Pprof string `yaml:"pprof"`
 	// Rules are the operator's ACL rules for topics outside im/ (devices,
 	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
 	Rules []acl.Rule `yaml:"rules"`
@@ -93,6 +96,7 @@ func Load(args []string) (Config, error) {
 	httpAddr := fs.String("http", "", "HTTP address for API, web client and /mqtt WebSocket (env MQIM_HTTP, default 127.0.0.1:8080)")
 	mqttAddr := fs.String("mqtt", "", "MQTT TCP address (env MQIM_MQTT, default 127.0.0.1:1883)")
 	file := fs.String("config", os.Getenv("MQIM_CONFIG"), "YAML config file (env MQIM_CONFIG)")
+	pprofAddr := fs.String("pprof", os.Getenv("MQIM_PPROF"), "serve Go profiles at this loopback address (env MQIM_PPROF; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -117,6 +121,9 @@ func Load(args []string) (Config, error) {
 		if f.v != "" {
 			*f.dst = f.v
 		}
+	}
+	if *pprofAddr != "" {
+		c.Pprof = *pprofAddr
 	}
 	return c, c.Validate()
 }
