@@ -2,24 +2,19 @@
 // the phone-sized layout.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  device, expectTexts, launchBrowser, mosquittoPub, newPage, openDM, password, publish, register, screenshot, send,
-  shownTexts, signIn, startServer, until, waitOnline,
+  device, expectTexts, mosquittoPub, newPage, openDM, password, publish, screenshot, send,
+  shownTexts, signIn, until, waitOnline,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
 let browser;
 
-before(async () => {
-  srv = await startServer();
-  browser = await launchBrowser();
-  for (const u of ['alice', 'bob', 'dave', 'erin']) await register(srv.base, u);
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
+serverAndBrowser(['alice', 'bob', 'dave', 'erin'], (s, b) => {
+  srv = s;
+  browser = b;
 });
 
 test('two users chat 1:1 both ways, with presence, typing and receipts', { timeout: 90_000 }, async () => {

@@ -3,24 +3,19 @@
 // it as a device.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import mqtt from 'mqtt';
 import {
-  expectTexts, launchBrowser, login, newPage, publish, register, screenshot, signIn, startServer,
+  expectTexts, login, newPage, publish, screenshot, signIn,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
 let browser;
 
-before(async () => {
-  srv = await startServer();
-  browser = await launchBrowser();
-  await register(srv.base, 'ann');
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
+serverAndBrowser(['ann'], (s, b) => {
+  srv = s;
+  browser = b;
 });
 
 async function api(method, path, token, body) {

@@ -4,24 +4,19 @@
 // when it works again, without losing or repeating a message.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  device, expectTexts, launchBrowser, newPage, openDM, publish, register, screenshot, send, signIn, startServer,
+  device, expectTexts, newPage, openDM, publish, screenshot, send, signIn,
   until,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
 let browser;
 
-before(async () => {
-  srv = await startServer();
-  browser = await launchBrowser();
-  for (const u of ['kim', 'lee', 'max']) await register(srv.base, u);
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
+serverAndBrowser(['kim', 'lee', 'max'], (s, b) => {
+  srv = s;
+  browser = b;
 });
 
 /**

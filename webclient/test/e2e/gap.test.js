@@ -4,23 +4,18 @@
 // without a reconnect.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  device, expectTexts, launchBrowser, newPage, openDM, publish, register, signIn, startServer,
+  device, expectTexts, newPage, openDM, publish, signIn,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
 let browser;
 
-before(async () => {
-  srv = await startServer();
-  browser = await launchBrowser();
-  for (const u of ['ann', 'bob']) await register(srv.base, u);
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
+serverAndBrowser(['ann', 'bob'], (s, b) => {
+  srv = s;
+  browser = b;
 });
 
 test('a hole in live delivery is filled via sync', { timeout: 60_000 }, async () => {

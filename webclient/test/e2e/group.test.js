@@ -2,23 +2,18 @@
 // closed) while the others talk, and on return sees every message in order.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  expectTexts, launchBrowser, newPage, register, screenshot, send, shownTexts, signIn, startServer,
+  expectTexts, newPage, screenshot, send, shownTexts, signIn,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
 let browser;
 
-before(async () => {
-  srv = await startServer();
-  browser = await launchBrowser();
-  for (const u of ['ann', 'ben', 'cat', 'dan']) await register(srv.base, u);
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
+serverAndBrowser(['ann', 'ben', 'cat', 'dan'], (s, b) => {
+  srv = s;
+  browser = b;
 });
 
 test('group of three: an offline member catches up in order; members added and removed', { timeout: 120_000 }, async () => {

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { chromium } from 'playwright-core';
+import { after, before } from 'node:test';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
@@ -225,5 +226,24 @@ export function mosquittoPub(srv, user, dev, topic, message) {
       if (err) reject(new Error(`mosquitto_pub: ${err.message} ${stderr}`));
       else resolve();
     });
+  });
+}
+
+/**
+ * The per-file fixture: before the tests, a server, a browser and the given
+ * users; after them, both stopped. `set(srv, browser)` hands them to the file.
+ */
+export function serverAndBrowser(users, set) {
+  let srv;
+  let browser;
+  before(async () => {
+    srv = await startServer();
+    browser = await launchBrowser();
+    for (const u of users) await register(srv.base, u);
+    set(srv, browser);
+  });
+  after(async () => {
+    if (browser) await browser.close();
+    if (srv) await srv.stop();
   });
 }

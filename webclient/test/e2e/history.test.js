@@ -3,24 +3,19 @@
 // to the first message.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  device, expectTexts, launchBrowser, newPage, publish, register, screenshot, shownTexts, signIn, startServer,
+  device, expectTexts, newPage, publish, screenshot, shownTexts, signIn,
   until, waitOnline,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
 let browser;
 
-before(async () => {
-  srv = await startServer();
-  browser = await launchBrowser();
-  for (const u of ['eve', 'fay', 'gus', 'hal']) await register(srv.base, u);
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
+serverAndBrowser(['eve', 'fay', 'gus', 'hal'], (s, b) => {
+  srv = s;
+  browser = b;
 });
 
 test('reload shows history from IndexedDB before the network answers, then sync tops it up', { timeout: 90_000 }, async () => {

@@ -2,24 +2,19 @@
 // queued (surviving a reload) and sent on reconnect, in order, exactly once.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  expectTexts, launchBrowser, newPage, openDM, register, screenshot, send, shownTexts, signIn, startServer,
+  expectTexts, newPage, openDM, screenshot, send, shownTexts, signIn,
   until, waitOnline,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
 let browser;
 
-before(async () => {
-  srv = await startServer();
-  browser = await launchBrowser();
-  for (const u of ['ivy', 'jon']) await register(srv.base, u);
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (srv) await srv.stop();
+serverAndBrowser(['ivy', 'jon'], (s, b) => {
+  srv = s;
+  browser = b;
 });
 
 test('messages written offline are queued and sent on reconnect', { timeout: 90_000 }, async () => {

@@ -14,18 +14,9 @@ cd "$(dirname "$0")/../.."   # webclient/
 root="$(cd .. && pwd)"
 
 if [ "${MQIM_IN_NETNS:-}" != 1 ]; then
-  need_apt=()
-  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
-  command -v ip >/dev/null || need_apt+=(iproute2)
-  command -v unshare >/dev/null || need_apt+=(util-linux)
-  if [ ${#need_apt[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
-  fi
-  if [ ! -d node_modules ] || [ ! -f dist/index.html ] ||
-     [ -n "$(find src package-lock.json build.sh -newer dist/index.html -print -quit)" ]; then
-    bash build.sh
-  fi
+  . test/e2e/lib.sh
+  ensure_apt chromium:/usr/bin/chromium iproute2:ip util-linux:unshare
+  ensure_built
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   (cd "$root" && go build -o "$tmp/mqim" .)

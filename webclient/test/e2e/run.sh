@@ -6,19 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."   # webclient/
 root="$(cd .. && pwd)"
 
-need_apt=()
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
-command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
-fi
-
-# Rebuild the assets when they are missing or older than their sources.
-if [ ! -d node_modules ] || [ ! -f dist/index.html ] ||
-   [ -n "$(find src package-lock.json build.sh -newer dist/index.html -print -quit)" ]; then
-  bash build.sh
-fi
+. test/e2e/lib.sh
+ensure_apt chromium:/usr/bin/chromium mosquitto-clients:mosquitto_pub
+ensure_built
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
