@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqim/mqim/filexfer"
 	"github.com/mqim/mqim/imclient"
 	"github.com/mqim/mqim/internal/imtest"
 	"github.com/mqim/mqim/roap"
@@ -26,7 +25,7 @@ type mqttEndpoint struct {
 // mqttPeer signs user in on srv and starts a Peer on the MQTT signaller.
 func mqttPeer(t testing.TB, srv *imtest.Server, user string, offerTimeout time.Duration) *mqttEndpoint {
 	t.Helper()
-	me := &mqttEndpoint{endpoint: &endpoint{results: map[string][]filexfer.Result{}, sinks: map[string]*filexfer.MemSink{}, offers: make(chan filexfer.FileInfo, 16), lastP: map[string]filexfer.Progress{}}}
+	me := &mqttEndpoint{endpoint: newEndpoint()}
 	e := me.endpoint
 	sig := NewMQTTSignaller(user)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -44,22 +43,7 @@ func mqttPeer(t testing.TB, srv *imtest.Server, user string, offerTimeout time.D
 	settings := LoopbackSettings()
 	e.Peer = NewPeer(Config{
 		Self: user, Signaller: sig, Settings: &settings, OfferTimeout: offerTimeout, Logf: t.Logf,
-		Transfer: func(s *Session) filexfer.Config {
-			return filexfer.Config{
-				OnOffer: func(fi filexfer.FileInfo) {
-					sink := &filexfer.MemSink{}
-					e.mu.Lock()
-					e.sinks[fi.ID] = sink
-					e.mu.Unlock()
-					go func() { _ = s.Engine().Accept(fi.ID, sink) }()
-				},
-				OnDone: func(r filexfer.Result) {
-					e.mu.Lock()
-					e.results[r.File.ID] = append(e.results[r.File.ID], r)
-					e.mu.Unlock()
-				},
-			}
-		},
+		Transfer: e.transferConfig,
 	})
 	sig.Bind(e.Peer)
 	me.client = c

@@ -58,6 +58,34 @@ type endpoint struct {
 	lastP   map[string]filexfer.Progress
 }
 
+func newEndpoint() *endpoint {
+	return &endpoint{results: map[string][]filexfer.Result{}, sinks: map[string]*filexfer.MemSink{}, offers: make(chan filexfer.FileInfo, 16), lastP: map[string]filexfer.Progress{}}
+}
+
+// transferConfig accepts every offered file into a memory sink and records
+// results and progress.
+func (e *endpoint) transferConfig(s *Session) filexfer.Config {
+	return filexfer.Config{
+		OnOffer: func(fi filexfer.FileInfo) {
+			sink := &filexfer.MemSink{}
+			e.mu.Lock()
+			e.sinks[fi.ID] = sink
+			e.mu.Unlock()
+			go func() { _ = s.Engine().Accept(fi.ID, sink) }()
+		},
+		OnDone: func(r filexfer.Result) {
+			e.mu.Lock()
+			e.results[r.File.ID] = append(e.results[r.File.ID], r)
+			e.mu.Unlock()
+		},
+		OnProgress: func(p filexfer.Progress) {
+			e.mu.Lock()
+			e.lastP[p.File.ID] = p
+			e.mu.Unlock()
+		},
+	}
+}
+
 func (e *endpoint) result(id string) []filexfer.Result {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -90,7 +118,7 @@ func newTestNet(t testing.TB, o netOptions) *testNet {
 	t.Helper()
 	n := &testNet{hub: NewMemorySignalling(), goroutines: runtime.NumGoroutine()}
 	mk := func(user string) *endpoint {
-		e := &endpoint{results: map[string][]filexfer.Result{}, sinks: map[string]*filexfer.MemSink{}, offers: make(chan filexfer.FileInfo, 16), lastP: map[string]filexfer.Progress{}}
+		e := newEndpoint()
 		settings := LoopbackSettings()
 		if o.settings != nil {
 			o.settings(&settings)
@@ -100,27 +128,9 @@ func newTestNet(t testing.TB, o netOptions) *testNet {
 			Signaller: n.hub.For(user),
 			Settings:  &settings,
 			Transfer: func(s *Session) filexfer.Config {
-				return filexfer.Config{
-					RequestTimeout: o.requestTimeout,
-					Window:         o.window,
-					OnOffer: func(fi filexfer.FileInfo) {
-						sink := &filexfer.MemSink{}
-						e.mu.Lock()
-						e.sinks[fi.ID] = sink
-						e.mu.Unlock()
-						go func() { _ = s.Engine().Accept(fi.ID, sink) }()
-					},
-					OnDone: func(r filexfer.Result) {
-						e.mu.Lock()
-						e.results[r.File.ID] = append(e.results[r.File.ID], r)
-						e.mu.Unlock()
-					},
-					OnProgress: func(p filexfer.Progress) {
-						e.mu.Lock()
-						e.lastP[p.File.ID] = p
-						e.mu.Unlock()
-					},
-				}
+				c := e.transferConfig(s)
+				c.RequestTimeout, c.Window = o.requestTimeout, o.window
+				return c
 			},
 			OfferTimeout:  10 * time.Second,
 			AutoReconnect: o.autoReconnect,
