@@ -249,16 +249,7 @@ func run(s *server, spec runSpec) *result {
 	}
 	close(work)
 	wg.Wait()
-	defer func() {
-		var dw sync.WaitGroup
-		for _, c := range clients {
-			if c != nil {
-				dw.Add(1)
-				go func() { defer dw.Done(); c.Disconnect(50) }()
-			}
-		}
-		dw.Wait()
-	}()
+	defer disconnectAll(clients)
 	if cerr != nil {
 		res.connectErr = cerr
 		return res
@@ -414,4 +405,16 @@ func (r *result) String() string {
 	return fmt.Sprintf("%s rate=%.0f delivered/s=%.0f acks/s=%.0f p50=%v p99=%v p99.9=%v lost=%d dup=%d dropped=%d cpu/100k=%.2fs gen=%.0f%%",
 		r.server, r.spec.rate, r.deliveredPerSec(), r.acksPerSec(), r.lat.quantile(0.5), r.lat.quantile(0.99), r.lat.quantile(0.999),
 		r.lost, r.dups, r.dropped, r.cpuPer100k(), 100*r.genCPU.Seconds()/max(r.window.Seconds(), 1e-9))
+}
+
+// disconnectAll disconnects the connected clients in parallel.
+func disconnectAll(clients []paho.Client) {
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		if c != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Disconnect(50) }()
+		}
+	}
+	wg.Wait()
 }

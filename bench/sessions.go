@@ -245,13 +245,6 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 	res.serverCPU = s.CPU() - cpu0
 	res.delivered, res.dups = delivered.Load(), dups.Load()
 	res.lost = want - res.delivered
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		if c != nil {
-			wg.Add(1)
-			go func() { defer wg.Done(); c.Disconnect(50) }()
-		}
-	}
-	wg.Wait()
+	disconnectAll(clients)
 	return res
 }
