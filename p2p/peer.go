@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -611,11 +612,30 @@ func (s *Session) sendOffer() error {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("p2p: set local offer: %w", err)
 	}
-	if _, err := s.p.roap.Offer(s.peer, s.id, s.gatheredSDP(pc, offer.SDP)); err != nil {
+	// The OFFER goes out without candidates, and ours follow only once the
+	// ANSWER is applied (applyAnswer). Otherwise the answerer's ICE agent
+	// starts checking us before our agent knows its candidates: pion then
+	// files the answerer as a peer-reflexive candidate, pairs it twice, and
+	// nominates only at its next 200 ms check round (about one session in
+	// twenty). This way we check first, the answerer learns us from our
+	// check, and its triggered check back lets us nominate at once.
+	if _, err := s.p.roap.Offer(s.peer, s.id, withoutCandidates(offer.SDP)); err != nil {
 		return err
 	}
-	s.flushLocalCandidates(pc)
 	return nil
+}
+
+// withoutCandidates drops the candidate lines of an SDP.
+func withoutCandidates(sdp string) string {
+	lines := strings.SplitAfter(sdp, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if strings.HasPrefix(l, "a=candidate:") || strings.HasPrefix(l, "a=end-of-candidates") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "")
 }
 
 func (s *Session) answer(sdp string) error {
@@ -675,6 +695,7 @@ func (s *Session) applyAnswer(sdp string) error {
 		return err
 	}
 	s.flushRemoteCandidates(pc)
+	s.flushLocalCandidates(pc) // held back since the OFFER (see sendOffer)
 	return nil
 }
 
