@@ -199,6 +199,7 @@ func sendFile(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: mqim send-file --http URL --user U --password P --to PEER FILE...")
 		return exitUsage
 	}
+	defer p2p.TuneGC()()
 	var items []*sendItem
 	for _, path := range fs.Args() {
 		fh, err := os.Open(path)
@@ -314,6 +315,7 @@ func recvFiles(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: mqim recv-files --http URL --user U --password P --dir DIR [--count N]")
 		return exitUsage
 	}
+	defer p2p.TuneGC()()
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintln(stderr, "mqim:", err)
 		return exitFailed

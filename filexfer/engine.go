@@ -890,7 +890,14 @@ func (m *MemSink) WriteAt(p []byte, off int64) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if end := int(off) + len(p); end > len(m.buf) {
-		m.buf = append(m.buf, make([]byte, end-len(m.buf))...)
+		if end > cap(m.buf) {
+			// Double: append's own growth is 1.25x for large slices, which
+			// copies a growing file over and over as chunks arrive.
+			grown := make([]byte, len(m.buf), max(end, 2*cap(m.buf)))
+			copy(grown, m.buf)
+			m.buf = grown
+		}
+		m.buf = m.buf[:end]
 	}
 	return copy(m.buf[off:], p), nil
 }

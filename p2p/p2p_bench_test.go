@@ -7,6 +7,10 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v3"
+
+	"github.com/mqim/mqim/filexfer"
 )
 
 // benchSize is what each benchmark iteration moves.
@@ -16,10 +20,11 @@ const benchSize = 32 << 20
 // over loopback through the whole stack (filexfer requests, SCTP, DTLS,
 // SHA-256 on both ends), one file per iteration, and reports the
 // offer-to-open time of new sessions (ms-open-p50, ms-open-max) measured
-// before the timed part.
+// before the timed part. It runs with TuneGC, as the CLI does.
 //
 //	go test -run '^$' -bench . -benchtime 4x ./p2p/
 func BenchmarkTransferPion(b *testing.B) {
+	defer TuneGC()()
 	n := newTestNet(b, netOptions{})
 	var opens []time.Duration
 	for range 10 {
@@ -78,6 +83,96 @@ func BenchmarkTCPBaseline(b *testing.B) {
 	}
 	c.Close()
 	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkRawDataChannel moves benchSize bytes per iteration over one pion
+// data channel between two peer connections on loopback, with the same
+// Settings, message size and backpressure as a transfer but no protocol:
+// no requests, no SHA-256, no sink. It is the ceiling BenchmarkTransferPion
+// can reach on this machine, next to the TCP baseline. Both run with
+// TuneGC, as the CLI does.
+func BenchmarkRawDataChannel(b *testing.B) {
+	defer TuneGC()()
+	s := LoopbackSettings()
+	s.fill()
+	api := s.api()
+	a, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	z, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer z.Close()
+	// In-process signalling: candidates go straight across.
+	a.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			_ = z.AddICECandidate(c.ToJSON())
+		}
+	})
+	z.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			_ = a.AddICECandidate(c.ToJSON())
+		}
+	})
+	got := make(chan int, 1024)
+	z.OnDataChannel(func(dc *webrtc.DataChannel) {
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- len(m.Data) })
+	})
+	dc, err := a.CreateDataChannel("raw", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	open := make(chan struct{})
+	dc.OnOpen(func() { close(open) })
+	offer, err := a.CreateOffer(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	must(b, a.SetLocalDescription(offer))
+	must(b, z.SetRemoteDescription(offer))
+	answer, err := z.CreateAnswer(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	must(b, z.SetLocalDescription(answer))
+	must(b, a.SetRemoteDescription(answer))
+	select {
+	case <-open:
+	case <-time.After(10 * time.Second):
+		b.Fatal("data channel did not open")
+	}
+	ch := newDataChannel(dc, s)
+	msg := make([]byte, filexfer.DefaultChunkSize)
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	for range b.N {
+		go func() {
+			for sent := 0; sent < benchSize; sent += len(msg) {
+				if err := ch.Send(msg); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+		for n := 0; n < benchSize; {
+			select {
+			case k := <-got:
+				n += k
+			case <-time.After(10 * time.Second):
+				b.Fatalf("stalled after %d bytes", n)
+			}
+		}
+	}
+}
+
+func must(b *testing.B, err error) {
+	b.Helper()
+	if err != nil {
 		b.Fatal(err)
 	}
 }
