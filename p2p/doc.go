@@ -17,11 +17,17 @@
 // was sent (closing a peer connection discards SCTP's queue, and the last
 // frame is often the receiver's Complete).
 //
-// Candidates. An OFFER or ANSWER waits for ICE gathering
-// (Settings.GatherWait, 100 ms at most) and carries the host candidates in
-// its SDP; later ones trickle as CANDIDATE. With trickle only, about one
-// session in ten lost 200 ms (pion's ICE check interval) to candidates that
-// arrived just after the first check round.
+// Candidates. The ANSWER waits for ICE gathering (Settings.GatherWait,
+// 100 ms at most) and carries the answerer's host candidates in its SDP;
+// later ones trickle as CANDIDATE. The OFFER carries none, and the
+// offerer's candidates follow only once the ANSWER is applied: pion's
+// controlling agent must know the answerer's candidates before the
+// answerer's first check reaches it, or it files the answerer as
+// peer-reflexive and nominates only at its next check round, 200 ms later
+// (pion v3 does not let us shorten that interval). Holding our candidates
+// back means we check first; the answerer learns our address from that
+// check and its triggered check back lets us nominate at once. Through the
+// server this took offer-to-open p99 from ~207 ms to under 20 ms.
 //
 // Resume. A session's engine outlives its peer connection. When the
 // connection drops (or CloseConnection simulates that), Session.Reconnect
@@ -51,9 +57,12 @@
 //     session that won), and neither pion's failure handling nor the web
 //     client's callee side does.
 //   - pion v3 runs ICE checks every 200 ms and its SettingEngine cannot
-//     change that, so a session whose first check round misses still
-//     opens 200 ms late: offer-to-open p50 ~6 ms, p99 ~210 ms on loopback
-//     (docs/benchmarks.md).
+//     change that; a session whose first check round misses (a lost
+//     datagram, or an answerer that trickles late) still opens 200 ms late.
+//   - Throughput is bound by CPU in pion: every 1.2 KB SCTP packet costs a
+//     DTLS record, a syscall and ~15 allocations, so two peers on one
+//     2-core machine top out near 50-80 MB/s; BenchmarkRawDataChannel
+//     measures that ceiling beside BenchmarkTransferPion.
 //   - Only the dialing side reconnects automatically; if that device is
 //     gone, the session stays down until its transfers are sent again.
 //   - Transfer state lives in memory: a receiver that restarts cannot

@@ -41,11 +41,12 @@ type Settings struct {
 	// default of ~200 KiB overflows at data channel speeds on loopback, and
 	// every dropped datagram stalls SCTP until it retransmits.
 	UDPReadBuffer int
-	// GatherWait is how long an OFFER or ANSWER waits for ICE gathering so
-	// that it carries the candidates in its SDP (default 100ms; negative:
-	// send at once and only trickle). Gathering host candidates takes
-	// milliseconds; without it about one session in ten loses 200 ms to
-	// candidates that trickle in just after pion's first check round.
+	// GatherWait is how long an ANSWER waits for ICE gathering so that it
+	// carries the candidates in its SDP (default 100ms; negative: send at
+	// once and only trickle). Gathering host candidates takes milliseconds;
+	// without it about one session in ten loses 200 ms to candidates that
+	// trickle in just after pion's first check round. (An OFFER carries no
+	// candidates at all; see the package doc.)
 	GatherWait time.Duration
 	// MaxBufferedAmount is the data channel's send buffer above which
 	// sending pauses (default 1 MiB; browsers fail at ~16 MiB and larger
