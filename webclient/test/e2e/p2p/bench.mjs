@@ -3,8 +3,9 @@
 // `bash webclient/test/e2e/p2p-run.sh --bench`). Prints MB/s for one large
 // file (accept to last byte, and accept to SHA-256 verified, which includes
 // reading the file back from OPFS), offer-to-open p50/p99 over new
-// sessions, and a plain TCP copy of the same bytes on loopback as the
-// baseline, in the same run.
+// sessions, and two baselines in the same run: a plain TCP copy of the
+// same bytes on loopback, and a bare RTCDataChannel between two contexts of
+// the same Chromium (the environment's ceiling for any protocol of ours).
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -63,8 +64,10 @@ try {
   const lastByte = Number(await bob.getAttribute(row('big.bin'), 'data-last-byte-ms'));
   const done = Number(await bob.getAttribute(row('big.bin'), 'data-done-ms'));
 
-  // Baseline: the same bytes over a loopback TCP socket.
+  // Baselines: the same bytes over a loopback TCP socket, and over a bare
+  // data channel.
   const tcpMs = await tcpCopy(data);
+  const rawMs = await rawChannel(browser, size);
 
   const sum = createHash('sha256').update(data).digest('hex').slice(0, 16);
   console.log(`browser<->browser, ${size >> 20} MiB (sha256 ${sum}…), Chromium ${browser.version()}`);
@@ -72,6 +75,7 @@ try {
   console.log(`  transfer (accept -> SHA-256 ok)     ${(size / MB / (done / 1000)).toFixed(1)} MB/s  (${done.toFixed(0)} ms)`);
   console.log(`  offer-to-open over ${opens.length} sessions  p50 ${pct(0.5).toFixed(1)} ms  p99 ${pct(0.99).toFixed(1)} ms  max ${opens[opens.length - 1].toFixed(1)} ms`);
   console.log(`  baseline: TCP copy on loopback      ${(size / MB / (tcpMs / 1000)).toFixed(1)} MB/s  (${tcpMs.toFixed(0)} ms)`);
+  console.log(`  baseline: raw RTCDataChannel, two contexts, no protocol: ${(size / MB / (rawMs / 1000)).toFixed(1)} MB/s  (${rawMs.toFixed(0)} ms)`);
 } finally {
   await browser.close();
   await srv.stop();
@@ -103,4 +107,85 @@ function tcpCopy(data) {
       c.on('error', () => {});
     });
   });
+}
+
+/**
+ * Sends `bytes` over a bare RTCDataChannel between two pages in two new
+ * contexts of browser (SDP passed by this script, no server, no protocol);
+ * returns ms from the first send to the last byte received. This is the
+ * ceiling our transfer can reach here: on a 2-core machine Chromium's data
+ * channel is CPU-bound (network service and both renderers) at roughly
+ * 11-19 MB/s, and with more than 64 KiB queued towards the network service
+ * Chromium drops packets (packetsDiscardedOnSend), so SCTP backs off. The
+ * settings are the best of a probe: 16 KiB messages, ordered, sending paused
+ * above 64 KiB buffered and resumed at 32 KiB (64 or 256 KiB messages,
+ * buffers up to 4 MiB and unordered channels were no faster).
+ */
+async function rawChannel(browser, bytes) {
+  const pages = [];
+  for (let i = 0; i < 2; i++) pages.push(await (await browser.newContext()).newPage());
+  const [a, b] = pages;
+  try {
+    // No trickling: each description waits for its candidates (or 2 s).
+    for (const p of pages) {
+      await p.evaluate(() => {
+        window.gathered = (pc) => new Promise((resolve) => {
+          pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') resolve(); };
+          setTimeout(resolve, 2000);
+        });
+      });
+    }
+    const offer = await a.evaluate(async () => {
+      window.pc = new RTCPeerConnection();
+      window.dc = window.pc.createDataChannel('raw', { ordered: true });
+      window.opened = new Promise((resolve) => { window.dc.onopen = resolve; });
+      await window.pc.setLocalDescription();
+      await window.gathered(window.pc);
+      return window.pc.localDescription.sdp;
+    });
+    const answer = await b.evaluate(async ([sdp, total]) => {
+      window.pc = new RTCPeerConnection();
+      window.last = new Promise((resolve) => {
+        window.pc.ondatachannel = ({ channel }) => {
+          let got = 0;
+          channel.binaryType = 'arraybuffer';
+          channel.onmessage = (ev) => {
+            got += ev.data.byteLength;
+            if (got >= total) resolve(performance.timeOrigin + performance.now());
+          };
+        };
+      });
+      await window.pc.setRemoteDescription({ type: 'offer', sdp });
+      await window.pc.setLocalDescription();
+      await window.gathered(window.pc);
+      return window.pc.localDescription.sdp;
+    }, [offer, bytes]);
+    await a.evaluate(async (sdp) => {
+      await window.pc.setRemoteDescription({ type: 'answer', sdp });
+      await window.opened;
+    }, answer);
+    const [start, last] = await Promise.all([
+      a.evaluate((total) => new Promise((resolve) => {
+        const { dc } = window;
+        const msg = new Uint8Array(16 * 1024);
+        dc.bufferedAmountLowThreshold = 32 * 1024;
+        const start = performance.timeOrigin + performance.now();
+        let sent = 0;
+        const pump = () => {
+          while (sent < total && dc.bufferedAmount <= 64 * 1024) {
+            const n = Math.min(msg.length, total - sent);
+            dc.send(n === msg.length ? msg : msg.subarray(0, n));
+            sent += n;
+          }
+          if (sent >= total) resolve(start);
+        };
+        dc.onbufferedamountlow = pump;
+        pump();
+      }), bytes),
+      b.evaluate(() => window.last),
+    ]);
+    return last - start;
+  } finally {
+    for (const p of pages) await p.context().close();
+  }
 }
