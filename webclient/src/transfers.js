@@ -300,8 +300,8 @@ export class Transfers extends EventTarget {
 
 /**
  * Waits for the first burst of host candidates (gathering complete, 5 ms
- * after the first candidate, or GATHER_WAIT ms at most), so the OFFER or
- * ANSWER carries them in its SDP: the peer's ICE agent then knows them from
+ * after the first candidate, or GATHER_WAIT ms at most), so the ANSWER
+ * carries them in its SDP: the peer's ICE agent then knows them from
  * the start instead of waiting a check round for trickled ones (200 ms in
  * pion). Chromium reports "complete" only after slower kinds, hence the
  * first-burst rule; later candidates (STUN, TURN) still trickle.
@@ -323,6 +323,11 @@ function gathered(pc) {
     pc.addEventListener('icegatheringstatechange', onState);
     pc.addEventListener('icecandidate', onCandidate);
   });
+}
+
+/** An SDP without its candidate lines. */
+function withoutCandidates(sdp) {
+  return sdp.split(/(?<=\n)/).filter((l) => !l.startsWith('a=candidate:') && !l.startsWith('a=end-of-candidates')).join('');
 }
 
 class SessionError extends Error {
@@ -416,16 +421,23 @@ class Session {
     this.timer = setTimeout(() => this.end(RoapErrorType.TIMEOUT, false, true), ms);
   }
 
-  /** Caller: creates the data channel, sends OFFER, waits for the channel to open. */
+  /**
+   * Caller: creates the data channel, sends OFFER, waits for the channel to
+   * open. The OFFER goes out at once and without candidates; ours follow
+   * once the ANSWER is applied (onAnswer), as Go peers do (p2p/peer.go,
+   * sendOffer). Otherwise the answerer starts checking us before we know its
+   * candidates and we file it as peer-reflexive (a pion answerer then
+   * nominates only at its next 200 ms check round); this way we check first
+   * and the answerer learns us from our check. Not waiting for our own
+   * candidates also sends the OFFER ~7 ms sooner.
+   */
   async offer() {
     const t0 = performance.now();
     const pc = this.pc;
     this.setupChannel(pc.createDataChannel(LABEL, { ordered: true }));
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
     this.state = 'offer-sent';
-    this.send({ type: RoapType.OFFER, sdp: pc.localDescription.sdp });
-    this.flushLocal();
+    this.send({ type: RoapType.OFFER, sdp: withoutCandidates(pc.localDescription.sdp) });
     this.arm(OFFER_TIMEOUT);
     await this.opened;
     this.openMs = performance.now() - t0; // offer-to-open, for the benchmark
@@ -461,6 +473,7 @@ class Session {
       return;
     }
     await this.flushRemote();
+    this.flushLocal(); // held back since the OFFER (see offer)
     this.state = 'open';
     this.send({ type: RoapType.OK });
   }
