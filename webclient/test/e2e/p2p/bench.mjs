@@ -115,11 +115,13 @@ function tcpCopy(data) {
  * returns ms from the first send to the last byte received. This is the
  * ceiling our transfer can reach here: on a 2-core machine Chromium's data
  * channel is CPU-bound (network service and both renderers) at roughly
- * 11-19 MB/s, and with more than 64 KiB queued towards the network service
- * Chromium drops packets (packetsDiscardedOnSend), so SCTP backs off. The
- * settings are the best of a probe: 16 KiB messages, ordered, sending paused
- * above 64 KiB buffered and resumed at 32 KiB (64 or 256 KiB messages,
- * buffers up to 4 MiB and unordered channels were no faster).
+ * 10-25 MB/s depending on what else runs, and with more than 64 KiB queued
+ * towards the network service Chromium drops packets
+ * (packetsDiscardedOnSend), so SCTP backs off. The settings are the best of
+ * a probe: 16 KiB messages, ordered, sending paused above 64 KiB buffered
+ * and resumed at 32 KiB (64 or 256 KiB messages, unordered channels and
+ * several peer connections were no faster; pausing above 1 MiB was about
+ * half as fast).
  */
 async function rawChannel(browser, bytes) {
   const pages = [];
