@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,9 +120,16 @@ func BenchmarkRawDataChannel(b *testing.B) {
 			_ = a.AddICECandidate(c.ToJSON())
 		}
 	})
-	got := make(chan int, 1024)
+	// The receiver only counts; it wakes the benchmark once per iteration.
+	var got atomic.Int64
+	iterDone := make(chan struct{}, 1)
 	z.OnDataChannel(func(dc *webrtc.DataChannel) {
-		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- len(m.Data) })
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			if n := got.Add(int64(len(m.Data))); n >= benchSize {
+				got.Add(-benchSize)
+				iterDone <- struct{}{}
+			}
+		})
 	})
 	dc, err := a.CreateDataChannel("raw", nil)
 	if err != nil {
@@ -159,13 +167,10 @@ func BenchmarkRawDataChannel(b *testing.B) {
 				}
 			}
 		}()
-		for n := 0; n < benchSize; {
-			select {
-			case k := <-got:
-				n += k
-			case <-time.After(10 * time.Second):
-				b.Fatalf("stalled after %d bytes", n)
-			}
+		select {
+		case <-iterDone:
+		case <-time.After(60 * time.Second):
+			b.Fatalf("stalled after %d bytes", got.Load())
 		}
 	}
 }
