@@ -117,6 +117,8 @@ function startApp(session) {
     onShow: (conv, parts) => attachComposer(chat, conv, parts, transfers, c),
   });
   transfers = new Transfers(c);
+  // For tests, and for trying transfer resume from the console.
+  window.mqimDebug = { transfers };
   transfers.addEventListener('offer', (e) => toast(`${e.detail.item.peer} wants to send you ${e.detail.item.name}`));
   const panel = new TransferPanel(transfers);
   root.replaceChildren(h('div', { class: 'layout' }, sidebar.el, chat.el), panel.el, h('div', { class: 'toasts', id: 'toasts' }));

@@ -12,6 +12,14 @@
 // how Go peers reconnect). The first ANSWER wins; timeouts as in Go's roap
 // (30 s for an ANSWER, 10 s for OK).
 //
+// Resume. When an open session's connection drops (data channel closed,
+// or the connection failed) with files unfinished, the caller offers again
+// in the same session on a new connection, up to RECONNECT_TRIES times in a
+// row with a growing pause, and the transfer continues from the chunks
+// already received. The callee waits RESUME_GRACE for that OFFER and then
+// ends the session quietly (an ERROR could end a session another of the
+// user's devices won).
+//
 // Records. The sender posts a chat message of type "file" in the DM with the
 // receiver once the receiver has verified the file's SHA-256.
 
@@ -22,6 +30,8 @@ import { decodeRoap, encodeRoap, RoapErrorType, RoapType } from './transfer/roap
 const OFFER_TIMEOUT = 30000;
 const ANSWER_TIMEOUT = 10000;
 const GATHER_WAIT = 100;
+const RECONNECT_TRIES = 3;
+const RESUME_GRACE = 30000;
 const LABEL = 'filexfer';
 const INCOMING_DIR = 'mqim-incoming';
 const signalRe = /^im\/u\/([^/]+)\/signal\/([^/]+)$/;
@@ -72,6 +82,20 @@ export class Transfers extends EventTarget {
       if (r && Array.isArray(r.ice_servers)) this.iceServers = r.ice_servers;
     }, () => {});
     clearIncoming().catch(() => {});
+  }
+
+  /**
+   * Breaks every session's peer connection as a network failure would;
+   * the sessions resume. For tests, and for trying resume from the console.
+   */
+  dropConnections() {
+    for (const s of this.sessions.values()) s.connectionLost(s.pc, true);
+  }
+
+  /** The engine's chunk counters of a transfer (see TransferEngine.stats). */
+  stats(item) {
+    const s = this.sessionOf(item);
+    return s && item.fileID ? s.engine.stats(item.fileID) : null;
   }
 
   stop() {
@@ -356,6 +380,9 @@ class Session {
     });
     this.opened = new Promise((resolve, reject) => { this.resolveOpen = resolve; this.rejectOpen = reject; });
     this.opened.catch(() => {});
+    this.reconnects = 0; // OFFERs since the data channel last opened
+    this.lost = null; // the connection connectionLost handled last
+    this.closing = false; // the peer sent SHUTDOWN
     mgr.sessions.set(`${peer}/${id}`, this);
     this.newConnection();
   }
@@ -384,10 +411,7 @@ class Session {
       else this.localCands.push(ev.candidate);
     });
     pc.addEventListener('connectionstatechange', () => {
-      // Only the caller tells the peer: on the callee side this may be one
-      // of several devices of the user that answered, whose answer lost to
-      // another device's; its ERROR would end the session that won.
-      if (pc === this.pc && pc.connectionState === 'failed') this.end(RoapErrorType.FAILED, false, this.offerer);
+      if (pc.connectionState === 'failed') this.connectionLost(pc);
     });
     pc.addEventListener('datachannel', (ev) => {
       if (pc === this.pc && ev.channel.label === LABEL) this.setupChannel(ev.channel);
@@ -396,10 +420,52 @@ class Session {
   }
 
   setupChannel(dc) {
+    const pc = this.pc;
     const t = new DataChannelTransport(dc);
     this.transport = t;
-    dc.addEventListener('open', () => this.resolveOpen(), { once: true });
+    dc.addEventListener('open', () => {
+      this.reconnects = 0;
+      this.resolveOpen();
+    }, { once: true });
+    dc.addEventListener('close', () => this.connectionLost(pc));
     t.bind(this.engine);
+  }
+
+  /**
+   * The connection pc broke (simulate: close it first). Before the session
+   * opened, or with nothing left to move, the session ends; the caller
+   * tells the peer, the callee does not: it may be one of several devices
+   * of the user that answered, whose answer lost to another device's, and
+   * its ERROR would end the session that won. Otherwise the caller offers
+   * again (see Resume at the top) and the callee waits for that.
+   */
+  connectionLost(pc, simulate = false) {
+    if (pc !== this.pc || this.ended || this.closing || this.lost === pc) return;
+    this.lost = pc;
+    if (simulate) pc.close();
+    if (!this.items.some((it) => !['done', 'declined', 'cancelled', 'failed'].includes(it.state))) {
+      this.end('', false, this.offerer);
+      return;
+    }
+    if (this.state !== 'open') {
+      this.end(RoapErrorType.FAILED, false, this.offerer);
+      return;
+    }
+    if (!this.offerer) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.end(RoapErrorType.FAILED, false, false), RESUME_GRACE);
+      return;
+    }
+    if (this.reconnects >= RECONNECT_TRIES) {
+      this.end(RoapErrorType.FAILED, false, true);
+      return;
+    }
+    this.reconnects++;
+    setTimeout(() => {
+      if (this.ended || this.pc !== pc) return;
+      this.newConnection();
+      this.offer().catch(() => {}); // a failed OFFER ends the session, which reports it
+    }, 250 * 2 ** (this.reconnects - 1));
   }
 
   send(msg) {
@@ -503,6 +569,7 @@ class Session {
    * channel closes behind them, or after a second.
    */
   endAfterDrain() {
+    this.closing = true; // the channel's close that follows is no failure
     const dc = this.transport && this.transport.dc;
     const fin = () => this.end('', true, false);
     if (!dc || dc.readyState !== 'open') {

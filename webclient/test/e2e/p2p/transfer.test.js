@@ -142,6 +142,47 @@ test('browser to browser: 5 MiB with accept, progress, save and a file message; 
   await bob.context().close();
 });
 
+test('browser to browser: a connection dropped mid-transfer resumes and fetches only the missing chunks', { timeout: 120_000 }, async (t) => {
+  const alice = await user('alice');
+  const bob = await user('bob');
+  await openDM(alice, 'bob');
+  await openDM(bob, 'alice');
+  const data = randomBytes(32 << 20);
+  const file = path.join(dir, 'resume.bin');
+  await writeFile(file, data);
+
+  await alice.setInputFiles('#file-picker', file);
+  await bob.click(`${row('resume.bin', 'offered')} .xfer-accept`);
+  // Once a fifth has arrived, bob's connection breaks as if the network
+  // went away: alice sees the channel close and offers again.
+  await until(async () => Number(await bob.getAttribute(row('resume.bin'), 'data-pct')) >= 20, { timeout: 60_000, interval: 20, message: 'a fifth of resume.bin at bob' });
+  const pctAtDrop = Number(await bob.getAttribute(row('resume.bin'), 'data-pct'));
+  await bob.evaluate(() => window.mqimDebug.transfers.dropConnections());
+  await bob.waitForSelector(row('resume.bin', 'done'), { timeout: 90_000 });
+  await alice.waitForSelector(row('resume.bin', 'done'), { timeout: 30_000 });
+  assert.ok(pctAtDrop < 100, `dropped at ${pctAtDrop}%, too late to test resume`);
+  assert.equal(await saveAndHash(bob, 'resume.bin'), sha256(data));
+
+  // Resumed, not restarted: every chunk arrived, few twice (at most the
+  // window in flight when the connection broke), and some were asked for
+  // again on the new connection.
+  const st = await bob.evaluate(() => {
+    const t = window.mqimDebug.transfers;
+    return t.stats([...t.items.values()].find((it) => it.name === 'resume.bin'));
+  });
+  const chunks = (32 << 20) / (16 << 10);
+  t.diagnostic(`dropped at ${pctAtDrop}%; receiver chunk stats ${JSON.stringify(st)}`);
+  assert.equal(st.received, chunks, JSON.stringify(st));
+  assert.equal(st.missing, 0, JSON.stringify(st));
+  assert.ok(st.reRequests > 0, `no chunk was asked for again: ${JSON.stringify(st)}`);
+  assert.ok(st.duplicates <= 128, `too many chunks twice, a restart? ${JSON.stringify(st)}`);
+  assert.ok(st.requested < chunks * 1.2, `requested ${st.requested} of ${chunks} chunks: ${JSON.stringify(st)}`);
+  await screenshot(bob, 'transfer-resumed');
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+  await alice.context().close();
+  await bob.context().close();
+});
+
 test('Go CLI to browser: send-file, accepted and saved in the browser', { timeout: 90_000 }, async () => {
   const bob = await user('bob');
   await openDM(bob, 'carol');
