@@ -229,6 +229,8 @@ func sendFile(args []string, stdout, stderr io.Writer) int {
 	results := make(chan filexfer.Result, len(items))
 	ep, err := f.open(ctx, p2p.Config{
 		Accept: func(string) bool { return false }, // this device only sends
+		// A dropped connection is offered again and the transfer resumes.
+		AutoReconnect: true,
 		Transfer: func(*p2p.Session) filexfer.Config {
 			return filexfer.Config{OnProgress: bar.update, OnDone: func(r filexfer.Result) { bar.done(r); results <- r }}
 		},
