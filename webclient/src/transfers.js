@@ -36,6 +36,9 @@ const LABEL = 'filexfer';
 const INCOMING_DIR = 'mqim-incoming';
 const signalRe = /^im\/u\/([^/]+)\/signal\/([^/]+)$/;
 
+/** Whether a transfer item has reached a final state. */
+export const itemEnded = (it) => ['done', 'declined', 'cancelled', 'failed'].includes(it.state);
+
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 const randomID = () => hex(crypto.getRandomValues(new Uint8Array(16)));
 
@@ -221,7 +224,7 @@ export class Transfers extends EventTarget {
   sessionOf(item) { return item.session; }
 
   fail(item, why) {
-    if (['done', 'declined', 'cancelled', 'failed'].includes(item.state)) return;
+    if (itemEnded(item)) return;
     item.state = 'failed';
     item.error = why;
     this.changed(item);
@@ -443,7 +446,7 @@ class Session {
     if (pc !== this.pc || this.ended || this.closing || this.lost === pc) return;
     this.lost = pc;
     if (simulate) pc.close();
-    if (!this.items.some((it) => !['done', 'declined', 'cancelled', 'failed'].includes(it.state))) {
+    if (this.items.every(itemEnded)) {
       this.end('', false, this.offerer);
       return;
     }
@@ -559,8 +562,7 @@ class Session {
   /** Shuts the session down (SHUTDOWN) once every file in it has ended. */
   maybeFinish() {
     if (!this.offerer || this.ended) return;
-    const open = (it) => !['done', 'declined', 'cancelled', 'failed'].includes(it.state);
-    if (this.items.length && !this.items.some(open)) this.end('', false, true);
+    if (this.items.length && this.items.every(itemEnded)) this.end('', false, true);
   }
 
   /**

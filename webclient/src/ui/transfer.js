@@ -3,6 +3,7 @@
 // the bubble of a "file" chat message. The model is ../transfers.js.
 
 import { splitConv } from '../topics.js';
+import { itemEnded } from '../transfers.js';
 import { h } from './dom.js';
 
 const svgNS = 'http://www.w3.org/2000/svg';
@@ -45,7 +46,6 @@ function formatLeft(secs) {
   return `${Math.floor(m / 60)}h ${m % 60}m left`;
 }
 
-const ended = new Set(['done', 'declined', 'cancelled', 'failed']);
 
 /** The floating list of transfers, newest last. */
 export class TransferPanel {
@@ -64,7 +64,7 @@ export class TransferPanel {
   }
 
   clear() {
-    for (const it of [...this.t.items.values()]) if (ended.has(it.state)) this.t.dismiss(it);
+    for (const it of [...this.t.items.values()]) if (itemEnded(it)) this.t.dismiss(it);
   }
 
   schedule(item) {
@@ -77,7 +77,7 @@ export class TransferPanel {
       this.dirty = null;
       for (const k of keys) this.renderItem(k);
       this.el.hidden = this.t.items.size === 0;
-      const active = [...this.t.items.values()].filter((it) => !ended.has(it.state)).length;
+      const active = [...this.t.items.values()].filter((it) => !itemEnded(it)).length;
       this.count.textContent = active ? `${active} active` : '';
     });
   }
@@ -107,7 +107,7 @@ export class TransferPanel {
     const btn = (cls, text, fn, kind = 'subtle') => h('button', { class: `btn small ${kind} ${cls}`, type: 'button', text, onclick: fn });
     if (it.state === 'offered') {
       actions.push(btn('xfer-accept', 'Accept', () => this.t.accept(it), 'primary'), btn('xfer-decline', 'Decline', () => this.t.decline(it)));
-    } else if (!ended.has(it.state)) {
+    } else if (!itemEnded(it)) {
       actions.push(btn('xfer-cancel', 'Cancel', () => this.t.cancel(it)));
     } else {
       if (it.state === 'done' && !sending) actions.push(btn('xfer-save', 'Save', () => this.t.save(it), 'primary'));
@@ -118,7 +118,7 @@ export class TransferPanel {
       h('div', { class: 'xfer-main' },
         h('div', { class: 'xfer-title' }, h('span', { class: 'xfer-name', text: it.name, title: it.name }), h('span', { class: 'xfer-size', text: formatBytes(it.size) })),
         h('div', { class: 'xfer-sub', text: statusLine(it, pct) }),
-        ended.has(it.state) && it.state !== 'done' ? null : bar),
+        itemEnded(it) && it.state !== 'done' ? null : bar),
       h('div', { class: 'xfer-actions' }, actions));
   }
 }
