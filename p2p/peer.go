@@ -733,8 +733,10 @@ func (s *Session) addRemoteCandidate(c roap.Candidate) {
 	}
 }
 
-// onLocalCandidate trickles a gathered candidate, holding it back until our
-// OFFER or ANSWER is out (pion starts gathering before we send it).
+// onLocalCandidate trickles a gathered candidate, holding it back until
+// flushLocalCandidates: as the answerer, until our ANSWER is out (pion starts
+// gathering before we send it); as the offerer, until the peer's ANSWER is
+// applied (see sendOffer).
 func (s *Session) onLocalCandidate(pc *webrtc.PeerConnection, c *webrtc.ICECandidate) {
 	rc := roap.Candidate{} // nil: gathering finished, send end-of-candidates
 	if c != nil {
