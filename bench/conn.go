@@ -2,9 +2,7 @@ package bench
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +11,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+
+	"github.com/mqim/mqim/internal/wsconn"
 )
 
 // bufConn gives paho a buffered reader: paho reads packet headers a byte at
@@ -23,46 +23,6 @@ type bufConn struct {
 }
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// wsStream carries MQTT over binary WebSocket messages as a byte stream.
-type wsStream struct {
-	net.Conn
-	c *websocket.Conn
-	r io.Reader
-}
-
-func (w *wsStream) Read(p []byte) (int, error) {
-	for {
-		if w.r == nil {
-			t, r, err := w.c.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if t != websocket.BinaryMessage {
-				return 0, errors.New("bench: text WebSocket message")
-			}
-			w.r = r
-		}
-		n, err := w.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			w.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (w *wsStream) Write(p []byte) (int, error) {
-	if err := w.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (w *wsStream) Close() error { return w.c.Close() }
 
 // srcAddrs spreads client source addresses over 127.0.0.2-127.0.0.9 so that
 // tens of thousands of connections to one port do not run out of ephemeral
@@ -92,7 +52,7 @@ func dialWS(addr, path string, bufSize int) (net.Conn, error) {
 		}
 		return nil, err
 	}
-	return &wsStream{Conn: c.NetConn(), c: c}, nil
+	return wsconn.New(c), nil
 }
 
 // clientOpts are the settings one simulated device connects with.

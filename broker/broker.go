@@ -17,7 +17,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqim/mqim/envelope"
@@ -47,6 +46,7 @@ type Broker struct {
 	deps    *hooks.Deps
 	closeMu sync.Once
 	pending attachTracker // accepted connections not yet attached
+	hooks   []mqtt.Hook   // in the order added, for cleanup after a recovered panic
 }
 
 // MaxPacketSize caps any MQTT packet; IM payloads have their own, smaller
@@ -76,13 +76,13 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	d.Broker = srv
 	b := &Broker{Server: srv, deps: d, IM: hooks.NewIM(d)}
 
-	if err := srv.AddHook(hooks.NewAuth(d), nil); err != nil {
+	if err := b.addHook(hooks.NewAuth(d), nil); err != nil {
 		return nil, err
 	}
-	if err := srv.AddHook(b.IM, nil); err != nil {
+	if err := b.addHook(b.IM, nil); err != nil {
 		return nil, err
 	}
-	if err := srv.AddHook(newSessionStore(srv), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
+	if err := b.addHook(newSessionStore(srv), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 
@@ -95,16 +95,71 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if o.ConnLimits.MaxConns > 0 || o.ConnLimits.Rate > 0 {
 		tcp = ratelimit.NewListener(l, o.ConnLimits)
 	}
-	if err := srv.AddListener(listeners.NewNet("tcp", drainListener{tcp, &b.pending})); err != nil {
+	if err := srv.AddListener(newRecoveringListener("tcp", drainListener{tcp, &b.pending, b.guard}, b.recovered, b.closeListenerClients)); err != nil {
 		l.Close()
 		return nil, err
 	}
 	b.WS = NewChanListener(l.Addr())
-	if err := srv.AddListener(listeners.NewNet("ws", drainListener{b.WS, &b.pending})); err != nil {
+	if err := srv.AddListener(newRecoveringListener("ws", drainListener{b.WS, &b.pending, b.guard}, b.recovered, b.closeListenerClients)); err != nil {
 		l.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+func (b *Broker) addHook(h mqtt.Hook, config any) error {
+	if err := b.Server.AddHook(h, config); err != nil {
+		return err
+	}
+	b.hooks = append(b.hooks, h)
+	return nil
+}
+
+// guard puts a packetGuard in front of mochi's reader of c.
+func (b *Broker) guard(c net.Conn) net.Conn {
+	return newPacketGuard(c, MaxPacketSize, func(reason string, err error) {
+		b.deps.Metrics.PacketsRefused.WithLabelValues(reason).Inc()
+		b.deps.Log.Warn("mqtt: connection refused a packet", "remote", c.RemoteAddr().String(), "error", err.Error())
+	})
+}
+
+// closeListenerClients tells every client of one listener that the server
+// is shutting down (MQTT 5: DISCONNECT 0x8B) and closes it.
+func (b *Broker) closeListenerClients(listener string) {
+	for _, cl := range b.Server.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.Server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}
+
+// recovered finishes what mochi's attachClient would have done after its
+// read loop, for a connection whose goroutine panicked: mochi's deferred
+// cleanup has closed the socket, but no OnDisconnect hook ran (presence,
+// the session store) and a clean session was not removed.
+func (b *Broker) recovered(conn net.Conn, v any, stack []byte) {
+	b.deps.Metrics.ConnPanics.Inc()
+	b.deps.Log.Error("mqtt: recovered a panic; dropped that connection only",
+		"remote", conn.RemoteAddr().String(), "panic", fmt.Sprint(v), "stack", string(stack))
+	err := fmt.Errorf("broker: connection panicked: %v", v)
+	for _, cl := range b.Server.Clients.GetAll() {
+		if cl.Net.Conn != conn {
+			continue
+		}
+		cl.Stop(err)
+		expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
+			(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+		for _, h := range b.hooks {
+			if h.Provides(mqtt.OnDisconnect) {
+				h.OnDisconnect(cl, err, expire)
+			}
+		}
+		if expire && !cl.IsTakenOver() {
+			cl.ClearInflights()
+			b.Server.UnsubscribeClient(cl)
+			b.Server.Clients.Delete(cl.ID)
+		}
+	}
 }
 
 // Start restores stored sessions and retained messages and starts serving.

@@ -50,12 +50,19 @@ func (t *attachTracker) closeAndWait(d time.Duration) {
 	t.mu.Unlock()
 }
 
-// drainListener wraps every accepted connection: attach tracking, and the
-// bounded, non-blocking writes of boundedConn.
+// drainListener wraps every accepted connection: attach tracking, the
+// bounded, non-blocking writes of boundedConn, the CONNECT deadline and the
+// packet guard.
 type drainListener struct {
 	net.Listener
-	t *attachTracker
+	t     *attachTracker
+	guard func(net.Conn) net.Conn
 }
+
+// ConnectTimeout is how long an accepted connection may take to send its
+// CONNECT. mochi sets a read deadline only once CONNECT is processed (from
+// its keepalive), so without this a socket that never speaks is held forever.
+const ConnectTimeout = 10 * time.Second
 
 func (l drainListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -66,7 +73,8 @@ func (l drainListener) Accept() (net.Conn, error) {
 		c.Close()
 		return nil, net.ErrClosed
 	}
-	return &attachConn{Conn: &boundedConn{Conn: c}, done: l.t.attached}, nil
+	_ = c.SetReadDeadline(time.Now().Add(ConnectTimeout))
+	return &attachConn{Conn: l.guard(&boundedConn{Conn: c}), done: l.t.attached}, nil
 }
 
 type attachConn struct {

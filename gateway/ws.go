@@ -1,13 +1,12 @@
 package gateway
 
 import (
-	"errors"
-	"io"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mqim/mqim/internal/wsconn"
 )
 
 // maxWSMessage caps one WebSocket message; MQTT packets are capped separately
@@ -45,49 +44,7 @@ func (g *Gateway) serveMQTT(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(maxWSMessage)
-	if err := g.o.WS.Push(&wsConn{Conn: c.NetConn(), c: c}); err != nil {
+	if err := g.o.WS.Push(wsconn.New(c)); err != nil {
 		c.Close()
 	}
 }
-
-// wsConn adapts a WebSocket to the byte stream mochi reads MQTT from.
-type wsConn struct {
-	net.Conn // the underlying connection, for addresses and deadlines
-	c        *websocket.Conn
-	r        io.Reader
-}
-
-var errTextFrame = errors.New("gateway: MQTT over WebSocket needs binary messages")
-
-func (ws *wsConn) Read(p []byte) (int, error) {
-	for {
-		if ws.r == nil {
-			op, r, err := ws.c.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if op != websocket.BinaryMessage {
-				return 0, errTextFrame
-			}
-			ws.r = r
-		}
-		n, err := ws.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			ws.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (ws *wsConn) Write(p []byte) (int, error) {
-	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (ws *wsConn) Close() error { return ws.c.Close() }

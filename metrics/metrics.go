@@ -17,6 +17,11 @@ type Metrics struct {
 	Refusals     *prometheus.CounterVec // code
 	StoreLatency prometheus.Histogram
 	HTTPRequests *prometheus.CounterVec // route, status
+	// PacketsRefused counts connections ended by the broker's packet guard.
+	PacketsRefused *prometheus.CounterVec // reason
+	// ConnPanics counts connections whose goroutine panicked and was
+	// recovered (a bug: each one is logged with its stack).
+	ConnPanics prometheus.Counter
 }
 
 // New creates and registers every collector.
@@ -32,8 +37,13 @@ func New() *Metrics {
 		StoreLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mqim_store_append_seconds", Help: "History append latency (includes group commit wait).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqim_http_requests_total", Help: "HTTP API requests by route and status."}, []string{"route", "status"}),
+		PacketsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqim_packets_refused_total",
+			Help: "MQTT connections ended because a packet was malformed or too large, by reason."}, []string{"reason"}),
+		ConnPanics: prometheus.NewCounter(prometheus.CounterOpts{Name: "mqim_connection_panics_total",
+			Help: "MQTT connections dropped after a recovered panic on their goroutine."}),
 	}
 	r.MustRegister(m.Connections, m.Connects, m.MessagesIn, m.Deliveries, m.Refusals, m.StoreLatency, m.HTTPRequests,
+		m.PacketsRefused, m.ConnPanics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -42,6 +42,7 @@ type Platform struct {
 	History  *history.Badger
 	Broker   *broker.Broker
 	Policy   *acl.Policy
+	Metrics  *metrics.Metrics
 	Gateway  *gateway.Gateway
 	HTTPAddr net.Addr
 	MQTTAddr net.Addr
@@ -116,6 +117,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	}
 	p.Policy.SetRules(rules)
 	m := metrics.New()
+	p.Metrics = m
 	pres := presence.New()
 	d := &hooks.Deps{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,

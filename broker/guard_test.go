@@ -1,0 +1,92 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+var connect5 = []byte{0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x1e, 0x00, 0x00, 0x00}
+var connect4 = []byte{0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x1e, 0x00, 0x00}
+
+// TestGuard feeds byte streams through a packetGuard and checks what mochi
+// would read and what the client is told.
+func TestGuard(t *testing.T) {
+	publish := []byte{0x30, 0x05, 0x00, 0x01, 'a', 'h', 'i'}
+	publish5 := []byte{0x30, 0x06, 0x00, 0x01, 'a', 0x00, 'h', 'i'} // with an empty property list
+	cases := []struct {
+		name     string
+		in       []byte
+		passed   []byte // what mochi reads
+		wantErr  error  // the read error after passed
+		toClient []byte // what the guard writes back
+	}{
+		{"v5 connect then publish", cat(connect5, publish5), cat(connect5, publish5), io.EOF, nil},
+		{"v3 connect then publish", cat(connect4, publish), cat(connect4, publish), io.EOF, nil},
+		{"v5 subscribe without options byte", cat(connect5, []byte{0x82, 0x06, 0x00, 0x01, 0x00, 0x00, 0x01, 'a'}), connect5, ErrMalformed,
+			[]byte{0xe0}},
+		{"v3 subscribe without qos", cat(connect4, []byte{0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 'a'}), connect4, ErrMalformed, nil},
+		{"first packet not connect", publish, nil, ErrMalformed, nil},
+		{"too large", cat(connect5, []byte{0x30, 0xff, 0xff, 0x7f}), connect5, packets.ErrPacketTooLarge, []byte{0xe0}},
+		{"length over four bytes", cat(connect4, []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}), connect4, ErrMalformed, nil},
+		{"truncated stream", cat(connect5, publish5[:4]), connect5, io.ErrUnexpectedEOF, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wire := &fakeConn{in: bytes.NewReader(c.in)}
+			g := newPacketGuard(wire, 1024, nil)
+			var got []byte
+			p := make([]byte, 3) // small reads: packets span Read calls
+			var err error
+			for {
+				var n int
+				n, err = g.Read(p)
+				got = append(got, p[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			if !bytes.Equal(got, c.passed) {
+				t.Errorf("mochi read % x, want % x", got, c.passed)
+			}
+			if !errors.Is(err, c.wantErr) {
+				t.Errorf("read error %v, want %v", err, c.wantErr)
+			}
+			if !bytes.HasPrefix(wire.out.Bytes(), c.toClient) || (c.toClient == nil) != (wire.out.Len() == 0) {
+				t.Errorf("client got % x, want prefix % x", wire.out.Bytes(), c.toClient)
+			}
+		})
+	}
+}
+
+func cat(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+
+type fakeConn struct {
+	in  *bytes.Reader
+	out bytes.Buffer
+}
+
+func (f *fakeConn) Read(p []byte) (int, error)       { return f.in.Read(p) }
+func (f *fakeConn) Write(p []byte) (int, error)      { return f.out.Write(p) }
+func (f *fakeConn) Close() error                     { return nil }
+func (f *fakeConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (f *fakeConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (f *fakeConn) SetDeadline(time.Time) error      { return nil }
+func (f *fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (f *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+// FuzzDecodePacket: the guard's trial decode never panics, whatever bytes
+// and protocol version it is given.
+func FuzzDecodePacket(f *testing.F) {
+	f.Add(byte(5), byte(0x82), []byte{0x00, 0x01, 0x00, 0x00, 0x01, 'a'})
+	f.Add(byte(4), byte(0x30), []byte{0x00, 0x01, 'a', 'h', 'i'})
+	f.Add(byte(0), byte(0x10), connect5[2:])
+	f.Fuzz(func(t *testing.T, v, first byte, body []byte) {
+		_, _ = decodePacket(v%6, first, len(body), body)
+	})
+}

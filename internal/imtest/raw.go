@@ -1,0 +1,129 @@
+package imtest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/internal/wsconn"
+)
+
+// Raw is an MQTT connection (3.1.1 or 5, TCP or WebSocket) that sends raw
+// bytes after its CONNECT: for tests of what the broker does with packets
+// no well-behaved client would send.
+type Raw struct {
+	Conn    net.Conn
+	r       *bufio.Reader
+	version byte
+}
+
+// DialRaw connects to url (tcp://host:port or ws://host:port/mqtt) with MQTT
+// protocol version 4 (3.1.1) or 5 and sends CONNECT with a clean session; it
+// returns the CONNACK's return or reason code.
+func DialRaw(url string, version byte, clientID, user, password string) (*Raw, byte, error) {
+	var c net.Conn
+	var err error
+	if strings.HasPrefix(url, "ws://") {
+		d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
+		var ws *websocket.Conn
+		if ws, _, err = d.Dial(url, nil); err == nil {
+			c = wsconn.New(ws)
+		}
+	} else {
+		c, err = net.DialTimeout("tcp", strings.TrimPrefix(url, "tcp://"), 5*time.Second)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	r := &Raw{Conn: c, r: bufio.NewReader(c), version: version}
+	name := "MQTT"
+	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Connect},
+		Connect: packets.ConnectParams{ProtocolName: []byte(name), ClientIdentifier: clientID, Keepalive: 30, Clean: true,
+			Username: []byte(user), UsernameFlag: true, Password: []byte(password), PasswordFlag: true}}
+	var b bytes.Buffer
+	if err := pk.ConnectEncode(&b); err != nil {
+		c.Close()
+		return nil, 0, err
+	}
+	if err := r.Write(b.Bytes()); err != nil {
+		c.Close()
+		return nil, 0, err
+	}
+	ack, err := r.Read(5 * time.Second)
+	if err != nil {
+		c.Close()
+		return nil, 0, fmt.Errorf("read connack: %w", err)
+	}
+	if ack.FixedHeader.Type != packets.Connack {
+		c.Close()
+		return nil, 0, fmt.Errorf("expected CONNACK, got type %d", ack.FixedHeader.Type)
+	}
+	return r, ack.ReasonCode, nil
+}
+
+// Write sends raw bytes.
+func (r *Raw) Write(b []byte) error {
+	r.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := r.Conn.Write(b)
+	return err
+}
+
+// Read reads and decodes the next packet, waiting at most d.
+func (r *Raw) Read(d time.Duration) (packets.Packet, error) {
+	r.Conn.SetReadDeadline(time.Now().Add(d))
+	pk := packets.Packet{ProtocolVersion: r.version}
+	hb, err := r.r.ReadByte()
+	if err != nil {
+		return pk, err
+	}
+	if err := pk.FixedHeader.Decode(hb); err != nil {
+		return pk, err
+	}
+	if pk.FixedHeader.Remaining, _, err = packets.DecodeLength(r.r); err != nil {
+		return pk, err
+	}
+	body := make([]byte, pk.FixedHeader.Remaining)
+	if _, err := io.ReadFull(r.r, body); err != nil {
+		return pk, err
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	}
+	return pk, err
+}
+
+// Ping sends PINGREQ and waits up to d for PINGRESP, skipping other packets.
+func (r *Raw) Ping(d time.Duration) error {
+	if err := r.Write([]byte{0xc0, 0x00}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(d)
+	for {
+		pk, err := r.Read(time.Until(deadline))
+		if err != nil {
+			return err
+		}
+		if pk.FixedHeader.Type == packets.Pingresp {
+			return nil
+		}
+	}
+}
+
+// Close closes the connection.
+func (r *Raw) Close() error { return r.Conn.Close() }
