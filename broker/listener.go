@@ -27,9 +27,9 @@ type recoveringListener struct {
 	l            net.Listener
 	onPanic      func(conn net.Conn, v any, stack []byte)
 	closeClients func(listener string)
-	log     *slog.Logger
-	mu      sync.Mutex
-	end     atomic.Bool
+	log          *slog.Logger
+	mu           sync.Mutex
+	end          atomic.Bool
 }
 
 var _ listeners.Listener = (*recoveringListener)(nil)
