@@ -140,7 +140,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers,
 		KeyRevoked: func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		Transport: gateway.TransportOptions{IM: p.Broker.IM, Broker: p.Broker.Server, Registry: p.Registry,
-			NodeID: nodeID(cfg), Limits: connLimits(cfg)},
+			NodeID: nodeID(cfg), Limits: connLimits(cfg), PollIdle: cfg.Limits.PollIdle,
+			StreamsPerUser: cfg.Limits.StreamsPerUser, TicketsPerUser: cfg.Limits.TicketsPerUser},
 	})
 	if p.HTTPAddr, err = p.Gateway.Listen(cfg.HTTP); err != nil {
 		return nil, fmt.Errorf("platform: listen http %s: %w", cfg.HTTP, err)
