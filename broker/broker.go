@@ -82,6 +82,9 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := srv.AddHook(b.IM, nil); err != nil {
 		return nil, err
 	}
+	if err := srv.AddHook(hooks.NewNamespaces(d, b.IM, srv), nil); err != nil { // after IM: sees only non-im/ publishes
+		return nil, err
+	}
 	if err := srv.AddHook(newSessionStore(srv), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
 )
@@ -123,6 +124,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Keys:    hooks.NewKeyBindings(),
 		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
+		Retained:    quota.NewRetained(cfg.Limits.RetainedPerUser, cfg.Limits.RetainedBytesPerUser),
 	}
 	p.Broker, err = broker.New(broker.Options{
 		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, SessionExpiry: cfg.SessionExpiry,

@@ -1,10 +1,17 @@
 package platform_test
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/acl"
+	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/internal/imtest"
 )
 
@@ -114,5 +121,191 @@ func TestPollIdle(t *testing.T) {
 	}
 	if _, code, _ := openOrRefused(t, s, bob); code != 200 {
 		t.Fatalf("stream after the idle session closed: %d", code)
+	}
+}
+
+// retainedTopics lists the retained topics under prefix in s's broker,
+// outside im/ and $SYS.
+func retainedTopics(s *imtest.Server, prefix string) map[string]string {
+	out := map[string]string{}
+	for t, pk := range s.Broker.Server.Topics.Retained.GetAll() {
+		if strings.HasPrefix(t, prefix) && !strings.HasPrefix(t, "im/") && !strings.HasPrefix(t, "$") {
+			out[t] = string(pk.Payload)
+		}
+	}
+	return out
+}
+
+// TestRetainedQuota: retained messages in operator namespaces are capped per
+// user by count and by bytes (topic + payload): over it an MQTT 5 publisher
+// gets PUBACK 0x97 and the notice quota_exceeded on im/u/{me}/error, an MQTT
+// 3.1.1 publisher a plain PUBACK, and nothing is retained. A retained delete
+// is always accepted and frees quota, and the quota survives a restart.
+func TestRetainedQuota(t *testing.T) {
+	dir := t.TempDir()
+	limits := func(c *imtestConfig) {
+		c.Rules = []acl.Rule{{User: "*", Access: "readwrite", Topics: []string{"devices/%u/#", "shared/#"}}}
+		c.Limits.RetainedPerUser = 2
+		c.Limits.RetainedBytesPerUser = 100
+	}
+	s := imtest.Start(t, dir, limits)
+	s.User("alice")
+	s.User("bob")
+	notices := s.MustConnect("alice", imtest.ClientOpts{Device: "watch", Clean: true})
+	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %v %#x", err, code)
+	}
+	defer raw.Close()
+	steps := []struct {
+		topic, payload string
+		want           byte
+	}{
+		{"devices/alice/a", "1", 0},
+		{"devices/alice/a", "2", 0}, // replacing one's own message costs nothing more
+		{"shared/x", "3", 0},
+		{"devices/alice/c", "4", 0x97},                     // a third message
+		{"devices/alice/a", strings.Repeat("x", 90), 0x97}, // 15+90 bytes
+		{"devices/alice/a", "", 0},                         // a delete frees
+		{"devices/alice/c", "5", 0},
+		{"devices/alice/d", "", 0}, // deleting nothing is fine too
+	}
+	for i, st := range steps {
+		rc, err := raw.PublishRetained(st.topic, []byte(st.payload))
+		if err != nil || rc != st.want {
+			t.Fatalf("step %d: retain %s %q: reason %#x, err %v; want %#x", i, st.topic, st.payload, rc, err, st.want)
+		}
+	}
+	want := map[string]string{"devices/alice/c": "5", "shared/x": "3"}
+	if got := retainedTopics(s, ""); !maps.Equal(got, want) {
+		t.Fatalf("retained %v, want %v", got, want)
+	}
+	ms := notices.WaitFor("im/u/alice/error", 2)
+	var n envelope.Notice
+	if err := json.Unmarshal(ms[0].Payload, &n); err != nil || n.Code != "quota_exceeded" || n.Topic != "devices/alice/c" {
+		t.Fatalf("notice %s (%v)", ms[0].Payload, err)
+	}
+	// MQTT 3.1.1: acknowledged, not retained.
+	v3 := s.MustConnect("alice", imtest.ClientOpts{Device: "v3", Clean: true, NoSub: true})
+	if tok := v3.Client.Publish("devices/alice/e", 1, true, "6"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("3.1.1 publish: %v", tok.Error())
+	}
+	notices.WaitFor("im/u/alice/error", 3)
+	if _, ok := retainedTopics(s, "devices/alice/e")["devices/alice/e"]; ok {
+		t.Fatal("a 3.1.1 publish over the quota was retained")
+	}
+	// bob overwrites alice's shared/x: it counts as his, and frees hers.
+	rb, _, err := imtest.DialRaw5(s.MQTT, "bob:v5", "bob", imtest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := rb.PublishRetained("shared/x", []byte("b")); err != nil || rc != 0 {
+		t.Fatalf("bob: %#x %v", rc, err)
+	}
+	rb.Close()
+	if rc, err := raw.PublishRetained("devices/alice/f", []byte("7")); err != nil || rc != 0 {
+		t.Fatalf("after bob took shared/x over: %#x %v", rc, err)
+	}
+	raw.Close()
+	notices.Disconnect(0)
+	v3.Disconnect(0)
+	s.Close()
+
+	// After a restart alice still holds two: a third is refused.
+	s = imtest.Start(t, dir, limits)
+	raw, _, err = imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if rc, err := raw.PublishRetained("devices/alice/g", []byte("8")); err != nil || rc != 0x97 {
+		t.Fatalf("after restart, a third retained message: %#x %v, want 0x97", rc, err)
+	}
+	if rc, err := raw.PublishRetained("devices/alice/c", nil); err != nil || rc != 0 {
+		t.Fatalf("after restart, delete: %#x %v", rc, err)
+	}
+	if rc, err := raw.PublishRetained("devices/alice/g", []byte("8")); err != nil || rc != 0 {
+		t.Fatalf("after restart and a delete: %#x %v", rc, err)
+	}
+}
+
+// TestOperatorPublishRate: publishes in operator namespaces take from the
+// same per-user bucket as im/ publishes: past it, 0x97 and rate_limited.
+func TestOperatorPublishRate(t *testing.T) {
+	s := imtest.Start(t, "", func(c *imtestConfig) {
+		c.Rules = []acl.Rule{{User: "*", Access: "readwrite", Topics: []string{"devices/%u/#"}}}
+		c.Limits.PublishRate, c.Limits.PublishBurst = 0.001, 3 // no refill during the test
+	})
+	s.User("alice")
+	s.User("bob")
+	raw, _, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	steps := []struct {
+		topic string
+		want  byte
+	}{
+		{"devices/alice/t", 0},
+		{"im/u/bob/dm/alice", 0}, // im/ and operator publishes share the bucket
+		{"devices/alice/t", 0},
+		{"devices/alice/t", 0x97},
+		{"im/u/bob/dm/alice", 0x97},
+	}
+	for i, st := range steps {
+		rc, err := raw.Publish(st.topic, []byte(`{"body":"x"}`))
+		if err != nil || rc != st.want {
+			t.Fatalf("step %d: %s: reason %#x, err %v; want %#x", i, st.topic, rc, err, st.want)
+		}
+	}
+	// bob's bucket is his own.
+	rb, _, err := imtest.DialRaw5(s.MQTT, "bob:v5", "bob", imtest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	if rc, err := rb.Publish("devices/bob/t", []byte("x")); err != nil || rc != 0 {
+		t.Fatalf("bob: %#x %v", rc, err)
+	}
+}
+
+// TestRetainedWillQuota: a retained will over the user's retained quota is
+// still published when its client drops, but not retained (mochi sends
+// wills without OnPublish, so the quota is checked as the will goes out).
+func TestRetainedWillQuota(t *testing.T) {
+	s := imtest.Start(t, "", func(c *imtestConfig) {
+		c.Rules = []acl.Rule{{User: "*", Access: "readwrite", Topics: []string{"devices/%u/#"}}}
+		c.Limits.RetainedPerUser = 1
+	})
+	s.User("alice")
+	dial := func(device, will string) *imtest.Raw5 {
+		cp := packets.ConnectParams{ClientIdentifier: "alice:" + device,
+			Username: []byte("alice"), UsernameFlag: true, Password: []byte(imtest.Password), PasswordFlag: true}
+		if will != "" {
+			cp.WillFlag, cp.WillRetain, cp.WillTopic, cp.WillPayload = true, true, will, []byte("gone")
+		}
+		r, code, err := imtest.DialRaw5Connect(s.MQTT, cp)
+		if err != nil || code != 0 {
+			t.Fatalf("connect %s: %#x %v", device, code, err)
+		}
+		return r
+	}
+	// Within the quota, a dropped client's will is retained.
+	w1 := dial("w1", "devices/alice/w1")
+	w1.Close()
+	imtest.Eventually(t, "the first will retained", 5*time.Second, func() bool {
+		return retainedTopics(s, "devices/alice/w1")["devices/alice/w1"] == "gone"
+	})
+	// The quota is full: the second will reaches subscribers, unretained.
+	watch := s.MustConnect("alice", imtest.ClientOpts{Device: "watch", Clean: true})
+	if tok := watch.Subscribe("devices/alice/w2", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	w2 := dial("w2", "devices/alice/w2")
+	w2.Close()
+	watch.WaitFor("devices/alice/w2", 1)
+	if _, ok := retainedTopics(s, "devices/alice/w2")["devices/alice/w2"]; ok {
+		t.Fatal("a will over the retained quota was retained")
 	}
 }
