@@ -483,12 +483,13 @@ func (g *Gateway) closePolls(expired func(*pollSession) bool) {
 
 // httpStatus maps the protocol's error codes to HTTP.
 var httpStatus = map[imerr.Code]int{
-	imerr.Forbidden:   http.StatusForbidden,
-	imerr.Invalid:     http.StatusBadRequest,
-	imerr.TooLarge:    http.StatusRequestEntityTooLarge,
-	imerr.RateLimited: http.StatusTooManyRequests,
-	imerr.NotFound:    http.StatusNotFound,
-	imerr.Internal:    http.StatusInternalServerError,
+	imerr.Forbidden:     http.StatusForbidden,
+	imerr.Invalid:       http.StatusBadRequest,
+	imerr.TooLarge:      http.StatusRequestEntityTooLarge,
+	imerr.RateLimited:   http.StatusTooManyRequests,
+	imerr.QuotaExceeded: http.StatusTooManyRequests,
+	imerr.NotFound:      http.StatusNotFound,
+	imerr.Internal:      http.StatusInternalServerError,
 }
 
 // publish serves POST /api/v1/publish: one publish through the same path as

@@ -76,7 +76,7 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	grp, err := groups.Open(db)
+	grp, err := groups.Open(db, groups.Limits{Owned: cfg.Limits.GroupsOwnedPerUser, Memberships: cfg.Limits.GroupsPerUser})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -309,3 +309,89 @@ func TestRetainedWillQuota(t *testing.T) {
 		t.Fatal("a will over the retained quota was retained")
 	}
 }
+
+// TestGroupQuotas: a user owns at most limits.groups_owned_per_user groups
+// and is a member of at most limits.groups_per_user, however it was added
+// (so a spammer cannot pull a victim into thousands of groups); past either,
+// 429 quota_exceeded. A user added to a group can leave it, which frees the
+// place and refuses the group: no member can add them back, though they may
+// rejoin themselves. The counts survive a restart.
+func TestGroupQuotas(t *testing.T) {
+	dir := t.TempDir()
+	limits := func(c *imtestConfig) { c.Limits.GroupsOwnedPerUser, c.Limits.GroupsPerUser = 2, 3 }
+	s := imtest.Start(t, dir, limits)
+	spam := s.User("spam")
+	victim := s.User("victim")
+	other := s.User("other")
+	var e apiError
+	create := func(tok, id string, members ...string) int {
+		t.Helper()
+		e = apiError{}
+		code, err := s.API("POST", "/api/v1/groups", tok, map[string]any{"id": id, "members": members}, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	add := func(tok, gid, user string) int {
+		t.Helper()
+		e = apiError{}
+		code, err := s.API("POST", "/api/v1/groups/"+gid+"/members", tok, map[string]string{"user": user}, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	if c := create(spam, "s1", "victim"); c != 201 {
+		t.Fatalf("s1: %d", c)
+	}
+	if c := create(spam, "s2"); c != 201 {
+		t.Fatalf("s2: %d", c)
+	}
+	if c := create(spam, "s3"); c != 429 || e.Error.Code != "quota_exceeded" {
+		t.Fatalf("third owned group: %d %+v, want 429 quota_exceeded", c, e)
+	}
+	if c := add(spam, "s2", "victim"); c != 200 {
+		t.Fatalf("add victim to s2: %d", c)
+	}
+	if c := create(other, "o1", "victim"); c != 201 {
+		t.Fatalf("o1: %d", c)
+	}
+	// victim is in three groups: nobody can add it to a fourth.
+	if c := create(other, "o2", "victim"); c != 429 || e.Error.Code != "quota_exceeded" {
+		t.Fatalf("create with a member at its cap: %d %+v", c, e)
+	}
+	if c := create(other, "o2"); c != 201 {
+		t.Fatalf("o2: %d", c)
+	}
+	if c := add(other, "o2", "victim"); c != 429 || e.Error.Code != "quota_exceeded" {
+		t.Fatalf("add a member at its cap: %d %+v", c, e)
+	}
+	// victim leaves s1: a place is free, and spam cannot add it back.
+	s.MustAPI(200, "DELETE", "/api/v1/groups/s1/members/victim", victim, nil, nil)
+	if c := add(spam, "s1", "victim"); c != 403 || e.Error.Code != "forbidden" {
+		t.Fatalf("re-adding a user who left: %d %+v, want 403", c, e)
+	}
+	if c := add(other, "o2", "victim"); c != 200 {
+		t.Fatalf("add after a place was freed: %d %+v", c, e)
+	}
+	s.Close()
+
+	s = imtest.Start(t, dir, limits)
+	spam, victim = s.Login("spam"), s.Login("victim")
+	if c := create(spam, "s3"); c != 429 {
+		t.Fatalf("after restart, a third owned group: %d", c)
+	}
+	if c := add(spam, "s1", "victim"); c != 403 {
+		t.Fatalf("after restart, re-adding a user who left: %d", c)
+	}
+	s.MustAPI(200, "DELETE", "/api/v1/groups/s2/members/victim", victim, nil, nil)
+	// A user who left may rejoin by itself.
+	if c := add(victim, "s1", "victim"); c != 200 {
+		t.Fatalf("rejoining a group one left: %d %+v", c, e)
+	}
+	// Rejoining counts like any membership: victim is in three again.
+	if c := add(victim, "s2", "victim"); c != 429 {
+		t.Fatalf("rejoining at the cap: %d, want 429", c)
+	}
+}
