@@ -313,7 +313,7 @@ func (p *polls) delete(s *pollSession) {
 	}
 }
 
-// evictIdle closes user's least recently polled session that no poll is
+// evictIdlePoll closes user's least recently polled session that no poll is
 // waiting on, and reports whether there was one. A poll session has no
 // close call, so a client that lost its id (a reloaded page) leaves it
 // behind until it idles out; it is the one to give way to a new session.
