@@ -82,6 +82,9 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := b.addHook(b.IM, nil); err != nil {
 		return nil, err
 	}
+	if err := b.addHook(hooks.NewNamespaces(d, b.IM, srv), nil); err != nil { // after IM: sees only non-im/ publishes
+		return nil, err
+	}
 	if err := b.addHook(newSessionStore(srv), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}

@@ -65,7 +65,10 @@ func Default() Config {
 		OpenRegistration: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
 		MaxInflight: 8192, WritesPending: 1024,
-		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000},
+		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
+			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
+			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
+			GroupsOwnedPerUser: 100, GroupsPerUser: 500},
 	}
 }
 
@@ -82,7 +85,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: session_expiry must be at least 1m")
 	case c.WritesPending < 16:
 		return fmt.Errorf("config: writes_pending must be at least 16")
-	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0:
+	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,
+		c.Limits.StreamsPerUser < 0 || c.Limits.TicketsPerUser < 0 || c.Limits.PollIdle < 0,
+		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0:
 		return fmt.Errorf("config: limits must not be negative")
 	}
 	return nil
@@ -193,8 +198,8 @@ func splitList(s string) []string {
 
 // Limits are the abuse limits; a zero rate or count disables its limit.
 type Limits struct {
-	// PublishRate and PublishBurst: each user's im/ publishes (MQTT and
-	// HTTP together) per second, token bucket.
+	// PublishRate and PublishBurst: each user's publishes per second, token
+	// bucket: im/ (MQTT and HTTP together) and operator namespaces share it.
 	PublishRate  float64 `yaml:"publish_rate"`
 	PublishBurst int     `yaml:"publish_burst"`
 	// ConnsPerIP: connections one IP may hold open, per port (MQTT TCP; the
@@ -203,4 +208,20 @@ type Limits struct {
 	// ConnectRate and ConnectBurst: new connections per IP per second.
 	ConnectRate  float64 `yaml:"connect_rate"`
 	ConnectBurst int     `yaml:"connect_burst"`
+
+	// StreamsPerUser: SSE streams and long-poll sessions one user holds
+	// open together; TicketsPerUser: its stream tickets not yet used.
+	StreamsPerUser int `yaml:"streams_per_user"`
+	TicketsPerUser int `yaml:"stream_tickets_per_user"`
+	// PollIdle: how long a poll session outlives its last poll (0: 45 s).
+	PollIdle time.Duration `yaml:"poll_idle"`
+	// RetainedPerUser and RetainedBytesPerUser: retained messages (count,
+	// and bytes of topic plus payload) one user holds in operator
+	// namespaces (topics outside im/).
+	RetainedPerUser      int   `yaml:"retained_per_user"`
+	RetainedBytesPerUser int64 `yaml:"retained_bytes_per_user"`
+	// GroupsOwnedPerUser: groups one user may own (create); GroupsPerUser:
+	// groups one user may be a member of, however it got there.
+	GroupsOwnedPerUser int `yaml:"groups_owned_per_user"`
+	GroupsPerUser      int `yaml:"groups_per_user"`
 }

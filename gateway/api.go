@@ -376,6 +376,10 @@ func (g *Gateway) groupErr(err error) error {
 		return fail(http.StatusForbidden, imerr.Forbidden, "only the owner may remove others; the owner cannot leave")
 	case errors.Is(err, groups.ErrTooMany):
 		return fail(http.StatusBadRequest, imerr.TooLarge, "group full (%d members)", groups.MaxMembers)
+	case errors.Is(err, groups.ErrQuota):
+		return fail(http.StatusTooManyRequests, imerr.QuotaExceeded, "%s", strings.TrimPrefix(err.Error(), "groups: "))
+	case errors.Is(err, groups.ErrDeclined):
+		return fail(http.StatusForbidden, imerr.Forbidden, "that user left this group: only they can rejoin it")
 	}
 	return err
 }

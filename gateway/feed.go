@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -58,15 +60,26 @@ var feedSubIDs atomic.Int64
 
 func init() { feedSubIDs.Store(1 << 20) }
 
-// openFeed taps user's inbox and presence and registers the device.
+// openFeed taps user's inbox and presence and registers the device. Each
+// open feed holds one of user's stream slots (limits.streams_per_user):
+// every presence update is copied into every feed, so feeds are what a user
+// must not multiply. Over the limit, the user's oldest idle poll session
+// gives way; with none, the answer is 429 quota_exceeded (an SSE stream is
+// a live connection, gone as soon as its client is, so never evicted).
 func (g *Gateway) openFeed(user, device, kind string) (*feed, error) {
+	if !g.tr.streams.Take(user) && !(g.evictIdlePoll(user) && g.tr.streams.Take(user)) {
+		return nil, fail(http.StatusTooManyRequests, imerr.QuotaExceeded,
+			"%d streams and poll sessions open: close one first", g.tr.streams.Max)
+	}
 	f := &feed{g: g, user: user, clientID: user + ":" + device + "/" + kind,
 		subID: int(feedSubIDs.Add(1)), wake: make(chan struct{}, 1)}
 	if err := g.o.Transport.Broker.Subscribe(topic.Inbox(user), f.subID, f.tap); err != nil {
+		g.tr.streams.Release(user)
 		return nil, fmt.Errorf("gateway: tap inbox of %s: %w", user, err)
 	}
 	if err := g.o.Transport.Broker.Subscribe(topic.PresenceTopic("+"), f.subID, f.tap); err != nil {
 		_ = g.o.Transport.Broker.Unsubscribe(topic.Inbox(user), f.subID)
+		g.tr.streams.Release(user)
 		return nil, fmt.Errorf("gateway: tap presence: %w", err)
 	}
 	// Like an MQTT SUBSCRIBE to im/presence/+, start with the retained state.
@@ -90,6 +103,7 @@ func (f *feed) close() {
 	_ = f.g.o.Transport.Broker.Unsubscribe(topic.Inbox(f.user), f.subID)
 	_ = f.g.o.Transport.Broker.Unsubscribe(topic.PresenceTopic("+"), f.subID)
 	f.g.tr.feeds.Add(-1)
+	f.g.tr.streams.Release(f.user)
 	f.g.o.Transport.IM.DeviceDisconnected(f.user, f.clientID, f)
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"container/list"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/quota"
 )
 
 // HTTP fallback transports for clients without a working WebSocket:
@@ -27,49 +29,84 @@ const ticketTTL = 30 * time.Second
 // tickets are short-lived, single-use credentials for GET /api/v1/stream:
 // EventSource cannot send an Authorization header, and a long-lived token in
 // a URL would end up in logs and histories.
+//
+// Every ticket lives ticketTTL, so issue order is expiry order: the queue is
+// swept from its front, each ticket removed once (at redeem or expiry), and
+// issuing costs O(1) amortised however many tickets are outstanding.
 type tickets struct {
-	mu sync.Mutex
-	m  map[string]ticket
+	mu    sync.Mutex
+	m     map[string]*list.Element // id -> its element in queue
+	queue list.List                // of *ticket, oldest first
+	held  quota.Slots              // outstanding tickets per user
 }
 
 type ticket struct {
-	user    string
-	expires time.Time
+	id, user string
+	expires  time.Time
 }
 
-func (t *tickets) issue(user string, now time.Time) (string, time.Time) {
+// issue returns a new ticket for user, or false when user already holds
+// as many as it may.
+func (t *tickets) issue(user string, now time.Time) (string, time.Time, bool) {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = map[string]ticket{}
+	t.expire(now)
+	if !t.held.Take(user) {
+		return "", time.Time{}, false
 	}
-	for k, v := range t.m {
-		if now.After(v.expires) {
-			delete(t.m, k)
-		}
+	if t.m == nil {
+		t.m = map[string]*list.Element{}
 	}
 	exp := now.Add(ticketTTL)
-	t.m[id] = ticket{user: user, expires: exp}
-	return id, exp
+	t.m[id] = t.queue.PushBack(&ticket{id: id, user: user, expires: exp})
+	return id, exp, true
+}
+
+// expire removes the expired tickets at the front of the queue.
+func (t *tickets) expire(now time.Time) {
+	for e := t.queue.Front(); e != nil && now.After(e.Value.(*ticket).expires); e = t.queue.Front() {
+		t.remove(e)
+	}
+}
+
+func (t *tickets) remove(e *list.Element) {
+	tk := t.queue.Remove(e).(*ticket)
+	delete(t.m, tk.id)
+	t.held.Release(tk.user)
 }
 
 // redeem returns the ticket's user and forgets the ticket.
 func (t *tickets) redeem(id string, now time.Time) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	v, ok := t.m[id]
-	delete(t.m, id)
-	if !ok || now.After(v.expires) {
+	t.expire(now)
+	e, ok := t.m[id]
+	if !ok {
 		return "", false
 	}
-	return v.user, true
+	tk := e.Value.(*ticket)
+	t.remove(e)
+	if now.After(tk.expires) { // a clock that went back can leave one behind the front
+		return "", false
+	}
+	return tk.user, true
+}
+
+// len is the number of outstanding tickets.
+func (t *tickets) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
 }
 
 func (g *Gateway) streamTicket(w http.ResponseWriter, _ *http.Request, user string) error {
-	id, exp := g.tr.tickets.issue(user, g.o.Now())
+	id, exp, ok := g.tr.tickets.issue(user, g.o.Now())
+	if !ok {
+		return fail(http.StatusTooManyRequests, imerr.QuotaExceeded, "%d stream tickets not yet used: use or let them expire (%v) first", g.tr.tickets.held.Max, ticketTTL)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"ticket": id, "expires": exp.UnixMilli()})
 	return nil
 }
@@ -246,9 +283,62 @@ type pollSession struct {
 }
 
 type polls struct {
-	mu  sync.Mutex
-	m   map[string]*pollSession
-	run sync.Once
+	mu     sync.Mutex
+	m      map[string]*pollSession
+	byUser map[string]map[string]*pollSession // user -> id -> session
+	run    sync.Once
+}
+
+func (p *polls) add(s *pollSession) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m, p.byUser = map[string]*pollSession{}, map[string]map[string]*pollSession{}
+	}
+	p.m[s.id] = s
+	if p.byUser[s.f.user] == nil {
+		p.byUser[s.f.user] = map[string]*pollSession{}
+	}
+	p.byUser[s.f.user][s.id] = s
+}
+
+// delete forgets s; the caller holds p.mu and closes s's feed after.
+func (p *polls) delete(s *pollSession) {
+	delete(p.m, s.id)
+	if u := p.byUser[s.f.user]; u != nil {
+		delete(u, s.id)
+		if len(u) == 0 {
+			delete(p.byUser, s.f.user)
+		}
+	}
+}
+
+// evictIdlePoll closes user's least recently polled session that no poll is
+// waiting on, and reports whether there was one. A poll session has no
+// close call, so a client that lost its id (a reloaded page) leaves it
+// behind until it idles out; it is the one to give way to a new session.
+func (g *Gateway) evictIdlePoll(user string) bool {
+	p := &g.tr.polls
+	p.mu.Lock()
+	var oldest *pollSession
+	var oldestLast time.Time
+	for _, s := range p.byUser[user] {
+		s.mu.Lock()
+		idle, last := s.busy == 0, s.last
+		s.mu.Unlock()
+		if idle && (oldest == nil || last.Before(oldestLast)) {
+			oldest, oldestLast = s, last
+		}
+	}
+	if oldest != nil {
+		p.delete(oldest)
+	}
+	p.mu.Unlock()
+	if oldest == nil {
+		return false
+	}
+	oldest.f.close()
+	return true
 }
 
 // poll serves GET /api/v1/poll. Without session it opens one and answers at
@@ -280,12 +370,7 @@ func (g *Gateway) poll(w http.ResponseWriter, r *http.Request, user string) erro
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
 		s = &pollSession{f: f, id: hex.EncodeToString(b), last: time.Now(), kick: make(chan struct{})}
-		g.tr.polls.mu.Lock()
-		if g.tr.polls.m == nil {
-			g.tr.polls.m = map[string]*pollSession{}
-		}
-		g.tr.polls.m[s.id] = s
-		g.tr.polls.mu.Unlock()
+		g.tr.polls.add(s)
 		g.tr.polls.run.Do(func() { go g.reapPolls() })
 		writeJSON(w, http.StatusOK, map[string]any{"session": s.id, "cursor": cur.String(), "events": nonNil(f.take()), "more": false})
 		return nil
@@ -382,9 +467,9 @@ func (g *Gateway) pollIdle() time.Duration {
 func (g *Gateway) closePolls(expired func(*pollSession) bool) {
 	var gone []*pollSession
 	g.tr.polls.mu.Lock()
-	for id, s := range g.tr.polls.m {
+	for _, s := range g.tr.polls.m {
 		if expired(s) {
-			delete(g.tr.polls.m, id)
+			g.tr.polls.delete(s)
 			gone = append(gone, s)
 		}
 	}
@@ -398,12 +483,13 @@ func (g *Gateway) closePolls(expired func(*pollSession) bool) {
 
 // httpStatus maps the protocol's error codes to HTTP.
 var httpStatus = map[imerr.Code]int{
-	imerr.Forbidden:   http.StatusForbidden,
-	imerr.Invalid:     http.StatusBadRequest,
-	imerr.TooLarge:    http.StatusRequestEntityTooLarge,
-	imerr.RateLimited: http.StatusTooManyRequests,
-	imerr.NotFound:    http.StatusNotFound,
-	imerr.Internal:    http.StatusInternalServerError,
+	imerr.Forbidden:     http.StatusForbidden,
+	imerr.Invalid:       http.StatusBadRequest,
+	imerr.TooLarge:      http.StatusRequestEntityTooLarge,
+	imerr.RateLimited:   http.StatusTooManyRequests,
+	imerr.QuotaExceeded: http.StatusTooManyRequests,
+	imerr.NotFound:      http.StatusNotFound,
+	imerr.Internal:      http.StatusInternalServerError,
 }
 
 // publish serves POST /api/v1/publish: one publish through the same path as

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
 )
@@ -37,12 +38,17 @@ type TransportOptions struct {
 	// long a poll session outlives its last poll (default 45 s).
 	Heartbeat time.Duration
 	PollIdle  time.Duration
+	// StreamsPerUser caps one user's SSE streams and poll sessions
+	// together; TicketsPerUser its unused stream tickets (0: no cap).
+	StreamsPerUser int
+	TicketsPerUser int
 }
 
 // transportState is the gateway's state for the fallback transports.
 type transportState struct {
 	tickets  tickets
 	polls    polls
+	streams  quota.Slots  // open feeds (SSE streams and poll sessions) per user
 	feeds    atomic.Int64 // open SSE streams and poll sessions
 	done     chan struct{}
 	doneOnce sync.Once
@@ -51,6 +57,8 @@ type transportState struct {
 
 func (g *Gateway) transportRoutes(add func(pattern string, h handler, auth bool)) {
 	g.tr.initOnce.Do(func() { g.tr.done = make(chan struct{}) })
+	g.tr.streams.Max = g.o.Transport.StreamsPerUser
+	g.tr.tickets.held.Max = g.o.Transport.TicketsPerUser
 	add("POST /api/v1/stream/ticket", g.streamTicket, true)
 	// Authenticated inside: a Bearer token or a stream ticket.
 	add("GET /api/v1/stream", g.stream, false)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -22,6 +23,11 @@ var (
 	ErrNotMember    = errors.New("groups: not a member")
 	ErrNotPermitted = errors.New("groups: not permitted")
 	ErrTooMany      = errors.New("groups: too many members")
+	// ErrQuota: a user would own, or be a member of, more groups than
+	// Limits allow.
+	ErrQuota = errors.New("groups: quota exceeded")
+	// ErrDeclined: the user left the group; only they can bring themselves back.
+	ErrDeclined = errors.New("groups: user left this group")
 )
 
 // MaxMembers bounds a group's size.
@@ -34,20 +40,37 @@ type Group struct {
 	Owner   string   `json:"owner"`
 	Members []string `json:"members"`
 	Created int64    `json:"created"`
+	// Declined are the users who left: leaving is refusing, so no member
+	// can add them back (they may rejoin by adding themselves). In the
+	// order they left; at most MaxMembers, the longest-gone forgotten first.
+	Declined []string `json:"declined,omitempty"`
+}
+
+// Limits bound what one user's groups cost; zero disables a bound.
+type Limits struct {
+	// Owned: groups a user may create (own).
+	Owned int
+	// Memberships: groups a user may be a member of, however it got
+	// there. Every group a user adds others to is one it is a member of,
+	// so this also bounds how many groups one user can pull a victim into.
+	Memberships int
 }
 
 // Store holds all groups in memory, backed by Badger.
 type Store struct {
-	db *badger.DB
-	mu sync.RWMutex
-	g  map[string]*Group
+	db     *badger.DB
+	limits Limits
+	mu     sync.RWMutex
+	g      map[string]*Group
+	owned  map[string]int // user -> groups owned
+	member map[string]int // user -> groups it is a member of
 }
 
 func key(gid string) []byte { return []byte("g/" + gid) }
 
-// Open loads every group.
-func Open(db *badger.DB) (*Store, error) {
-	s := &Store{db: db, g: map[string]*Group{}}
+// Open loads every group; limits apply to what changes from now on.
+func Open(db *badger.DB, limits Limits) (*Store, error) {
+	s := &Store{db: db, limits: limits, g: map[string]*Group{}, owned: map[string]int{}, member: map[string]int{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("g/"), PrefetchValues: true})
 		defer it.Close()
@@ -57,6 +80,7 @@ func Open(db *badger.DB) (*Store, error) {
 				return err
 			}
 			s.g[g.ID] = &g
+			s.count(&g, 1)
 		}
 		return nil
 	})
@@ -77,7 +101,24 @@ func (s *Store) save(g *Group) error {
 func clone(g *Group) Group {
 	c := *g
 	c.Members = append([]string(nil), g.Members...)
+	c.Declined = append([]string(nil), g.Declined...)
 	return c
+}
+
+// count adds d to the counts of g's owner and members (s.mu held).
+func (s *Store) count(g *Group, d int) {
+	s.owned[g.Owner] += d
+	for _, m := range g.Members {
+		s.member[m] += d
+	}
+}
+
+// roomFor returns ErrQuota if user cannot join one more group (s.mu held).
+func (s *Store) roomFor(user string) error {
+	if n := s.member[user]; s.limits.Memberships > 0 && n >= s.limits.Memberships {
+		return fmt.Errorf("%w: %s is already a member of %d groups", ErrQuota, user, n)
+	}
+	return nil
 }
 
 // Create makes a group owned by owner, who is always a member.
@@ -102,10 +143,19 @@ func (s *Store) Create(gid, name, owner string, members []string, now int64) (Gr
 	if _, ok := s.g[gid]; ok {
 		return Group{}, ErrExists
 	}
+	if n := s.owned[owner]; s.limits.Owned > 0 && n >= s.limits.Owned {
+		return Group{}, fmt.Errorf("%w: %s already owns %d groups", ErrQuota, owner, n)
+	}
+	for _, m := range g.Members {
+		if err := s.roomFor(m); err != nil {
+			return Group{}, err
+		}
+	}
 	if err := s.save(g); err != nil {
 		return Group{}, err
 	}
 	s.g[gid] = g
+	s.count(g, 1)
 	return clone(g), nil
 }
 
@@ -153,7 +203,8 @@ func (s *Store) Of(user string) []Group {
 	return out
 }
 
-// AddMember adds user to gid; actor must be a member.
+// AddMember adds user to gid; actor must be a member, or be user coming
+// back to a group it left. A user who left cannot be added by others.
 func (s *Store) AddMember(gid, actor, user string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,27 +212,37 @@ func (s *Store) AddMember(gid, actor, user string) (Group, error) {
 	if !ok {
 		return Group{}, ErrNotFound
 	}
-	if !has(g.Members, actor) {
+	declined := slices.Contains(g.Declined, user)
+	rejoin := actor == user && declined
+	if !has(g.Members, actor) && !rejoin {
 		return Group{}, ErrNotMember
 	}
 	if has(g.Members, user) {
 		return clone(g), nil
 	}
+	if declined && !rejoin {
+		return Group{}, ErrDeclined
+	}
 	if len(g.Members) >= MaxMembers {
 		return Group{}, ErrTooMany
 	}
+	if err := s.roomFor(user); err != nil {
+		return Group{}, err
+	}
 	n := clone(g)
-	n.Members = append(n.Members, user)
-	sort.Strings(n.Members)
+	n.Members = insert(n.Members, user)
+	n.Declined = slices.DeleteFunc(n.Declined, func(d string) bool { return d == user })
 	if err := s.save(&n); err != nil {
 		return Group{}, err
 	}
 	s.g[gid] = &n
+	s.member[user]++
 	return clone(&n), nil
 }
 
 // RemoveMember removes user from gid. The owner may remove anyone; anyone may
-// remove themselves. The owner cannot leave (a group always has an owner).
+// remove themselves (leave), which also declines the group: no member can
+// add them back. The owner cannot leave (a group always has an owner).
 func (s *Store) RemoveMember(gid, actor, user string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,20 +260,37 @@ func (s *Store) RemoveMember(gid, actor, user string) (Group, error) {
 		return Group{}, ErrNotMember
 	}
 	n := clone(g)
-	n.Members = n.Members[:0]
-	for _, m := range g.Members {
-		if m != user {
-			n.Members = append(n.Members, m)
+	n.Members = without(n.Members, user)
+	if actor == user {
+		if len(n.Declined) >= MaxMembers {
+			n.Declined = n.Declined[1:]
 		}
+		n.Declined = append(n.Declined, user)
 	}
 	if err := s.save(&n); err != nil {
 		return Group{}, err
 	}
 	s.g[gid] = &n
+	s.member[user]--
 	return clone(&n), nil
 }
 
 func has(sorted []string, x string) bool {
 	i := sort.SearchStrings(sorted, x)
 	return i < len(sorted) && sorted[i] == x
+}
+
+// insert adds x to a sorted list that lacks it.
+func insert(sorted []string, x string) []string {
+	i := sort.SearchStrings(sorted, x)
+	return slices.Insert(sorted, i, x)
+}
+
+// without removes x from a sorted list.
+func without(sorted []string, x string) []string {
+	i := sort.SearchStrings(sorted, x)
+	if i < len(sorted) && sorted[i] == x {
+		return slices.Delete(sorted, i, i+1)
+	}
+	return sorted
 }

@@ -20,8 +20,10 @@ import (
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 )
 
@@ -42,9 +44,21 @@ type Deps struct {
 	Keys     *KeyBindings
 	Limits   envelope.Limits
 	Now      func() time.Time
-	// PublishRate limits each user's im/ publishes (MQTT and HTTP alike);
-	// nil or a zero rate: unlimited.
+	// PublishRate limits each user's publishes (im/ over MQTT and HTTP,
+	// and operator namespaces); nil or a zero rate: unlimited.
 	PublishRate *ratelimit.Buckets
+	// Retained is the retained-message quota of operator namespaces; nil:
+	// unlimited.
+	Retained *quota.Retained
 	// Broker is set once the mochi server exists (hooks are created first).
 	Broker Publisher
+}
+
+// publishRate takes one of user's publishes from PublishRate: the one check
+// of the publish rate, for im/ and the operator namespaces alike.
+func (d *Deps) publishRate(user string) *imerr.Error {
+	if !d.PublishRate.Allow(user) {
+		return imerr.New(imerr.RateLimited, "publishing too fast; slow down")
+	}
+	return nil
 }

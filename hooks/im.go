@@ -45,12 +45,13 @@ func (h *IM) Provides(b byte) bool {
 
 // refusal maps protocol error codes to MQTT 5 PUBACK reason codes.
 var refusal = map[imerr.Code]packets.Code{
-	imerr.Forbidden:   packets.ErrNotAuthorized,
-	imerr.Invalid:     packets.ErrPayloadFormatInvalid,
-	imerr.TooLarge:    packets.ErrPacketTooLarge,
-	imerr.RateLimited: packets.ErrQuotaExceeded,
-	imerr.NotFound:    packets.ErrTopicNameInvalid,
-	imerr.Internal:    packets.ErrUnspecifiedError,
+	imerr.Forbidden:     packets.ErrNotAuthorized,
+	imerr.Invalid:       packets.ErrPayloadFormatInvalid,
+	imerr.TooLarge:      packets.ErrPacketTooLarge,
+	imerr.RateLimited:   packets.ErrQuotaExceeded,
+	imerr.QuotaExceeded: packets.ErrQuotaExceeded,
+	imerr.NotFound:      packets.ErrTopicNameInvalid,
+	imerr.Internal:      packets.ErrUnspecifiedError,
 }
 
 // OnPublish handles every publish. Inline (server) publishes and topics
@@ -93,10 +94,10 @@ type Request struct {
 func (h *IM) Handle(r Request) *imerr.Error {
 	t, err := topic.Parse(r.Topic)
 	var e *imerr.Error
-	if !h.d.PublishRate.Allow(r.User) {
+	if rate := h.d.publishRate(r.User); rate != nil {
 		// Checked first: a flood costs one map lookup per message, and
 		// MQTT and HTTP publishes share the user's bucket.
-		e = imerr.New(imerr.RateLimited, "publishing too fast; slow down")
+		e = rate
 	} else if err != nil {
 		e = imerr.New(imerr.Invalid, "unknown im/ topic %q", r.Topic)
 	} else if e = h.d.Policy.CanPublish(r.User, t); e == nil {

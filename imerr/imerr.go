@@ -21,6 +21,10 @@ const (
 	Unauthorized Code = "unauthorized"
 	Conflict     Code = "conflict"
 	Internal     Code = "internal"
+	// QuotaExceeded: the user holds as much of something as it may (open
+	// streams, retained messages, groups). Unlike RateLimited, waiting
+	// does not help; releasing something does.
+	QuotaExceeded Code = "quota_exceeded"
 )
 
 // Error is an error with a stable code and a human-readable detail.

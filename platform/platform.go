@@ -28,6 +28,7 @@ import (
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
 )
@@ -76,7 +77,7 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	grp, err := groups.Open(db)
+	grp, err := groups.Open(db, groups.Limits{Owned: cfg.Limits.GroupsOwnedPerUser, Memberships: cfg.Limits.GroupsPerUser})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -125,6 +126,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Keys:    hooks.NewKeyBindings(),
 		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
+		Retained:    quota.NewRetained(cfg.Limits.RetainedPerUser, cfg.Limits.RetainedBytesPerUser),
 	}
 	p.Broker, err = broker.New(broker.Options{
 		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, SessionExpiry: cfg.SessionExpiry,
@@ -142,7 +144,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers,
 		KeyRevoked: func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		Transport: gateway.TransportOptions{IM: p.Broker.IM, Broker: p.Broker.Server, Registry: p.Registry,
-			NodeID: nodeID(cfg), Limits: connLimits(cfg)},
+			NodeID: nodeID(cfg), Limits: connLimits(cfg), PollIdle: cfg.Limits.PollIdle,
+			StreamsPerUser: cfg.Limits.StreamsPerUser, TicketsPerUser: cfg.Limits.TicketsPerUser},
 	})
 	if p.HTTPAddr, err = p.Gateway.Listen(cfg.HTTP); err != nil {
 		return nil, fmt.Errorf("platform: listen http %s: %w", cfg.HTTP, err)

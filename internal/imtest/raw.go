@@ -28,6 +28,13 @@ type Raw struct {
 // protocol version 4 (3.1.1) or 5 and sends CONNECT with a clean session; it
 // returns the CONNACK's return or reason code.
 func DialRaw(url string, version byte, clientID, user, password string) (*Raw, byte, error) {
+	return DialRawConnect(url, version, packets.ConnectParams{ClientIdentifier: clientID,
+		Username: []byte(user), UsernameFlag: true, Password: []byte(password), PasswordFlag: true})
+}
+
+// DialRawConnect is DialRaw with the CONNECT's parameters (a will, say);
+// the protocol name, keepalive and clean start are filled in.
+func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, byte, error) {
 	var c net.Conn
 	var err error
 	if strings.HasPrefix(url, "ws://") {
@@ -43,10 +50,8 @@ func DialRaw(url string, version byte, clientID, user, password string) (*Raw, b
 		return nil, 0, err
 	}
 	r := &Raw{Conn: c, r: bufio.NewReader(c), version: version}
-	name := "MQTT"
-	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect: packets.ConnectParams{ProtocolName: []byte(name), ClientIdentifier: clientID, Keepalive: 30, Clean: true,
-			Username: []byte(user), UsernameFlag: true, Password: []byte(password), PasswordFlag: true}}
+	cp.ProtocolName, cp.Keepalive, cp.Clean = []byte("MQTT"), 30, true
+	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: cp}
 	var b bytes.Buffer
 	if err := pk.ConnectEncode(&b); err != nil {
 		c.Close()

@@ -16,7 +16,14 @@ type Raw5 struct {
 
 // DialRaw5 connects over TCP and sends CONNECT; it returns the CONNACK reason.
 func DialRaw5(addr, clientID, user, password string) (*Raw5, byte, error) {
-	r, code, err := DialRaw(addr, 5, clientID, user, password)
+	return DialRaw5Connect(addr, packets.ConnectParams{ClientIdentifier: clientID,
+		Username: []byte(user), UsernameFlag: true, Password: []byte(password), PasswordFlag: true})
+}
+
+// DialRaw5Connect is DialRaw5 with the CONNECT's parameters (a will, say);
+// the protocol name, keepalive and clean start are filled in.
+func DialRaw5Connect(addr string, cp packets.ConnectParams) (*Raw5, byte, error) {
+	r, code, err := DialRawConnect(addr, 5, cp)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -44,8 +51,20 @@ func (r *Raw5) Publish(topic string, payload []byte) (byte, error) {
 // PublishID is Publish with a chosen packet id and DUP flag, to replay a
 // retransmission as a client does after reconnecting.
 func (r *Raw5) PublishID(topic string, payload []byte, pid uint16, dup bool) (byte, error) {
-	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
-		TopicName: topic, Payload: payload, PacketID: pid}
+	return r.publish(packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
+		TopicName: topic, Payload: payload, PacketID: pid})
+}
+
+// PublishRetained is Publish with the retain flag (an empty payload deletes
+// the topic's retained message).
+func (r *Raw5) PublishRetained(topic string, payload []byte) (byte, error) {
+	r.pid++
+	return r.publish(packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+		TopicName: topic, Payload: payload, PacketID: r.pid})
+}
+
+func (r *Raw5) publish(pk packets.Packet) (byte, error) {
+	pid := pk.PacketID
 	if err := r.write(&pk, (*packets.Packet).PublishEncode); err != nil {
 		return 0, err
 	}

@@ -11,7 +11,7 @@
 
 /** MQTT 5 reason codes for the server's error codes, as a PUBACK would carry. */
 const reasonOf = {
-  forbidden: 0x87, invalid: 0x99, too_large: 0x95, rate_limited: 0x97, not_found: 0x90,
+  forbidden: 0x87, invalid: 0x99, too_large: 0x95, rate_limited: 0x97, quota_exceeded: 0x97, not_found: 0x90,
 };
 
 /**

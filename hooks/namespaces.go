@@ -1,0 +1,125 @@
+package hooks
+
+import (
+	"bytes"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/topic"
+)
+
+// Namespaces applies the per-user limits to the operator namespaces (topics
+// outside im/, opened by config rules), where mochi otherwise behaves as a
+// plain broker: the publish rate shared with im/ (Deps.PublishRate), and the
+// retained-message quota (Deps.Retained). A refusal is the same as in im/:
+// an error notice on im/u/{me}/error, MQTT 5 PUBACK 0x97, and for MQTT 3.1.1
+// a plain PUBACK with the message dropped.
+//
+// It must come after IM among the hooks: IM ends the OnPublish chain for
+// every im/ publish, so this hook only sees the rest.
+type Namespaces struct {
+	mqtt.HookBase
+	d   *Deps
+	im  *IM
+	srv *mqtt.Server
+}
+
+// NewNamespaces returns the hook; im sends its error notices.
+func NewNamespaces(d *Deps, im *IM, srv *mqtt.Server) *Namespaces {
+	return &Namespaces{d: d, im: im, srv: srv}
+}
+
+// ID implements mqtt.Hook.
+func (h *Namespaces) ID() string { return "mqim-namespaces" }
+
+// Provides implements mqtt.Hook.
+func (h *Namespaces) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnWill, mqtt.OnStarted}, []byte{b})
+}
+
+// operatorTopic reports whether t is in an operator namespace: not im/, not $SYS.
+func operatorTopic(t string) bool {
+	return !strings.HasPrefix(t, topic.Prefix) && !strings.HasPrefix(t, "$")
+}
+
+// userOf is the user part of a client id "{user}:{device}" (mochi keeps
+// only the client id of a retained message's publisher).
+func userOf(clientID string) string {
+	u, _, _ := strings.Cut(clientID, ":")
+	return u
+}
+
+// OnPublish refuses a publish over the user's rate, or a retained one over
+// its retained quota. A retained delete (empty payload) is never refused by
+// the quota: it only frees.
+func (h *Namespaces) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || !operatorTopic(pk.TopicName) {
+		return pk, nil
+	}
+	user := string(cl.Properties.Username)
+	e := h.d.publishRate(user)
+	if e == nil && pk.FixedHeader.Retain && !h.d.Retained.Admit(user, pk.TopicName, len(pk.Payload)) {
+		e = h.retainedQuotaErr()
+	}
+	if e == nil {
+		return pk, nil
+	}
+	h.im.notify(Request{User: user, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload}, e)
+	return pk, refuse(cl, pk, e)
+}
+
+// refuse is the OnPublish error that refuses pk with e: its reason code for
+// an MQTT 5 publisher that waits for an acknowledgement; for the others
+// (MQTT 3.1.1 has no reason codes, and mochi would still deliver on a
+// packets.Code error) an acknowledgement, and the message dropped.
+func refuse(cl *mqtt.Client, pk packets.Packet, e *imerr.Error) error {
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return refusal[e.Code]
+	}
+	return packets.CodeSuccessIgnore
+}
+
+func (h *Namespaces) retainedQuotaErr() *imerr.Error {
+	return imerr.New(imerr.QuotaExceeded, "retained message quota reached (%d messages, %d bytes of topic and payload per user): delete retained messages (publish an empty retained payload) first",
+		h.d.Retained.MaxCount, h.d.Retained.MaxBytes)
+}
+
+// OnWill keeps a will within the retained quota: over it, the will is
+// still published, but not retained (mochi publishes wills without
+// OnPublish, so this is their admission check).
+func (h *Namespaces) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	user := string(cl.Properties.Username)
+	if will.Retain && operatorTopic(will.TopicName) && !h.d.Retained.Admit(user, will.TopicName, len(will.Payload)) {
+		will.Retain = false
+		h.im.notify(Request{User: user, ClientID: cl.ID, Topic: will.TopicName}, h.retainedQuotaErr())
+	}
+	return will, nil
+}
+
+// OnRetainMessage records what the broker retained (or deleted), whatever
+// the path: the ledger follows the broker's retained store.
+func (h *Namespaces) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	if operatorTopic(pk.TopicName) && !cl.Net.Inline {
+		h.d.Retained.Set(string(cl.Properties.Username), pk.TopicName, len(pk.Payload))
+	}
+}
+
+// OnRetainedExpired frees an expired retained message (MQTT 5 message expiry).
+func (h *Namespaces) OnRetainedExpired(t string) {
+	if operatorTopic(t) {
+		h.d.Retained.Set("", t, 0)
+	}
+}
+
+// OnStarted charges each retained message restored from storage to the
+// user that published it, so quotas survive a restart.
+func (h *Namespaces) OnStarted() {
+	for t, pk := range h.srv.Topics.Retained.GetAll() {
+		if operatorTopic(t) {
+			h.d.Retained.Load(userOf(pk.Origin), t, len(pk.Payload))
+		}
+	}
+}
