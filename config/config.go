@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,9 @@ func Default() Config {
 		OpenRegistration: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
 		MaxInflight: 8192, WritesPending: 1024,
-		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000},
+		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
+			KDFSlots: runtime.GOMAXPROCS(0), KDFQueue: 4 * runtime.GOMAXPROCS(0), KDFWait: 2 * time.Second,
+			LoginIPRate: 0.2, LoginIPBurst: 20, LoginBackoffMax: 5 * time.Second, LoginAccountRate: 1, LoginAccountBurst: 30},
 	}
 }
 
@@ -82,7 +85,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: session_expiry must be at least 1m")
 	case c.WritesPending < 16:
 		return fmt.Errorf("config: writes_pending must be at least 16")
-	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0:
+	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,
+		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0,
+		c.Limits.LoginIPRate < 0 || c.Limits.LoginIPBurst < 0 || c.Limits.LoginBackoffMax < 0 || c.Limits.LoginAccountRate < 0 || c.Limits.LoginAccountBurst < 0:
 		return fmt.Errorf("config: limits must not be negative")
 	}
 	return nil
@@ -203,4 +208,25 @@ type Limits struct {
 	// ConnectRate and ConnectBurst: new connections per IP per second.
 	ConnectRate  float64 `yaml:"connect_rate"`
 	ConnectBurst int     `yaml:"connect_burst"`
+
+	// KDFSlots: password hashes (argon2id, 32 MiB each) computed at once
+	// (default: one per CPU); KDFQueue: logins that may wait for a slot
+	// (default 4 per CPU), each at most KDFWait (2 s). Past them a login is
+	// answered "busy" at once (HTTP 503, MQTT 5 CONNACK 0x89, 3.1.1 0x03).
+	KDFSlots int           `yaml:"kdf_slots"`
+	KDFQueue int           `yaml:"kdf_queue"`
+	KDFWait  time.Duration `yaml:"kdf_wait"`
+	// LoginIPRate and LoginIPBurst: password attempts (login, CONNECT with
+	// a password, registration) per client IP that do not end in a
+	// successful login, per second (default 0.2/s, burst 20).
+	LoginIPRate  float64 `yaml:"login_ip_rate"`
+	LoginIPBurst int     `yaml:"login_ip_burst"`
+	// LoginBackoffMax caps the delay after consecutive failures on one
+	// account from one IP (125 ms, doubling; default 5 s).
+	LoginBackoffMax time.Duration `yaml:"login_backoff_max"`
+	// LoginAccountRate and LoginAccountBurst: failures per account from
+	// IPs that already failed on it, all together (default 1/s, burst 30);
+	// an IP without failures on the account is never held by it.
+	LoginAccountRate  float64 `yaml:"login_account_rate"`
+	LoginAccountBurst int     `yaml:"login_account_burst"`
 }

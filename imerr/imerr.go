@@ -21,6 +21,9 @@ const (
 	Unauthorized Code = "unauthorized"
 	Conflict     Code = "conflict"
 	Internal     Code = "internal"
+	// Busy: the server could not take the request now (HTTP 503 with
+	// Retry-After); nothing was done, retry.
+	Busy Code = "busy"
 )
 
 // Error is an error with a stable code and a human-readable detail.

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqim/mqim/internal/imtest"
 )
 
@@ -97,9 +95,9 @@ func measureStorm(t *testing.T, ips int, target string) {
 				if user == "" {
 					user = fmt.Sprintf("nobody%d-%d", i, n)
 				}
-				code, err := rawConnect(src, mqttAddr, user, "wrong-password")
+				a, err := connectFrom(src, mqttAddr, 5, user+":storm", user, "wrong-password")
 				attempts.Add(1)
-				key := fmt.Sprintf("%#x", code)
+				key := fmt.Sprintf("%#x", a.code)
 				if err != nil {
 					key = "error"
 				}
@@ -141,33 +139,6 @@ func procStatusKB(pid int, field string) int64 {
 	return 0
 }
 
-// rawConnect sends one MQTT 5 CONNECT from src and returns the CONNACK code.
-func rawConnect(src net.IP, addr, user, password string) (byte, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: user + ":storm", Keepalive: 30, Clean: true,
-			Username: []byte(user), UsernameFlag: true, Password: []byte(password), PasswordFlag: true}}
-	var b bytes.Buffer
-	if err := pk.ConnectEncode(&b); err != nil {
-		return 0, err
-	}
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := c.Write(b.Bytes()); err != nil {
-		return 0, err
-	}
-	// CONNACK: fixed header, remaining length, flags, reason code.
-	hdr := make([]byte, 4)
-	if _, err := c.Read(hdr); err != nil {
-		return 0, err
-	}
-	return hdr[3], nil
-}
-
 // timeHTTPLogin logs in from src until it succeeds, waiting as Retry-After says.
 func timeHTTPLogin(t *testing.T, base string, src net.IP) (time.Duration, int) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
@@ -195,12 +166,13 @@ func timeHTTPLogin(t *testing.T, base string, src net.IP) (time.Duration, int) {
 func timeMQTTLogin(t *testing.T, addr string, src net.IP) (time.Duration, int) {
 	start := time.Now()
 	for tries := 1; ; tries++ {
-		code, err := rawConnect(src, addr, "alice", imtest.Password)
-		if err == nil && code == 0 {
+		a, err := connectFrom(src, addr, 5, "alice:owner", "alice", imtest.Password)
+		if err == nil && a.code == 0 {
+			a.conn.Close()
 			return time.Since(start), tries
 		}
 		if time.Since(start) > 2*time.Minute {
-			t.Fatalf("MQTT login still refused (code %#x, %v) after 2 minutes", code, err)
+			t.Fatalf("MQTT login still refused (code %#x, %v) after 2 minutes", a.code, err)
 		}
 		time.Sleep(time.Second)
 	}
