@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dgraph-io/badger/v4"
+
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/topic"
 )
