@@ -1,7 +1,9 @@
 // Package accounts stores users with argon2id-hashed passwords and issues
-// signed, expiring access tokens (JWT, HS256). Verifying a token never runs the
-// KDF, so a reconnect storm with tokens stays cheap; a password login costs one
-// argon2id evaluation by design.
+// signed, expiring, revocable access tokens (JWT, HS256). Verifying a token or
+// an API key never runs the KDF, so a reconnect storm with them stays cheap; a
+// password login costs one argon2id evaluation by design, so every evaluation
+// goes through a bounded gate (KDFLimits), and password attempts from the
+// network are throttled per IP and per account first (ratelimit.Logins).
 package accounts
 
 import (
@@ -13,11 +15,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/crypto/argon2"
 
+	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -25,19 +27,9 @@ import (
 var (
 	ErrExists          = errors.New("accounts: user exists")
 	ErrInvalidUser     = errors.New("accounts: invalid user id")
-	ErrInvalidPassword = errors.New("accounts: password must be 8-256 bytes")
+	ErrInvalidPassword = errors.New("accounts: password refused") // see PasswordError
 	ErrBadCredentials  = errors.New("accounts: bad user or password")
 )
-
-// KDF parameters (argon2id, RFC 9106 second recommended option, lighter memory).
-type KDF struct {
-	Time    uint32
-	MemKiB  uint32
-	Threads uint8
-}
-
-// DefaultKDF is used for new passwords: ~50 ms on the reference machine.
-var DefaultKDF = KDF{Time: 2, MemKiB: 32 * 1024, Threads: 1}
 
 // Kinds of account.
 const (
@@ -64,10 +56,15 @@ type Store struct {
 	secret   []byte
 	tokenTTL time.Duration
 	now      func() time.Time
+	gate     *kdfGate
+	throttle *ratelimit.Logins
 
 	mu     sync.RWMutex
 	exists map[string]bool   // cache of positive lookups; users are never deleted
 	kinds  map[string]string // cache of kinds, same lifetime
+
+	genMu sync.Mutex
+	gens  map[string]uint64 // cache of token generations (see RevokeAll)
 }
 
 // Options configure a Store.
@@ -75,6 +72,10 @@ type Options struct {
 	KDF      KDF
 	TokenTTL time.Duration
 	Now      func() time.Time
+	// KDFLimits bound concurrent KDF evaluations (zero: unbounded).
+	KDFLimits KDFLimits
+	// Throttle limits password attempts from the network (nil: none).
+	Throttle *ratelimit.Logins
 }
 
 // Open returns a Store over db, creating the token signing secret on first use.
@@ -88,7 +89,8 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, exists: map[string]bool{}, kinds: map[string]string{}}
+	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, gate: newKDFGate(o.KDFLimits), throttle: o.Throttle,
+		exists: map[string]bool{}, kinds: map[string]string{}, gens: map[string]uint64{}}
 	err := db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte("k/token"))
 		if err == nil {
@@ -112,21 +114,55 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 
 func key(user string) []byte { return []byte("a/" + user) }
 
-// Create adds a person. It fails with ErrExists if the id is taken.
+// Create adds a person. It fails with ErrExists if the id is taken and
+// with a PasswordError if the password breaks CheckNewPassword.
 func (s *Store) Create(user, password string) error {
+	return s.create("", user, password)
+}
+
+// Register is Create for a request from the network address from: once the
+// cheap checks pass, the KDF it costs counts against from's login limit
+// (ErrThrottled), and it may be answered ErrBusy.
+func (s *Store) Register(from, user, password string) error {
+	return s.create(from, user, password)
+}
+
+func (s *Store) create(from, user, password string) error {
 	if !topic.ValidUser(user) {
 		return ErrInvalidUser
 	}
-	if len(password) < 8 || len(password) > 256 {
-		return ErrInvalidPassword
+	if ok, err := s.Exists(user); err != nil {
+		return err
+	} else if ok {
+		return ErrExists
 	}
+	if err := CheckNewPassword(user, password); err != nil {
+		return err
+	}
+	if from != "" {
+		if wait, ok := s.throttle.Begin(user, from); !ok {
+			return &RetryError{ErrThrottled, wait}
+		}
+	}
+	r, err := s.newHash(record{User: user, Kind: KindPerson, Created: s.now().UnixMilli()}, password)
+	if err != nil {
+		return err
+	}
+	return s.insert(r)
+}
+
+// newHash sets r's salt and hash for password with the current parameters.
+func (s *Store) newHash(r record, password string) (record, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
-		return fmt.Errorf("accounts: salt: %w", err)
+		return r, fmt.Errorf("accounts: salt: %w", err)
 	}
-	r := record{User: user, Kind: KindPerson, Salt: salt, Time: s.kdf.Time, MemKiB: s.kdf.MemKiB, Threads: s.kdf.Threads, Created: s.now().UnixMilli()}
-	r.Hash = argon2.IDKey([]byte(password), salt, r.Time, r.MemKiB, r.Threads, 32)
-	return s.insert(r)
+	h, err := s.hash(password, salt, s.kdf)
+	if err != nil {
+		return r, err
+	}
+	r.Salt, r.Hash, r.Time, r.MemKiB, r.Threads = salt, h, s.kdf.Time, s.kdf.MemKiB, s.kdf.Threads
+	return r, nil
 }
 
 // CreateDevice adds a device account managed by owner. Devices have no
@@ -246,16 +282,19 @@ func (s *Store) Owner(user string) (string, error) {
 	return r.Owner, nil
 }
 
-// CheckPassword verifies user's password (runs the KDF).
+// CheckPassword verifies user's password (runs the KDF, inside the gate:
+// it may fail with ErrBusy). It is not throttled; see Login.
 func (s *Store) CheckPassword(user, password string) error {
-	if !topic.ValidUser(user) || len(password) > 256 {
+	if !topic.ValidUser(user) || len(password) > MaxPasswordLen {
 		return ErrBadCredentials
 	}
 	r, err := s.get(user)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		// Spend the same time as a real check so response timing does not
 		// reveal which user ids exist.
-		argon2.IDKey([]byte(password), make([]byte, 16), s.kdf.Time, s.kdf.MemKiB, s.kdf.Threads, 32)
+		if _, err := s.hash(password, make([]byte, 16), s.kdf); err != nil {
+			return err
+		}
 		return ErrBadCredentials
 	}
 	if err != nil {
@@ -264,81 +303,99 @@ func (s *Store) CheckPassword(user, password string) error {
 	if r.Hash == nil { // device accounts have no password
 		return ErrBadCredentials
 	}
-	h := argon2.IDKey([]byte(password), r.Salt, r.Time, r.MemKiB, r.Threads, 32)
+	h, err := s.hash(password, r.Salt, KDF{r.Time, r.MemKiB, r.Threads})
+	if err != nil {
+		return err
+	}
 	if subtle.ConstantTimeCompare(h, r.Hash) != 1 {
 		return ErrBadCredentials
 	}
 	return nil
 }
 
-// Token is a signed access token and its expiry.
-type Token struct {
-	Token   string
-	Expires time.Time
+// Login checks a password attempt from the network address from: throttled
+// per IP and per account (ErrThrottled, at once, without running the KDF),
+// then CheckPassword.
+func (s *Store) Login(from, user, password string) error {
+	if !topic.ValidUser(user) || len(password) > MaxPasswordLen || !utf8.ValidString(password) {
+		// No stored password can match: refuse without spending anything.
+		return ErrBadCredentials
+	}
+	if wait, ok := s.throttle.Begin(user, from); !ok {
+		return &RetryError{ErrThrottled, wait}
+	}
+	err := s.CheckPassword(user, password)
+	switch {
+	case err == nil:
+		s.throttle.Succeeded(user, from)
+	case errors.Is(err, ErrBadCredentials):
+		s.throttle.Failed(user, from)
+	}
+	return err
 }
 
-// IssueToken returns a signed token for user, valid for the configured TTL.
-func (s *Store) IssueToken(user string) (Token, error) {
-	now := s.now()
-	exp := now.Add(s.tokenTTL)
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Subject:   user,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
-		Issuer:    "mqim",
-	})
-	signed, err := t.SignedString(s.secret)
+// ChangePassword replaces user's password after checking the old one (as
+// Login does, from the network address from), and revokes every token issued
+// to user so far (RevokeAll). The new password must pass CheckNewPassword.
+func (s *Store) ChangePassword(from, user, old, password string) error {
+	if err := CheckNewPassword(user, password); err != nil {
+		return err
+	}
+	if err := s.Login(from, user, old); err != nil {
+		return err
+	}
+	r, err := s.get(user)
 	if err != nil {
-		return Token{}, fmt.Errorf("accounts: sign token: %w", err)
+		return fmt.Errorf("accounts: lookup %s: %w", user, err)
 	}
-	return Token{Token: signed, Expires: exp}, nil
+	if r, err = s.newHash(r, password); err != nil {
+		return err
+	}
+	val, _ := json.Marshal(r)
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(user), val) }); err != nil {
+		return fmt.Errorf("accounts: set password of %s: %w", user, err)
+	}
+	return s.RevokeAll(user)
 }
 
-// LooksLikeToken reports whether a credential is shaped like a JWT, so a
-// caller can skip the KDF for it.
-func LooksLikeToken(cred string) bool {
-	dots := 0
-	for i := 0; i < len(cred); i++ {
-		if cred[i] == '.' {
-			dots++
-		}
-	}
-	return dots == 2 && len(cred) > 40
+// How a connection authenticated (Credential.Kind).
+const (
+	CredPassword = "password"
+	CredToken    = "token"
+	CredKey      = "key"
+)
+
+// Credential says how a connection authenticated: its kind and, for a token
+// or an API key, that token's or key's id (to drop the connection when it is
+// revoked).
+type Credential struct {
+	Kind string
+	ID   string
 }
 
-// VerifyToken returns the user a valid, unexpired token was issued to.
-func (s *Store) VerifyToken(tok string) (string, error) {
-	claims := &jwt.RegisteredClaims{}
-	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("mqim"), jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(s.now))
-	if err != nil {
-		return "", ErrBadCredentials
-	}
-	return claims.Subject, nil
-}
-
-// Authenticate accepts a token issued to user, user's password, or (for
-// devices) one of user's API keys bound to clientID or unbound. It returns the
-// id of the API key used, if any.
-func (s *Store) Authenticate(user, clientID, cred string) (keyID string, err error) {
+// Authenticate accepts, for a connection from the network address from, an
+// API key of user bound to clientID or unbound, a token issued to user, or
+// user's password. A credential is taken for a key or a token only when it
+// is one of ours (a key id that exists, a token whose signature verifies);
+// anything else is tried as a password, so a password may look like either,
+// and an attacker's garbage costs no more than one password check.
+func (s *Store) Authenticate(from, user, clientID, cred string) (Credential, error) {
 	if strings.HasPrefix(cred, keyPrefix) {
-		k, err := s.CheckKey(cred)
-		if err != nil || k.User != user || (k.ClientID != "" && k.ClientID != clientID) {
-			return "", ErrBadCredentials
+		if k, found := s.lookupKey(cred); found {
+			if !k.valid(cred) || k.User != user || (k.ClientID != "" && k.ClientID != clientID) {
+				return Credential{}, ErrBadCredentials
+			}
+			return Credential{Kind: CredKey, ID: k.ID}, nil
 		}
-		return k.ID, nil
 	}
-	return "", s.authenticate(user, cred)
-}
-
-func (s *Store) authenticate(user, cred string) error {
-	if LooksLikeToken(cred) {
-		sub, err := s.VerifyToken(cred)
-		if err != nil || sub != user {
-			return ErrBadCredentials
+	if t, ours, err := s.parseToken(cred); ours {
+		if err != nil || t.User != user {
+			return Credential{}, ErrBadCredentials
 		}
-		return nil
+		return Credential{Kind: CredToken, ID: t.ID}, nil
 	}
-	return s.CheckPassword(user, cred)
+	if err := s.Login(from, user, cred); err != nil {
+		return Credential{}, err
+	}
+	return Credential{Kind: CredPassword}, nil
 }

@@ -89,25 +89,35 @@ func (s *Store) getKey(id string) (Key, error) {
 
 // CheckKey verifies an API key and returns its description.
 func (s *Store) CheckKey(cred string) (Key, error) {
-	rest, ok := strings.CutPrefix(cred, keyPrefix)
-	id, secretHex, ok2 := strings.Cut(rest, "_")
-	if !ok || !ok2 {
-		return Key{}, ErrBadCredentials
-	}
-	secret, err := hex.DecodeString(secretHex)
-	if err != nil {
-		return Key{}, ErrBadCredentials
-	}
-	k, err := s.getKey(id)
-	if err != nil {
-		return Key{}, ErrBadCredentials
-	}
-	sum := sha256.Sum256(secret)
-	if subtle.ConstantTimeCompare(sum[:], k.Hash) != 1 || k.Revoked != 0 {
+	k, found := s.lookupKey(cred)
+	if !found || !k.valid(cred) {
 		return Key{}, ErrBadCredentials
 	}
 	k.Hash = nil
 	return k, nil
+}
+
+// lookupKey finds the stored key (with its hash) that cred names, if cred
+// has the shape of an API key and its id exists.
+func (s *Store) lookupKey(cred string) (Key, bool) {
+	rest, ok := strings.CutPrefix(cred, keyPrefix)
+	id, _, ok2 := strings.Cut(rest, "_")
+	if !ok || !ok2 {
+		return Key{}, false
+	}
+	k, err := s.getKey(id)
+	return k, err == nil
+}
+
+// valid reports whether cred carries k's secret and k is not revoked.
+func (k Key) valid(cred string) bool {
+	_, secretHex, _ := strings.Cut(strings.TrimPrefix(cred, keyPrefix), "_")
+	secret, err := hex.DecodeString(secretHex)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(secret)
+	return subtle.ConstantTimeCompare(sum[:], k.Hash) == 1 && k.Revoked == 0
 }
 
 // Keys lists a device's API keys, revoked ones included.
@@ -152,4 +162,19 @@ func (s *Store) RevokeKey(device, id string) (Key, error) {
 	}
 	k.Hash = nil
 	return k, nil
+}
+
+// RevokeKeys revokes every key of a device ("sign the device out
+// everywhere") and returns them; the caller disconnects their sessions.
+func (s *Store) RevokeKeys(device string) ([]Key, error) {
+	keys, err := s.Keys(device)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		if keys[i], err = s.RevokeKey(device, k.ID); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
 }

@@ -26,10 +26,10 @@ func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 
 func TestUserAndGroupCommands(t *testing.T) {
 	dir := t.TempDir()
-	if code, out, _ := run(t, "alice-password\n", "user", "add", "--data", dir, "alice"); code != 0 || !strings.Contains(out, "created user alice") {
+	if code, out, _ := run(t, "rabbit-hole-42\n", "user", "add", "--data", dir, "alice"); code != 0 || !strings.Contains(out, "created user alice") {
 		t.Fatalf("user add: %d %q", code, out)
 	}
-	run(t, "bob-password\n", "user", "add", "--data", dir, "bob")
+	run(t, "builder-yes-we-can\n", "user", "add", "--data", dir, "bob")
 	cases := []struct {
 		name  string
 		stdin string
@@ -57,7 +57,7 @@ func TestUserAndGroupCommands(t *testing.T) {
 	// The server sees what the CLI wrote.
 	s := imtest.Start(t, dir)
 	var g struct{ Members []string }
-	s.MustAPI(200, "GET", "/api/v1/groups/team", loginAs(t, s, "bob", "bob-password"), nil, &g)
+	s.MustAPI(200, "GET", "/api/v1/groups/team", loginAs(t, s, "bob", "builder-yes-we-can"), nil, &g)
 	if strings.Join(g.Members, ",") != "alice,bob" {
 		t.Fatalf("members %v", g.Members)
 	}
@@ -118,7 +118,7 @@ func TestServeSubprocessGracefulShutdown(t *testing.T) {
 		return cmd, "http://" + httpAddr
 	}
 	cmd, base := start()
-	resp, err := http.Post(base+"/api/v1/register", "application/json", strings.NewReader(`{"user":"alice","password":"alice-password"}`))
+	resp, err := http.Post(base+"/api/v1/register", "application/json", strings.NewReader(`{"user":"alice","password":"rabbit-hole-42"}`))
 	if err != nil || resp.StatusCode != 201 {
 		t.Fatalf("register: %v %v", err, resp)
 	}
@@ -146,7 +146,7 @@ func TestServeSubprocessGracefulShutdown(t *testing.T) {
 	}
 	cmd, base = start()
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	resp, err = http.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"user":"alice","password":"alice-password"}`))
+	resp, err = http.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"user":"alice","password":"rabbit-hole-42"}`))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("login after restart: %v %v", err, resp)
 	}

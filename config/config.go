@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -68,7 +69,9 @@ func Default() Config {
 		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
 			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
-			GroupsOwnedPerUser: 100, GroupsPerUser: 500},
+			GroupsOwnedPerUser: 100, GroupsPerUser: 500,
+			KDFSlots: runtime.GOMAXPROCS(0), KDFQueue: 4 * runtime.GOMAXPROCS(0), KDFWait: 2 * time.Second,
+			LoginIPRate: 0.2, LoginIPBurst: 20, LoginBackoffMax: 5 * time.Second, LoginAccountRate: 1, LoginAccountBurst: 30},
 	}
 }
 
@@ -87,7 +90,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: writes_pending must be at least 16")
 	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,
 		c.Limits.StreamsPerUser < 0 || c.Limits.TicketsPerUser < 0 || c.Limits.PollIdle < 0,
-		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0:
+		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0,
+		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0,
+		c.Limits.LoginIPRate < 0 || c.Limits.LoginIPBurst < 0 || c.Limits.LoginBackoffMax < 0 || c.Limits.LoginAccountRate < 0 || c.Limits.LoginAccountBurst < 0:
 		return fmt.Errorf("config: limits must not be negative")
 	}
 	return nil
@@ -224,4 +229,24 @@ type Limits struct {
 	// groups one user may be a member of, however it got there.
 	GroupsOwnedPerUser int `yaml:"groups_owned_per_user"`
 	GroupsPerUser      int `yaml:"groups_per_user"`
+	// KDFSlots: password hashes (argon2id, 32 MiB each) computed at once
+	// (default: one per CPU); KDFQueue: logins that may wait for a slot
+	// (default 4 per CPU), each at most KDFWait (2 s). Past them a login is
+	// answered "busy" at once (HTTP 503, MQTT 5 CONNACK 0x89, 3.1.1 0x03).
+	KDFSlots int           `yaml:"kdf_slots"`
+	KDFQueue int           `yaml:"kdf_queue"`
+	KDFWait  time.Duration `yaml:"kdf_wait"`
+	// LoginIPRate and LoginIPBurst: password attempts (login, CONNECT with
+	// a password, registration) per client IP that do not end in a
+	// successful login, per second (default 0.2/s, burst 20).
+	LoginIPRate  float64 `yaml:"login_ip_rate"`
+	LoginIPBurst int     `yaml:"login_ip_burst"`
+	// LoginBackoffMax caps the delay after consecutive failures on one
+	// account from one IP (125 ms, doubling; default 5 s).
+	LoginBackoffMax time.Duration `yaml:"login_backoff_max"`
+	// LoginAccountRate and LoginAccountBurst: failures per account from
+	// IPs that already failed on it, all together (default 1/s, burst 30);
+	// an IP without failures on the account is never held by it.
+	LoginAccountRate  float64 `yaml:"login_account_rate"`
+	LoginAccountBurst int     `yaml:"login_account_burst"`
 }

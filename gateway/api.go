@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/envelope"
@@ -29,6 +31,9 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 	}
 	authed := map[string]handler{
 		"GET /api/v1/me":                             g.me,
+		"POST /api/v1/logout":                        g.logout,
+		"POST /api/v1/me/password":                   g.changePassword,
+		"POST /api/v1/me/revoke":                     g.revokeAll,
 		"GET /api/v1/history/dm/{peer}":              g.historyDM,
 		"GET /api/v1/history/g/{gid}":                g.historyGroup,
 		"GET /api/v1/sync":                           g.sync,
@@ -54,15 +59,16 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 
 // apiError is an error with an HTTP status and a stable code.
 type apiError struct {
-	status int
-	code   imerr.Code
-	msg    string
+	status     int
+	code       imerr.Code
+	msg        string
+	retryAfter int // seconds, for 429 and 503
 }
 
 func (e *apiError) Error() string { return e.msg }
 
 func fail(status int, code imerr.Code, format string, a ...any) error {
-	return &apiError{status, code, fmt.Sprintf(format, a...)}
+	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, a...)}
 }
 
 func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
@@ -122,6 +128,9 @@ func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
 		if err := h(rec, r, user); err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) {
+				if ae.retryAfter > 0 {
+					rec.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
+				}
 				writeError(rec, ae.status, ae.code, ae.msg)
 				return
 			}
@@ -154,67 +163,31 @@ func writeError(w http.ResponseWriter, status int, code imerr.Code, msg string) 
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
 }
 
-// decode reads a JSON body strictly: unknown fields, trailing data and
-// oversize bodies are refused with a clear message.
+// decode reads a JSON body strictly: unknown fields, trailing data,
+// invalid UTF-8 and oversize bodies are refused with a clear message.
+// encoding/json would silently turn invalid UTF-8 into U+FFFD, so a password
+// or a message would not be what the client sent: the raw bytes are checked
+// first (JSON text is UTF-8, RFC 8259 section 8.1).
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return fail(http.StatusRequestEntityTooLarge, imerr.TooLarge, "body over %d bytes", maxBody)
 		}
+		return fail(http.StatusBadRequest, imerr.Invalid, "reading body: %v", err)
+	}
+	if !utf8.Valid(raw) {
+		return fail(http.StatusBadRequest, imerr.Invalid, "body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return fail(http.StatusBadRequest, imerr.Invalid, "malformed JSON body: %v", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fail(http.StatusBadRequest, imerr.Invalid, "trailing data after JSON body")
 	}
-	return nil
-}
-
-type credentials struct {
-	User     string `json:"user"`
-	Password string `json:"password"`
-}
-
-func (g *Gateway) register(w http.ResponseWriter, r *http.Request) error {
-	if !g.o.OpenRegistration {
-		return fail(http.StatusForbidden, imerr.Forbidden, "registration is closed")
-	}
-	var c credentials
-	if err := decode(r, &c); err != nil {
-		return err
-	}
-	switch err := g.o.Accounts.Create(c.User, c.Password); {
-	case errors.Is(err, accounts.ErrExists):
-		return fail(http.StatusConflict, imerr.Conflict, "user %q exists", c.User)
-	case errors.Is(err, accounts.ErrInvalidUser):
-		return fail(http.StatusBadRequest, imerr.Invalid, "user id must match ^[a-z0-9][a-z0-9_.-]{0,31}$")
-	case errors.Is(err, accounts.ErrInvalidPassword):
-		return fail(http.StatusBadRequest, imerr.Invalid, "password must be 8-256 bytes")
-	case err != nil:
-		return err
-	}
-	writeJSON(w, http.StatusCreated, map[string]string{"user": c.User})
-	return nil
-}
-
-func (g *Gateway) login(w http.ResponseWriter, r *http.Request) error {
-	var c credentials
-	if err := decode(r, &c); err != nil {
-		return err
-	}
-	if err := g.o.Accounts.CheckPassword(c.User, c.Password); err != nil {
-		if errors.Is(err, accounts.ErrBadCredentials) {
-			return fail(http.StatusUnauthorized, imerr.Unauthorized, "bad user or password")
-		}
-		return err
-	}
-	tok, err := g.o.Accounts.IssueToken(c.User)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok.Token, "expires": tok.Expires.UnixMilli()})
 	return nil
 }
 

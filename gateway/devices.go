@@ -16,6 +16,7 @@ func (g *Gateway) deviceRoutes(add func(pattern string, h handler)) {
 	add("POST /api/v1/devices/{id}/keys", g.createKey)
 	add("GET /api/v1/devices/{id}/keys", g.listKeys)
 	add("DELETE /api/v1/devices/{id}/keys/{kid}", g.revokeKey)
+	add("POST /api/v1/devices/{id}/revoke", g.revokeDevice)
 	add("GET /api/v1/users/{id}", g.getUser)
 }
 
@@ -124,6 +125,26 @@ func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request, user string)
 		g.o.KeyRevoked(k.ID)
 	}
 	writeJSON(w, http.StatusOK, k)
+	return nil
+}
+
+// revokeDevice signs a device out everywhere: every key of it is revoked and
+// every session on them dropped.
+func (g *Gateway) revokeDevice(w http.ResponseWriter, r *http.Request, user string) error {
+	id := r.PathValue("id")
+	if err := g.ownDevice(user, id); err != nil {
+		return err
+	}
+	keys, err := g.o.Accounts.RevokeKeys(id)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if g.o.KeyRevoked != nil {
+			g.o.KeyRevoked(k.ID)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 	return nil
 }
 

@@ -38,9 +38,13 @@ type Options struct {
 	MQTTAddr         string // advertised by GET /api/v1/connect
 	// Transport: HTTP fallback transports, per-IP limits, node registry.
 	Transport TransportOptions
-	// KeyRevoked disconnects the sessions that authenticated with a key.
-	KeyRevoked func(keyID string)
-	Now        func() time.Time
+	// KeyRevoked disconnects the sessions that authenticated with a key,
+	// TokenRevoked those that did with a token (by its id), UserRevoked a
+	// user's sessions on tokens and passwords.
+	KeyRevoked   func(keyID string)
+	TokenRevoked func(tokenID string)
+	UserRevoked  func(user string)
+	Now          func() time.Time
 
 	// ICEServers (STUN/TURN) are advertised by GET /api/v1/connect.
 	ICEServers []config.ICEServer

@@ -113,15 +113,8 @@ func (g *Gateway) streamTicket(w http.ResponseWriter, _ *http.Request, user stri
 
 // bearer returns the user of a valid Authorization: Bearer token, or "".
 func (g *Gateway) bearer(r *http.Request) string {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return ""
-	}
-	u, err := g.o.Accounts.VerifyToken(strings.TrimSpace(tok))
-	if err != nil {
-		return ""
-	}
-	return u
+	t, _ := g.bearerToken(r)
+	return t.User
 }
 
 // feedDevice is the device a stream or poll session presents as.

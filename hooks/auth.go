@@ -2,11 +2,15 @@ package hooks
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"net"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -47,9 +51,12 @@ func ValidClientID(user, id string) bool {
 func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
 	ok := h.authenticate(cl, pk, user)
-	if ok {
+	switch {
+	case ok:
 		h.d.Metrics.Connects.WithLabelValues("ok").Inc()
-	} else {
+	case cl.Closed():
+		h.d.Metrics.Connects.WithLabelValues("retry_later").Inc()
+	default:
 		h.d.Metrics.Connects.WithLabelValues("refused").Inc()
 	}
 	return ok
@@ -61,13 +68,15 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) boo
 		log.Info("connect refused: client id must be {user}:{device}")
 		return false
 	}
-	keyID, err := h.d.Accounts.Authenticate(user, pk.Connect.ClientIdentifier, string(pk.Connect.Password))
+	cred, err := h.d.Accounts.Authenticate(remoteHost(cl.Net.Remote), user, pk.Connect.ClientIdentifier, string(pk.Connect.Password))
+	if secs, ok := accounts.RetryAfter(err); ok {
+		log.Info("connect refused: retry later", "error", err)
+		h.refuseRetry(cl, err, secs)
+		return false
+	}
 	if err != nil {
 		log.Info("connect refused: bad credentials")
 		return false
-	}
-	if keyID != "" {
-		h.d.Keys.Bind(pk.Connect.ClientIdentifier, keyID)
 	}
 	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, pk.Connect.ClientIdentifier, pk.Connect.WillTopic) {
 		// mochi publishes wills without OnPublish or ACL checks, so a will
@@ -75,7 +84,39 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) boo
 		log.Info("connect refused: will topic not allowed", "topic", pk.Connect.WillTopic)
 		return false
 	}
+	h.d.Keys.Bind(pk.Connect.ClientIdentifier, Binding{User: user, Credential: cred})
 	return true
+}
+
+// refuseRetry answers a CONNECT that could not be checked now (the KDF is
+// busy, or the IP or account is throttled) with a CONNACK that says so
+// and closes the connection. mochi can only refuse an authentication with
+// "bad user name or password", which would tell a client its password is
+// wrong: MQTT 5 gets 0x89 server busy or 0x9F connection rate exceeded with
+// a reason string, MQTT 3.1.1 0x03 server unavailable. Closing the client
+// makes mochi's own refusal CONNACK fail to write.
+func (h *Auth) refuseRetry(cl *mqtt.Client, err error, secs int) {
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}
+	switch {
+	case cl.Properties.ProtocolVersion < 5:
+		ack.ReasonCode = packets.Err3ServerUnavailable.Code
+	case errors.Is(err, accounts.ErrThrottled):
+		ack.ReasonCode = packets.ErrConnectionRateExceeded.Code
+		ack.Properties.ReasonString = fmt.Sprintf("too many failed logins; retry in %d s", secs)
+	default:
+		ack.ReasonCode = packets.ErrServerBusy.Code
+		ack.Properties.ReasonString = fmt.Sprintf("server busy; retry in %d s", secs)
+	}
+	_ = cl.WritePacket(ack)
+	cl.Stop(err)
+}
+
+// remoteHost is the IP of a "host:port" remote address.
+func remoteHost(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
 }
 
 // OnPacketRead resolves an inbound MQTT 5 topic alias before anything else

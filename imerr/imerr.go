@@ -25,6 +25,9 @@ const (
 	// streams, retained messages, groups). Unlike RateLimited, waiting
 	// does not help; releasing something does.
 	QuotaExceeded Code = "quota_exceeded"
+	// Busy: the server could not take the request now (HTTP 503 with
+	// Retry-After); nothing was done, retry.
+	Busy Code = "busy"
 )
 
 // Error is an error with a stable code and a human-readable detail.

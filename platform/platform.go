@@ -72,7 +72,11 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL})
+	lim := cfg.Limits
+	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL,
+		KDFLimits: accounts.KDFLimits{Slots: lim.KDFSlots, Queue: lim.KDFQueue, Wait: lim.KDFWait},
+		Throttle: ratelimit.NewLogins(ratelimit.LoginLimits{IPRate: lim.LoginIPRate, IPBurst: lim.LoginIPBurst,
+			BackoffMax: lim.LoginBackoffMax, AccountRate: lim.LoginAccountRate, AccountBurst: lim.LoginAccountBurst})})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -142,7 +146,9 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers,
-		KeyRevoked: func(keyID string) { p.Broker.DisconnectKey(keyID) },
+		KeyRevoked:   func(keyID string) { p.Broker.DisconnectKey(keyID) },
+		TokenRevoked: func(tokenID string) { p.Broker.DisconnectToken(tokenID) },
+		UserRevoked:  func(user string) { p.Broker.DisconnectUser(user) },
 		Transport: gateway.TransportOptions{IM: p.Broker.IM, Broker: p.Broker.Server, Registry: p.Registry,
 			NodeID: nodeID(cfg), Limits: connLimits(cfg), PollIdle: cfg.Limits.PollIdle,
 			StreamsPerUser: cfg.Limits.StreamsPerUser, TicketsPerUser: cfg.Limits.TicketsPerUser},

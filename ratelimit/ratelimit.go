@@ -46,8 +46,15 @@ func (b *Buckets) Enabled() bool { return b != nil && b.rate > 0 }
 
 // Allow takes a token from key's bucket and reports whether there was one.
 func (b *Buckets) Allow(key string) bool {
+	_, ok := b.Take(key)
+	return ok
+}
+
+// Take is Allow that also says, when the bucket is empty, how long until it
+// holds a token again (for Retry-After).
+func (b *Buckets) Take(key string) (wait time.Duration, ok bool) {
 	if !b.Enabled() {
-		return true
+		return 0, true
 	}
 	now := b.now()
 	b.mu.Lock()
@@ -63,10 +70,23 @@ func (b *Buckets) Allow(key string) bool {
 	}
 	k.last = now
 	if k.tokens < 1 {
-		return false
+		return time.Duration((1 - k.tokens) / b.rate * float64(time.Second)), false
 	}
 	k.tokens--
-	return true
+	return 0, true
+}
+
+// Refund gives back a token taken by Take (an attempt that turned out not
+// to count), up to the burst.
+func (b *Buckets) Refund(key string) {
+	if !b.Enabled() {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k := b.buckets[key]; k != nil {
+		k.tokens = min(b.burst, k.tokens+1)
+	}
 }
 
 // maybeSweep drops buckets that have refilled completely: they behave exactly

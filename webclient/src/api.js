@@ -69,6 +69,11 @@ export class Api {
     return this.request('POST', '/login', { user, password });
   }
 
+  /** Revokes this token on the server (and drops MQTT sessions that used it). */
+  logout() {
+    return this.request('POST', '/logout');
+  }
+
   me() {
     return this.request('GET', '/me');
   }

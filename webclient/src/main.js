@@ -87,10 +87,21 @@ async function signOut(reason = '') {
   const c = client;
   client = null;
   sessionStorage.removeItem(sessionKey);
-  api.token = '';
   if (transfers) transfers.stop();
+  if (c) c.stop();
+  // A sign-out the user asked for revokes the token on the server too (after
+  // the connection stopped, so it does not try to reconnect); one forced by a
+  // 401 has no valid token left to revoke.
+  api.onUnauthorized = () => {};
+  if (!reason && api.token) {
+    try {
+      await api.logout();
+    } catch {
+      // Offline or already revoked: the token is forgotten here all the same.
+    }
+  }
+  api.token = '';
   if (c) {
-    c.stop();
     // This browser may be shared: drop the cached messages and the recent list.
     await MessageStore.remove(c.me);
     c.recent.storage.removeItem(c.recent.key);
