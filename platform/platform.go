@@ -66,7 +66,7 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("platform: data dir: %w", err)
 	}
-	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch"}, log)
+	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch", Identity: true}, log)
 	if err != nil {
 		return nil, err
 	}
