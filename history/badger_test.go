@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/kvstore"
 )
@@ -15,10 +17,17 @@ import (
 func open(t testing.TB, dir string, sync bool) *Badger {
 	t.Helper()
 	db, err := kvstore.Open(dir, kvstore.Options{SyncWrites: sync}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return openOn(t, db, err, BadgerOptions{})
+}
+
+// openOn opens the store over db (err: db's opening error), closing both at
+// the end of the test.
+func openOn(t testing.TB, db *badger.DB, err error, o BadgerOptions) *Badger {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenBadger(db, BadgerOptions{})
+	s, err := OpenBadger(db, o)
 	if err != nil {
 		t.Fatal(err)
 	}
