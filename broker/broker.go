@@ -16,7 +16,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -36,6 +35,9 @@ type Options struct {
 	Log           *slog.Logger
 	// ConnLimits bound connections per client IP on the TCP listener.
 	ConnLimits ratelimit.ListenerLimits
+	// Epoch is the history store's epoch; a session store of another
+	// epoch is emptied of sessions at start (see sessionStoreOptions).
+	Epoch string
 }
 
 // Broker is the running MQTT broker.
@@ -82,7 +84,11 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := srv.AddHook(b.IM, nil); err != nil {
 		return nil, err
 	}
-	if err := srv.AddHook(newSessionStore(srv), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
+	sopts, err := sessionStoreOptions(filepath.Join(o.DataDir, "sessions"), o.Epoch, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.AddHook(newSessionStore(srv), sopts); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 

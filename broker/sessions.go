@@ -1,12 +1,20 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/kvstore"
+	"github.com/mqim/mqim/topic"
 )
 
 // sessionStore is mochi's Badger storage hook, finishing what it leaves
@@ -31,6 +39,77 @@ type sessionStore struct {
 
 func newSessionStore(srv *mqtt.Server) *sessionStore {
 	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, expired: map[string]time.Time{}}
+}
+
+// epochKey records, in the session store, the history epoch its sessions
+// belong to.
+var epochKey = []byte("mqim/epoch")
+
+// staleOnNewEpoch are the key prefixes (mochi's storage keys) of what belongs
+// to accounts: client records, subscriptions, queued messages and retained
+// messages under im/. Retained messages of operator namespaces stay.
+var staleOnNewEpoch = [][]byte{
+	[]byte(storage.ClientKey + "_"), []byte(storage.SubscriptionKey + "_"), []byte(storage.InflightKey + "_"),
+	[]byte(storage.RetainedKey + "_" + topic.Prefix),
+}
+
+// sessionStoreOptions prepares the session store in dir for a history of the
+// given epoch and returns the options mochi's hook opens it with.
+//
+// A session store from another epoch (the history was replaced, or started
+// afresh) holds queues and subscriptions of accounts that no longer exist: a
+// newcomer registering a freed name would inherit the old owner's queued
+// private messages. Those are dropped, with a log line, before mochi loads
+// them.
+func sessionStoreOptions(dir, epoch string, log *slog.Logger) (*badgerstore.Options, error) {
+	db, err := kvstore.Open(dir, kvstore.Options{SyncWrites: true}, log)
+	if err != nil {
+		return nil, fmt.Errorf("broker: session store: %w", err)
+	}
+	changed := false
+	err = db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get(epochKey)
+		var had []byte
+		if err == nil {
+			had, err = it.ValueCopy(nil)
+		}
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if string(had) == epoch {
+			return nil
+		}
+		changed = true
+		n := countKeys(txn, staleOnNewEpoch)
+		if n > 0 {
+			log.Warn("session store is from another history epoch: dropping its sessions, subscriptions and queued messages",
+				"path", dir, "store_epoch", string(had), "history_epoch", epoch, "records", n)
+		}
+		return txn.Set(epochKey, []byte(epoch))
+	})
+	if err == nil && changed {
+		err = db.DropPrefix(staleOnNewEpoch...)
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker: session store %s: %w", dir, err)
+	}
+	opts := kvstore.BadgerOptions(dir, kvstore.Options{}, log)
+	return &badgerstore.Options{Path: dir, Options: &opts}, nil
+}
+
+func countKeys(txn *badger.Txn, prefixes [][]byte) int {
+	n := 0
+	for _, p := range prefixes {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		it.Close()
+	}
+	return n
 }
 
 // OnSessionEstablished forgets an earlier expiry of a reused client id.

@@ -125,7 +125,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
 	}
 	p.Broker, err = broker.New(broker.Options{
-		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, SessionExpiry: cfg.SessionExpiry,
+		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, Epoch: p.History.Epoch(), SessionExpiry: cfg.SessionExpiry,
 		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log,
 		ConnLimits: connLimits(cfg),
 	}, d)
