@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -64,6 +65,7 @@ type Store struct {
 	secret   []byte
 	tokenTTL time.Duration
 	now      func() time.Time
+	space    *kvstore.Space
 
 	mu     sync.RWMutex
 	exists map[string]bool   // cache of positive lookups; users are never deleted
@@ -75,6 +77,9 @@ type Options struct {
 	KDF      KDF
 	TokenTTL time.Duration
 	Now      func() time.Time
+	// Space, if set, refuses new accounts and keys while the disk is below
+	// its reserve (errors wrap kvstore.ErrFull).
+	Space *kvstore.Space
 }
 
 // Open returns a Store over db, creating the token signing secret on first use.
@@ -88,7 +93,7 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, exists: map[string]bool{}, kinds: map[string]string{}}
+	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, space: o.Space, exists: map[string]bool{}, kinds: map[string]string{}}
 	err := db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte("k/token"))
 		if err == nil {
@@ -157,6 +162,9 @@ func (s *Store) Devices(owner string) ([]string, error) {
 }
 
 func (s *Store) insert(r record) error {
+	if err := s.space.Check(); err != nil {
+		return err
+	}
 	user := r.User
 	val, _ := json.Marshal(r)
 	err := s.db.Update(func(txn *badger.Txn) error {

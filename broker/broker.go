@@ -88,7 +88,7 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.AddHook(newSessionStore(srv), sopts); err != nil {
+	if err := srv.AddHook(newSessionStore(srv, d.Space), sopts); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 

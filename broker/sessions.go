@@ -12,6 +12,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/topic"
@@ -29,16 +30,61 @@ import (
 // skipped for an expired session, and undone when the session expired while
 // it was being written. The lock guards only the map, never a disk write:
 // every publisher passes through here once per queued copy.
+//
+// While the disk is below its reserve (space), record writes are skipped:
+// mochi's hook writes on the publisher's goroutine through Badger's mmap'd
+// log, where a full disk is a SIGBUS, not an error. The sessions then live
+// on in memory only; retained publishes from clients are refused before
+// that point (hooks.IM), so nothing acknowledged depends on a skipped write.
 type sessionStore struct {
 	*badgerstore.Hook
-	srv *mqtt.Server
+	srv   *mqtt.Server
+	space *kvstore.Space
 
 	mu      sync.RWMutex
 	expired map[string]time.Time // id -> when it expired; kept for a minute
 }
 
-func newSessionStore(srv *mqtt.Server) *sessionStore {
-	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, expired: map[string]time.Time{}}
+func newSessionStore(srv *mqtt.Server, space *kvstore.Space) *sessionStore {
+	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, expired: map[string]time.Time{}}
+}
+
+// full reports whether writes are to be skipped.
+func (h *sessionStore) full() bool { return h.space.Err() != nil }
+
+// OnSysInfoTick stores the broker's statistics (every second) unless full.
+func (h *sessionStore) OnSysInfoTick(sys *system.Info) {
+	if !h.full() {
+		h.Hook.OnSysInfoTick(sys)
+	}
+}
+
+// OnSubscribed stores subscriptions unless full.
+func (h *sessionStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if !h.full() {
+		h.Hook.OnSubscribed(cl, pk, codes)
+	}
+}
+
+// OnRetainMessage stores a retained message unless full.
+func (h *sessionStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
+	if !h.full() {
+		h.Hook.OnRetainMessage(cl, pk, r)
+	}
+}
+
+// OnWillSent updates the client record unless full.
+func (h *sessionStore) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if !h.full() {
+		h.Hook.OnWillSent(cl, pk)
+	}
+}
+
+// OnDisconnect updates or removes the client record unless full.
+func (h *sessionStore) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if !h.full() {
+		h.Hook.OnDisconnect(cl, err, expire)
+	}
 }
 
 // epochKey records, in the session store, the history epoch its sessions
@@ -117,7 +163,9 @@ func (h *sessionStore) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) 
 	h.mu.Lock()
 	delete(h.expired, cl.ID)
 	h.mu.Unlock()
-	h.Hook.OnSessionEstablished(cl, pk)
+	if !h.full() {
+		h.Hook.OnSessionEstablished(cl, pk)
+	}
 }
 
 func (h *sessionStore) isExpired(id string) bool {
@@ -129,7 +177,7 @@ func (h *sessionStore) isExpired(id string) bool {
 
 // OnQosPublish stores a queued message unless its session has expired.
 func (h *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if h.isExpired(cl.ID) {
+	if h.isExpired(cl.ID) || h.full() {
 		return
 	}
 	h.Hook.OnQosPublish(cl, pk, sent, resends)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -38,16 +39,18 @@ type Group struct {
 
 // Store holds all groups in memory, backed by Badger.
 type Store struct {
-	db *badger.DB
-	mu sync.RWMutex
-	g  map[string]*Group
+	db    *badger.DB
+	space *kvstore.Space
+	mu    sync.RWMutex
+	g     map[string]*Group
 }
 
 func key(gid string) []byte { return []byte("g/" + gid) }
 
-// Open loads every group.
-func Open(db *badger.DB) (*Store, error) {
-	s := &Store{db: db, g: map[string]*Group{}}
+// Open loads every group. space, if not nil, refuses changes while the disk
+// is below its reserve (errors wrap kvstore.ErrFull).
+func Open(db *badger.DB, space *kvstore.Space) (*Store, error) {
+	s := &Store{db: db, space: space, g: map[string]*Group{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("g/"), PrefetchValues: true})
 		defer it.Close()
@@ -67,6 +70,9 @@ func Open(db *badger.DB) (*Store, error) {
 }
 
 func (s *Store) save(g *Group) error {
+	if err := s.space.Check(); err != nil {
+		return err
+	}
 	val, _ := json.Marshal(g)
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(g.ID), val) }); err != nil {
 		return fmt.Errorf("groups: save %s: %w", g.ID, err)

@@ -2,10 +2,12 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -255,5 +257,32 @@ func BenchmarkPage50(b *testing.B) {
 		if _, _, err := s.Page(ctx, DM("a", "b"), before, 50); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Below the disk reserve an append fails with kvstore.ErrFull and stores
+// nothing; with room again, seqs go on without a gap.
+func TestAppendRefusedBelowTheDiskReserve(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 30)
+	space := kvstore.NewSpace(t.TempDir(), 1<<20, func(string) (uint64, error) { return free.Load(), nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	db, err := kvstore.Open(t.TempDir(), kvstore.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := openOn(t, db, err, BadgerOptions{Space: space})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, dm("alice", "bob", "1")); err != nil {
+		t.Fatal(err)
+	}
+	free.Store(1 << 10)
+	if _, err := s.Append(ctx, dm("alice", "bob", "refused")); !errors.Is(err, kvstore.ErrFull) {
+		t.Fatalf("append on a full disk: %v, want ErrFull", err)
+	}
+	free.Store(1 << 30)
+	res, err := s.Append(ctx, dm("alice", "bob", "2"))
+	if err != nil || res.Msg.Seq != 2 {
+		t.Fatalf("append with room again: %+v %v, want seq 2", res.Msg, err)
+	}
+	msgs, _, err := s.Page(ctx, DM("alice", "bob"), 0, 10)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("page: %d messages, %v", len(msgs), err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/ratelimit"
@@ -47,4 +48,7 @@ type Deps struct {
 	PublishRate *ratelimit.Buckets
 	// Broker is set once the mochi server exists (hooks are created first).
 	Broker Publisher
+	// Space, if set, refuses retained publishes outside im/ while the disk
+	// is below its reserve (im/ writes are refused by the history store).
+	Space *kvstore.Space
 }

@@ -21,6 +21,9 @@ const (
 	Unauthorized Code = "unauthorized"
 	Conflict     Code = "conflict"
 	Internal     Code = "internal"
+	// StorageFull: the server's disk is below its free-space reserve; the
+	// write was refused and nothing of it was stored. Retry later.
+	StorageFull Code = "storage_full"
 )
 
 // Error is an error with a stable code and a human-readable detail.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -37,6 +38,7 @@ type Platform struct {
 	Config   config.Config
 	Log      *slog.Logger
 	DB       *badger.DB
+	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
 	History  *history.Badger
@@ -57,9 +59,13 @@ type Platform struct {
 // Stores opens only the data stores (for CLI commands that edit data offline).
 type Stores struct {
 	DB       *badger.DB
+	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
 }
+
+// freeSpace measures the free space of the data dir (tests replace it).
+var freeSpace = kvstore.StatFree
 
 // OpenStores opens the database in cfg.Data.
 func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
@@ -70,17 +76,18 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL})
+	space := kvstore.NewSpace(cfg.Data, uint64(cfg.StorageReserve), freeSpace, log)
+	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL, Space: space})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	grp, err := groups.Open(db)
+	grp, err := groups.Open(db, space)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Stores{DB: db, Accounts: acc, Groups: grp}, nil
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp}, nil
 }
 
 // Start opens everything and starts serving.
@@ -89,14 +96,14 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg, Log: log, DB: st.DB, Accounts: st.Accounts, Groups: st.Groups, served: make(chan error, 1)}
+	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
 			p.Close(context.Background())
 		}
 	}()
-	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{}); err != nil {
+	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space}); err != nil {
 		return nil, err
 	}
 	admins := map[string]bool{}
@@ -123,6 +130,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Keys:    hooks.NewKeyBindings(),
 		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
+		Space:       st.Space,
 	}
 	p.Broker, err = broker.New(broker.Options{
 		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, Epoch: p.History.Epoch(), SessionExpiry: cfg.SessionExpiry,
@@ -152,7 +160,10 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.startBeat()
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	p.stopGC, p.gcDone = stopGC, make(chan struct{})
-	go func() { kvstore.RunGC(gcCtx, p.DB, 5*time.Minute, log); close(p.gcDone) }()
+	var bg sync.WaitGroup
+	bg.Go(func() { kvstore.RunGC(gcCtx, p.DB, 5*time.Minute, log) })
+	bg.Go(func() { p.Space.Run(gcCtx, time.Second) })
+	go func() { bg.Wait(); close(p.gcDone) }()
 	ok = true
 	return p, nil
 }

@@ -4,12 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/mqim/mqim/acl"
 	"github.com/mqim/mqim/config"
+	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/internal/imtest"
 	"github.com/mqim/mqim/platform"
 )
@@ -80,5 +83,71 @@ func TestNewHistoryEpochDropsStaleSessionQueues(t *testing.T) {
 	imtest.Eventually(t, "marker", 5*time.Second, func() bool { return len(newBob.Envelopes("im/u/bob/dm/carol")) == 1 })
 	if got := newBob.Envelopes("im/u/bob/dm/alice"); len(got) != 0 {
 		t.Fatalf("the new bob received the old bob's queued DMs: %+v", got)
+	}
+}
+
+// Below the free-space reserve every write is refused with storage_full
+// (MQTT 5 PUBACK 0x97 and the error notice, HTTP 507), retained messages of
+// operator namespaces included, while reads go on; with room again, writes
+// are accepted (issue 12 item 4c). Free space is injected.
+func TestLowDiskRefusesWritesAndServesReads(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	defer platform.SetFreeSpace(func(string) (uint64, error) { return free.Load(), nil })()
+	s := imtest.Start(t, "", func(c *imtestConfig) {
+		c.StorageReserve = 64 << 20
+		c.Rules = []acl.Rule{{User: "*", Access: "readwrite", Topics: []string{"bots/#"}}}
+	})
+	tok := s.User("alice")
+	s.User("bob")
+	watch := s.MustConnect("alice", imtest.ClientOpts{Device: "watch"})
+	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %v %#x", err, code)
+	}
+	defer raw.Close()
+	if rc, err := raw.Publish("im/u/bob/dm/alice", []byte("stored")); err != nil || rc != 0 {
+		t.Fatalf("publish with room: %v %#x", err, rc)
+	}
+
+	free.Store(1 << 20)
+	imtest.Eventually(t, "DM refused with 0x97", 5*time.Second, func() bool {
+		rc, err := raw.Publish("im/u/bob/dm/alice", []byte("refused"))
+		return err == nil && rc == 0x97
+	})
+	if rc, err := raw.PublishRetained("bots/thermostat", []byte("21.5")); err != nil || rc != 0x97 {
+		t.Fatalf("retained operator publish on a full disk: %v %#x, want 0x97", err, rc)
+	}
+	imtest.Eventually(t, "storage_full notices", 5*time.Second, func() bool {
+		n := 0
+		for _, m := range watch.Messages("im/u/alice/error") {
+			if strings.Contains(string(m.Payload), `"storage_full"`) {
+				n++
+			}
+		}
+		return n >= 2 // the DM and the retained message
+	})
+	var refusal struct{ Error struct{ Code string } }
+	s.MustAPI(507, "POST", "/api/v1/publish", tok, map[string]any{"topic": "im/u/bob/dm/alice", "payload": "x"}, &refusal)
+	if refusal.Error.Code != "storage_full" {
+		t.Errorf("HTTP publish refusal code %q", refusal.Error.Code)
+	}
+	s.MustAPI(507, "POST", "/api/v1/register", "", map[string]any{"user": "carol", "password": imtest.Password}, nil)
+	s.MustAPI(507, "POST", "/api/v1/groups", tok, map[string]any{"id": "g1", "members": []string{"bob"}}, nil)
+
+	// Reads go on: history holds exactly the message stored before.
+	var page struct{ Messages []envelope.Message }
+	s.MustAPI(200, "GET", "/api/v1/history/dm/bob", tok, nil, &page)
+	if len(page.Messages) != 1 || page.Messages[0].Body != "stored" {
+		t.Fatalf("history on a full disk: %+v", page.Messages)
+	}
+
+	free.Store(1 << 40)
+	imtest.Eventually(t, "writes accepted again", 5*time.Second, func() bool {
+		rc, err := raw.Publish("im/u/bob/dm/alice", []byte("again"))
+		return err == nil && rc == 0
+	})
+	if rc, err := raw.PublishRetained("bots/thermostat", []byte("21.5")); err != nil || rc != 0 {
+		t.Fatalf("retained publish with room: %v %#x", err, rc)
 	}
 }

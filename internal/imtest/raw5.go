@@ -104,8 +104,19 @@ func (r *Raw5) Publish(topic string, payload []byte) (byte, error) {
 // PublishID is Publish with a chosen packet id and DUP flag, to replay a
 // retransmission as a client does after reconnecting.
 func (r *Raw5) PublishID(topic string, payload []byte, pid uint16, dup bool) (byte, error) {
-	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
-		TopicName: topic, Payload: payload, PacketID: pid}
+	return r.publish(packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
+		TopicName: topic, Payload: payload, PacketID: pid})
+}
+
+// PublishRetained is Publish with the RETAIN flag set.
+func (r *Raw5) PublishRetained(topic string, payload []byte) (byte, error) {
+	r.pid++
+	return r.publish(packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+		TopicName: topic, Payload: payload, PacketID: r.pid})
+}
+
+func (r *Raw5) publish(pk packets.Packet) (byte, error) {
+	pid := pk.PacketID
 	if err := r.write(&pk, (*packets.Packet).PublishEncode); err != nil {
 		return 0, err
 	}
