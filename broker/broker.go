@@ -84,7 +84,7 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := srv.AddHook(b.IM, nil); err != nil {
 		return nil, err
 	}
-	sopts, err := sessionStoreOptions(filepath.Join(o.DataDir, "sessions"), o.Epoch, o.Log)
+	sopts, err := sessionStoreOptions(filepath.Join(o.DataDir, "sessions"), o.Epoch, d.Space.Pinned(), o.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -107,8 +109,16 @@ var staleOnNewEpoch = [][]byte{
 // newcomer registering a freed name would inherit the old owner's queued
 // private messages. Those are dropped, with a log line, before mochi loads
 // them.
-func sessionStoreOptions(dir, epoch string, log *slog.Logger) (*badgerstore.Options, error) {
-	db, err := kvstore.Open(dir, kvstore.Options{SyncWrites: true}, log)
+//
+// readOnly opens it without writing (the disk is full): a store of another
+// epoch is then refused, since its stale sessions cannot be dropped.
+func sessionStoreOptions(dir, epoch string, readOnly bool, log *slog.Logger) (*badgerstore.Options, error) {
+	if readOnly {
+		if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("broker: session store %s does not exist and the disk is full: free space and restart", dir)
+		}
+	}
+	db, err := kvstore.Open(dir, kvstore.Options{SyncWrites: true, ReadOnly: readOnly}, log)
 	if err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
@@ -124,6 +134,9 @@ func sessionStoreOptions(dir, epoch string, log *slog.Logger) (*badgerstore.Opti
 		}
 		if string(had) == epoch {
 			return nil
+		}
+		if readOnly {
+			return fmt.Errorf("it is from history epoch %q, not %q, and the disk is full: free space and restart", had, epoch)
 		}
 		changed = true
 		n := countKeys(txn, staleOnNewEpoch)
@@ -142,7 +155,7 @@ func sessionStoreOptions(dir, epoch string, log *slog.Logger) (*badgerstore.Opti
 	if err != nil {
 		return nil, fmt.Errorf("broker: session store %s: %w", dir, err)
 	}
-	opts := kvstore.BadgerOptions(dir, kvstore.Options{}, log)
+	opts := kvstore.BadgerOptions(dir, kvstore.Options{ReadOnly: readOnly}, log)
 	return &badgerstore.Options{Path: dir, Options: &opts}, nil
 }
 

@@ -16,7 +16,7 @@ func RunGC(ctx context.Context, db *badger.DB, interval time.Duration, log *slog
 	every(ctx, interval, func() {
 		for i := 0; i < 16; i++ { // each call rewrites at most one file
 			err := db.RunValueLogGC(0.5)
-			if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) || errors.Is(err, badger.ErrGCInReadOnlyMode) {
 				break
 			}
 			if err != nil {

@@ -167,7 +167,7 @@ func manifestTables(path string) (map[uint64]badger.TableManifest, error) {
 // checkIdentity compares the identity stored in db with the file beside dir.
 // A new database (neither present) gets one; a database from before
 // identities existed (key absent, no file, but data) gets one too.
-func checkIdentity(db *badger.DB, dir string) error {
+func checkIdentity(db *badger.DB, dir string, readOnly bool) error {
 	file := IdentityFile(dir)
 	var stored string
 	err := db.View(func(txn *badger.Txn) error {
@@ -198,6 +198,8 @@ func checkIdentity(db *badger.DB, dir string) error {
 			ErrDamaged, dir, stored, file, want, file)
 	case ferr == nil:
 		return nil
+	case readOnly:
+		return nil // recorded at the next writable open
 	}
 	if stored == "" {
 		r := make([]byte, 8)

@@ -27,6 +27,9 @@ type Options struct {
 	SyncWrites bool
 	// InMemory keeps everything in RAM (tests that need no restart).
 	InMemory bool
+	// ReadOnly opens without writing anything: Badger cannot even create
+	// its lock file or a new memtable on a full disk (see Space.Pin).
+	ReadOnly bool
 	// Identity checks at every open that the directory still holds the
 	// database it was created as (see IdentityFile), and refuses it with
 	// ErrDamaged otherwise.
@@ -52,7 +55,8 @@ func BadgerOptions(dir string, o Options, log *slog.Logger) badger.Options {
 		// Verify every block read from disk (Open verifies whole tables
 		// first, see preOpen): a damaged block then ends an iteration, which
 		// the history store detects, instead of decoding as garbage.
-		WithChecksumVerificationMode(options.OnBlockRead)
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithReadOnly(o.ReadOnly)
 	if o.InMemory {
 		opts = opts.WithInMemory(true).WithDir("").WithValueDir("")
 	}
@@ -79,7 +83,7 @@ func Open(dir string, o Options, log *slog.Logger) (*badger.DB, error) {
 		return nil, errors.Join(fmt.Errorf("kvstore: open %s: %w", dir, err), undo())
 	}
 	if o.Identity {
-		if err := checkIdentity(db, dir); err != nil {
+		if err := checkIdentity(db, dir, o.ReadOnly); err != nil {
 			return nil, errors.Join(err, db.Close(), undo())
 		}
 	}

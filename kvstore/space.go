@@ -33,8 +33,9 @@ type Space struct {
 	free    func(dir string) (uint64, error)
 	log     *slog.Logger
 
-	low   atomic.Bool
-	avail atomic.Uint64
+	low    atomic.Bool
+	avail  atomic.Uint64
+	pinned atomic.Bool
 }
 
 // NewSpace watches dir with the given reserve in bytes (0: never refuse).
@@ -62,7 +63,7 @@ func StatFree(dir string) (uint64, error) {
 // reserve. Writers call it before each batch; it costs one statfs.
 func (s *Space) Check() error {
 	if s == nil || s.reserve == 0 {
-		return nil
+		return s.Err()
 	}
 	n, err := s.free(s.dir)
 	if err != nil {
@@ -83,9 +84,20 @@ func (s *Space) Check() error {
 	return s.Err()
 }
 
+// Pin makes every later Check and Err report ErrFull, whatever the free
+// space: the databases were opened read-only because the disk was full at
+// start, and only a restart can make them writable again.
+func (s *Space) Pin() { s.pinned.Store(true) }
+
+// Pinned reports whether Pin was called.
+func (s *Space) Pinned() bool { return s != nil && s.pinned.Load() }
+
 // Err returns the last reading's verdict without measuring: nil, or an error
 // wrapping ErrFull. Cheap enough for every write of the session store.
 func (s *Space) Err() error {
+	if s.Pinned() {
+		return fmt.Errorf("%w: the server started on a full disk at %s and opened its data read-only; free space and restart it", ErrFull, s.dir)
+	}
 	if s == nil || !s.low.Load() {
 		return nil
 	}

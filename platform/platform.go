@@ -72,11 +72,18 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("platform: data dir: %w", err)
 	}
-	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch", Identity: true}, log)
+	space := kvstore.NewSpace(cfg.Data, uint64(cfg.StorageReserve), freeSpace, log)
+	// On a full disk Badger cannot open for writing at all (it writes a
+	// lock file and a new memtable), so start read-only and serve reads.
+	readOnly := errors.Is(space.Check(), kvstore.ErrFull)
+	if readOnly {
+		space.Pin()
+		log.Error("disk below its free-space reserve at start: serving read-only; free space and restart to accept writes", "path", cfg.Data)
+	}
+	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch", Identity: true, ReadOnly: readOnly}, log)
 	if err != nil {
 		return nil, err
 	}
-	space := kvstore.NewSpace(cfg.Data, uint64(cfg.StorageReserve), freeSpace, log)
 	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL, Space: space})
 	if err != nil {
 		db.Close()
