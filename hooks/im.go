@@ -70,12 +70,7 @@ func (h *IM) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, erro
 	req := Request{User: user, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload,
 		PacketID: pk.PacketID, Dup: pk.FixedHeader.Dup && pk.FixedHeader.Qos > 0}
 	if e := h.Handle(req); e != nil {
-		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-			return pk, refusal[e.Code]
-		}
-		// MQTT 3.1.1 has no reason codes, and mochi would still deliver on a
-		// packets.Code error: acknowledge and drop instead.
-		return pk, packets.CodeSuccessIgnore
+		return pk, refuse(cl, pk, e.Code)
 	}
 	// Accepted: the stamped copies are already out; the original is only acked.
 	return pk, packets.CodeSuccessIgnore
@@ -89,15 +84,22 @@ func (h *IM) storable(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	e := imerr.New(imerr.StorageFull, "server storage is full: retained message not kept; retry later")
 	h.notify(Request{User: string(cl.Properties.Username), Topic: pk.TopicName}, e)
+	return refuse(cl, pk, e.Code)
+}
+
+// refuse is what OnPublish returns to mochi for a refused publish.
+func refuse(cl *mqtt.Client, pk packets.Packet, code imerr.Code) error {
 	switch {
-	case pk.FixedHeader.Qos == 0:
-		return packets.CodeSuccessIgnore
-	case cl.Properties.ProtocolVersion == 5:
-		return refusal[e.Code]
-	default:
-		// MQTT 3.1.1 has no refusal: no PUBACK, so the client keeps the
-		// message and sends it again after reconnecting.
+	case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0:
+		return refusal[code]
+	case code == imerr.StorageFull && pk.FixedHeader.Qos > 0:
+		// Nothing was kept, so nothing may be acknowledged: no PUBACK, and
+		// the client sends it again after reconnecting.
 		return packets.ErrRejectPacket
+	default:
+		// MQTT 3.1.1 has no reason codes, and mochi would still deliver on a
+		// packets.Code error: acknowledge and drop instead.
+		return packets.CodeSuccessIgnore
 	}
 }
 
