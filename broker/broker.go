@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -38,6 +39,9 @@ type Options struct {
 	// Epoch is the history store's epoch; a session store of another
 	// epoch is emptied of sessions at start (see sessionStoreOptions).
 	Epoch string
+	// Retained, if set, keeps clients' retained messages outside im/,
+	// committed before their PUBACK (see retained.go).
+	Retained *badger.DB
 }
 
 // Broker is the running MQTT broker.
@@ -88,7 +92,7 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.AddHook(newSessionStore(srv, d.Space), sopts); err != nil {
+	if err := srv.AddHook(newSessionStore(srv, d.Space, o.Retained, b.IM), sopts); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
 
+	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/topic"
 )
@@ -42,13 +43,17 @@ type sessionStore struct {
 	*badgerstore.Hook
 	srv   *mqtt.Server
 	space *kvstore.Space
+	// retained keeps clients' retained messages outside im/ (retained.go);
+	// im answers a publish it refuses.
+	retained *badger.DB
+	im       *hooks.IM
 
 	mu      sync.RWMutex
 	expired map[string]time.Time // id -> when it expired; kept for a minute
 }
 
-func newSessionStore(srv *mqtt.Server, space *kvstore.Space) *sessionStore {
-	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, expired: map[string]time.Time{}}
+func newSessionStore(srv *mqtt.Server, space *kvstore.Space, retained *badger.DB, im *hooks.IM) *sessionStore {
+	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, expired: map[string]time.Time{}}
 }
 
 // full reports whether writes are to be skipped.
@@ -65,13 +70,6 @@ func (h *sessionStore) OnSysInfoTick(sys *system.Info) {
 func (h *sessionStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	if !h.full() {
 		h.Hook.OnSubscribed(cl, pk, codes)
-	}
-}
-
-// OnRetainMessage stores a retained message unless full.
-func (h *sessionStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
-	if !h.full() {
-		h.Hook.OnRetainMessage(cl, pk, r)
 	}
 }
 

@@ -82,7 +82,12 @@ func (h *IM) storable(cl *mqtt.Client, pk packets.Packet) error {
 	if !pk.FixedHeader.Retain || h.d.Space.Err() == nil {
 		return nil
 	}
-	e := imerr.New(imerr.StorageFull, "server storage is full: retained message not kept; retry later")
+	return h.Refuse(cl, pk, imerr.New(imerr.StorageFull, "server storage is full: retained message not kept; retry later"))
+}
+
+// Refuse sends the error notice for a refused publish outside im/ and
+// returns what OnPublish hands mochi for it.
+func (h *IM) Refuse(cl *mqtt.Client, pk packets.Packet, e *imerr.Error) error {
 	h.notify(Request{User: string(cl.Properties.Username), Topic: pk.TopicName}, e)
 	return refuse(cl, pk, e.Code)
 }
@@ -92,7 +97,7 @@ func refuse(cl *mqtt.Client, pk packets.Packet, code imerr.Code) error {
 	switch {
 	case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0:
 		return refusal[code]
-	case code == imerr.StorageFull && pk.FixedHeader.Qos > 0:
+	case (code == imerr.StorageFull || code == imerr.Internal) && pk.FixedHeader.Qos > 0:
 		// Nothing was kept, so nothing may be acknowledged: no PUBACK, and
 		// the client sends it again after reconnecting.
 		return packets.ErrRejectPacket

@@ -8,6 +8,8 @@
 //	k/  token secret   (accounts)
 //	g/  groups, gm/ group membership by user (groups)
 //	m/ i/ uc/ rd/ cs/ id/ meta/  history (history)
+//	meta/identity  the database's identity (kvstore, see IdentityFile)
+//	rt/  clients' retained messages outside im/ (broker)
 package kvstore
 
 import (

@@ -141,7 +141,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	}
 	p.Broker, err = broker.New(broker.Options{
 		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, Epoch: p.History.Epoch(), SessionExpiry: cfg.SessionExpiry,
-		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log,
+		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log, Retained: st.DB,
 		ConnLimits: connLimits(cfg),
 	}, d)
 	if err != nil {

@@ -151,3 +151,49 @@ func TestLowDiskRefusesWritesAndServesReads(t *testing.T) {
 		t.Fatalf("retained publish with room: %v %#x", err, rc)
 	}
 }
+
+// A client's retained message outside im/ is committed to the platform's
+// database (fsync'd under durability batch) before its PUBACK, survives a
+// restart, and clearing it clears it for good (issue 12 item 4c: mochi's
+// store wrote retained messages without fsync after deciding to ack them).
+func TestRetainedOperatorMessagesAreStoredBeforeTheirPuback(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(c *imtestConfig) {
+		c.Durability = "batch"
+		c.Rules = []acl.Rule{{User: "*", Access: "readwrite", Topics: []string{"bots/#"}}}
+	}
+	s := imtest.Start(t, dir, cfg)
+	s.User("alice")
+	raw, _, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range []string{"bots/a", "bots/b"} {
+		if rc, err := raw.PublishRetained(tp, []byte("on "+tp)); err != nil || rc != 0 {
+			t.Fatalf("retained publish: %v %#x", err, rc)
+		}
+		// Acknowledged, so already committed where the platform keeps it.
+		err := s.Platform.DB.View(func(txn *badger.Txn) error {
+			_, err := txn.Get([]byte("rt/" + tp))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s acknowledged but not in the platform's database: %v", tp, err)
+		}
+	}
+	if rc, err := raw.PublishRetained("bots/b", nil); err != nil || rc != 0 { // clear it
+		t.Fatalf("clearing publish: %v %#x", err, rc)
+	}
+	raw.Close()
+	s.Close()
+
+	s2 := imtest.Start(t, dir, cfg)
+	w := s2.MustConnect("alice", imtest.ClientOpts{Device: "w", Clean: true, NoSub: true})
+	if tok := w.Subscribe("bots/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	imtest.Eventually(t, "retained bots/a after restart", 5*time.Second, func() bool { return len(w.Messages("bots/a")) == 1 })
+	if got := w.Messages("bots/b"); len(got) != 0 {
+		t.Fatalf("a cleared retained message came back: %q", got[0].Payload)
+	}
+}
