@@ -103,6 +103,8 @@ func TestFullDiskRefusesWritesKeepsAckedAndRestarts(t *testing.T) {
 	if !refused {
 		t.Fatal("publishes never refused below the reserve")
 	}
+	free, _ := kvstore.StatFree(disk)
+	t.Logf("%d publishes acknowledged, then 0x97 with %d KiB free", acked, free>>10)
 	raw.Close()
 	s.Close()
 
