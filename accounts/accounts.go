@@ -19,6 +19,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/topic"
 )
@@ -58,6 +59,7 @@ type Store struct {
 	now      func() time.Time
 	gate     *kdfGate
 	throttle *ratelimit.Logins
+	space    *kvstore.Space
 
 	mu     sync.RWMutex
 	exists map[string]bool   // cache of positive lookups; users are never deleted
@@ -76,6 +78,9 @@ type Options struct {
 	KDFLimits KDFLimits
 	// Throttle limits password attempts from the network (nil: none).
 	Throttle *ratelimit.Logins
+	// Space, if set, refuses new accounts and keys while the disk is below
+	// its reserve (errors wrap kvstore.ErrFull).
+	Space *kvstore.Space
 }
 
 // Open returns a Store over db, creating the token signing secret on first use.
@@ -89,7 +94,7 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, gate: newKDFGate(o.KDFLimits), throttle: o.Throttle,
+	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, gate: newKDFGate(o.KDFLimits), throttle: o.Throttle, space: o.Space,
 		exists: map[string]bool{}, kinds: map[string]string{}, gens: map[string]uint64{}}
 	err := db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte("k/token"))
@@ -193,6 +198,9 @@ func (s *Store) Devices(owner string) ([]string, error) {
 }
 
 func (s *Store) insert(r record) error {
+	if err := s.space.Check(); err != nil {
+		return err
+	}
 	user := r.User
 	val, _ := json.Marshal(r)
 	err := s.db.Update(func(txn *badger.Txn) error {

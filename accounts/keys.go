@@ -59,6 +59,9 @@ func (s *Store) CreateKey(device, clientID string) (string, Key, error) {
 	sum := sha256.Sum256(secret)
 	k.Hash = sum[:]
 	val, _ := json.Marshal(k)
+	if err := s.space.Check(); err != nil {
+		return "", Key{}, err
+	}
 	err = s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(keyKey(k.ID), val); err != nil {
 			return err

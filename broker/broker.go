@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	mqtt "github.com/mochi-mqtt/server/v2"
-	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqim/mqim/envelope"
@@ -35,6 +35,12 @@ type Options struct {
 	Log           *slog.Logger
 	// ConnLimits bound connections per client IP on the TCP listener.
 	ConnLimits ratelimit.ListenerLimits
+	// Epoch is the history store's epoch; a session store of another
+	// epoch is emptied of sessions at start (see sessionStoreOptions).
+	Epoch string
+	// Retained, if set, keeps clients' retained messages outside im/,
+	// committed before their PUBACK (see retained.go).
+	Retained *badger.DB
 }
 
 // Broker is the running MQTT broker.
@@ -85,7 +91,11 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := b.addHook(hooks.NewNamespaces(d, b.IM, srv), nil); err != nil { // after IM: sees only non-im/ publishes
 		return nil, err
 	}
-	if err := b.addHook(newSessionStore(srv), &badgerstore.Options{Path: filepath.Join(o.DataDir, "sessions")}); err != nil {
+	sopts, err := sessionStoreOptions(filepath.Join(o.DataDir, "sessions"), o.Epoch, d.Space.Pinned(), o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.addHook(newSessionStore(srv, d.Space, o.Retained, b.IM), sopts); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 

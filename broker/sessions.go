@@ -1,12 +1,24 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	badgerstore "github.com/mochi-mqtt/server/v2/hooks/storage/badger"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
+
+	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/kvstore"
+	"github.com/mqim/mqim/topic"
 )
 
 // sessionStore is mochi's Badger storage hook, finishing what it leaves
@@ -21,16 +33,140 @@ import (
 // skipped for an expired session, and undone when the session expired while
 // it was being written. The lock guards only the map, never a disk write:
 // every publisher passes through here once per queued copy.
+//
+// While the disk is below its reserve (space), record writes are skipped:
+// mochi's hook writes on the publisher's goroutine through Badger's mmap'd
+// log, where a full disk is a SIGBUS, not an error. The sessions then live
+// on in memory only; retained publishes from clients are refused before
+// that point (hooks.IM), so nothing acknowledged depends on a skipped write.
 type sessionStore struct {
 	*badgerstore.Hook
-	srv *mqtt.Server
+	srv   *mqtt.Server
+	space *kvstore.Space
+	// retained keeps clients' retained messages outside im/ (retained.go);
+	// im answers a publish it refuses.
+	retained *badger.DB
+	im       *hooks.IM
 
 	mu      sync.RWMutex
 	expired map[string]time.Time // id -> when it expired; kept for a minute
 }
 
-func newSessionStore(srv *mqtt.Server) *sessionStore {
-	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, expired: map[string]time.Time{}}
+func newSessionStore(srv *mqtt.Server, space *kvstore.Space, retained *badger.DB, im *hooks.IM) *sessionStore {
+	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, expired: map[string]time.Time{}}
+}
+
+// full reports whether writes are to be skipped.
+func (h *sessionStore) full() bool { return h.space.Err() != nil }
+
+// OnSysInfoTick stores the broker's statistics (every second) unless full.
+func (h *sessionStore) OnSysInfoTick(sys *system.Info) {
+	if !h.full() {
+		h.Hook.OnSysInfoTick(sys)
+	}
+}
+
+// OnSubscribed stores subscriptions unless full.
+func (h *sessionStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if !h.full() {
+		h.Hook.OnSubscribed(cl, pk, codes)
+	}
+}
+
+// OnWillSent updates the client record unless full.
+func (h *sessionStore) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if !h.full() {
+		h.Hook.OnWillSent(cl, pk)
+	}
+}
+
+// OnDisconnect updates or removes the client record unless full.
+func (h *sessionStore) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if !h.full() {
+		h.Hook.OnDisconnect(cl, err, expire)
+	}
+}
+
+// epochKey records, in the session store, the history epoch its sessions
+// belong to.
+var epochKey = []byte("mqim/epoch")
+
+// staleOnNewEpoch are the key prefixes (mochi's storage keys) of what belongs
+// to accounts: client records, subscriptions, queued messages and retained
+// messages under im/. Retained messages of operator namespaces stay.
+var staleOnNewEpoch = [][]byte{
+	[]byte(storage.ClientKey + "_"), []byte(storage.SubscriptionKey + "_"), []byte(storage.InflightKey + "_"),
+	[]byte(storage.RetainedKey + "_" + topic.Prefix),
+}
+
+// sessionStoreOptions prepares the session store in dir for a history of the
+// given epoch and returns the options mochi's hook opens it with.
+//
+// A session store from another epoch (the history was replaced, or started
+// afresh) holds queues and subscriptions of accounts that no longer exist: a
+// newcomer registering a freed name would inherit the old owner's queued
+// private messages. Those are dropped, with a log line, before mochi loads
+// them.
+//
+// readOnly opens it without writing (the disk is full): a store of another
+// epoch is then refused, since its stale sessions cannot be dropped.
+func sessionStoreOptions(dir, epoch string, readOnly bool, log *slog.Logger) (*badgerstore.Options, error) {
+	if readOnly {
+		if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("broker: session store %s does not exist and the disk is full: free space and restart", dir)
+		}
+	}
+	db, err := kvstore.Open(dir, kvstore.Options{SyncWrites: true, ReadOnly: readOnly}, log)
+	if err != nil {
+		return nil, fmt.Errorf("broker: session store: %w", err)
+	}
+	changed := false
+	err = db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get(epochKey)
+		var had []byte
+		if err == nil {
+			had, err = it.ValueCopy(nil)
+		}
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if string(had) == epoch {
+			return nil
+		}
+		if readOnly {
+			return fmt.Errorf("it is from history epoch %q, not %q, and the disk is full: free space and restart", had, epoch)
+		}
+		changed = true
+		n := countKeys(txn, staleOnNewEpoch)
+		if n > 0 {
+			log.Warn("session store is from another history epoch: dropping its sessions, subscriptions and queued messages",
+				"path", dir, "store_epoch", string(had), "history_epoch", epoch, "records", n)
+		}
+		return txn.Set(epochKey, []byte(epoch))
+	})
+	if err == nil && changed {
+		err = db.DropPrefix(staleOnNewEpoch...)
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker: session store %s: %w", dir, err)
+	}
+	opts := kvstore.BadgerOptions(dir, kvstore.Options{ReadOnly: readOnly}, log)
+	return &badgerstore.Options{Path: dir, Options: &opts}, nil
+}
+
+func countKeys(txn *badger.Txn, prefixes [][]byte) int {
+	n := 0
+	for _, p := range prefixes {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		it.Close()
+	}
+	return n
 }
 
 // OnSessionEstablished forgets an earlier expiry of a reused client id.
@@ -38,7 +174,9 @@ func (h *sessionStore) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) 
 	h.mu.Lock()
 	delete(h.expired, cl.ID)
 	h.mu.Unlock()
-	h.Hook.OnSessionEstablished(cl, pk)
+	if !h.full() {
+		h.Hook.OnSessionEstablished(cl, pk)
+	}
 }
 
 func (h *sessionStore) isExpired(id string) bool {
@@ -50,7 +188,7 @@ func (h *sessionStore) isExpired(id string) bool {
 
 // OnQosPublish stores a queued message unless its session has expired.
 func (h *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if h.isExpired(cl.ID) {
+	if h.isExpired(cl.ID) || h.full() {
 		return
 	}
 	h.Hook.OnQosPublish(cl, pk, sent, resends)

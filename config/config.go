@@ -54,6 +54,11 @@ type Config struct {
 	// Pprof, when set, serves Go's profiling endpoints on this loopback
 	// address (for `mqim bench` and performance work).
 	Pprof string `yaml:"pprof"`
+	// StorageReserve is the free space (bytes) the data directory's
+	// filesystem must keep: below it, writes are refused with storage_full
+	// (MQTT 5 PUBACK 0x97, HTTP 507) before Badger can fault on a full disk.
+	// Reads go on. 0 disables the check.
+	StorageReserve int64 `yaml:"storage_reserve"`
 	// Rules are the operator's ACL rules for topics outside im/ (devices,
 	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
 	Rules []acl.Rule `yaml:"rules"`
@@ -65,7 +70,7 @@ func Default() Config {
 		Data: "./data", HTTP: "127.0.0.1:8080", MQTT: "127.0.0.1:1883",
 		OpenRegistration: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
-		MaxInflight: 8192, WritesPending: 1024,
+		MaxInflight: 8192, WritesPending: 1024, StorageReserve: 256 << 20,
 		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
 			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
@@ -86,6 +91,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: token_ttl must be at least 1m")
 	case c.SessionExpiry < time.Minute:
 		return fmt.Errorf("config: session_expiry must be at least 1m")
+	case c.StorageReserve < 0:
+		return fmt.Errorf("config: storage_reserve must not be negative")
 	case c.WritesPending < 16:
 		return fmt.Errorf("config: writes_pending must be at least 16")
 	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,

@@ -16,6 +16,7 @@ import (
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -135,6 +136,10 @@ func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
 				return
 			}
 			g.o.Log.Error("api error", "route", route, "user", user, "error", err)
+			if errors.Is(err, kvstore.ErrFull) {
+				writeError(rec, http.StatusInsufficientStorage, imerr.StorageFull, "server storage is full; retry later")
+				return
+			}
 			writeError(rec, http.StatusInternalServerError, imerr.Internal, "internal error")
 		}
 	})

@@ -483,6 +483,7 @@ var httpStatus = map[imerr.Code]int{
 	imerr.QuotaExceeded: http.StatusTooManyRequests,
 	imerr.NotFound:      http.StatusNotFound,
 	imerr.Internal:      http.StatusInternalServerError,
+	imerr.StorageFull:   http.StatusInsufficientStorage,
 }
 
 // publish serves POST /api/v1/publish: one publish through the same path as

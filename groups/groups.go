@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -60,6 +61,7 @@ type Limits struct {
 type Store struct {
 	db     *badger.DB
 	limits Limits
+	space  *kvstore.Space
 	mu     sync.RWMutex
 	g      map[string]*Group
 	owned  map[string]int // user -> groups owned
@@ -68,9 +70,11 @@ type Store struct {
 
 func key(gid string) []byte { return []byte("g/" + gid) }
 
-// Open loads every group; limits apply to what changes from now on.
-func Open(db *badger.DB, limits Limits) (*Store, error) {
-	s := &Store{db: db, limits: limits, g: map[string]*Group{}, owned: map[string]int{}, member: map[string]int{}}
+// Open loads every group; limits apply to what changes from now on. space,
+// if not nil, refuses changes while the disk is below its reserve (errors
+// wrap kvstore.ErrFull).
+func Open(db *badger.DB, limits Limits, space *kvstore.Space) (*Store, error) {
+	s := &Store{db: db, limits: limits, space: space, g: map[string]*Group{}, owned: map[string]int{}, member: map[string]int{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("g/"), PrefetchValues: true})
 		defer it.Close()
@@ -91,6 +95,9 @@ func Open(db *badger.DB, limits Limits) (*Store, error) {
 }
 
 func (s *Store) save(g *Group) error {
+	if err := s.space.Check(); err != nil {
+		return err
+	}
 	val, _ := json.Marshal(g)
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(g.ID), val) }); err != nil {
 		return fmt.Errorf("groups: save %s: %w", g.ID, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/kvstore"
 )
 
 // Key layout (prefixes owned by this package, see kvstore):
@@ -55,7 +56,16 @@ type BadgerOptions struct {
 	Now func() time.Time
 	// MaxBatch bounds how many appends share one commit.
 	MaxBatch int
+	// Space, if set, is checked before every commit: below its reserve the
+	// whole batch fails with an error wrapping kvstore.ErrFull.
+	Space *kvstore.Space
 }
+
+// ErrCorrupt reports a read that found the store inconsistent: an entry
+// missing inside a range that has no gaps by construction. Badger's
+// iterators end silently on a block that fails its checksum, so the gap is
+// how a damaged table shows; the read fails rather than answer short.
+var ErrCorrupt = errors.New("history: storage read error (damaged data)")
 
 type op struct {
 	append  *AppendRequest
@@ -77,6 +87,7 @@ type readReq struct {
 // share one fsync and commit order equals sequence order.
 type Badger struct {
 	db       *badger.DB
+	space    *kvstore.Space
 	now      func() time.Time
 	epoch    string
 	maxBatch int
@@ -90,6 +101,14 @@ type Badger struct {
 	convSeq map[ConvID]uint64
 	feedPos map[string]uint64
 	inConv  map[string]bool // user+"\x00"+conv known to have a uc/ key
+
+	// The last seq / feed position known committed, for readers to check
+	// a page against (a reader reads these before it opens its snapshot, so
+	// its snapshot holds at least that much). Kept apart from the caches
+	// above so that readers never wait for the writer's fsync.
+	cmu      sync.RWMutex
+	lastConv map[ConvID]uint64
+	lastFeed map[string]uint64
 }
 
 // OpenBadger opens the history store over db and starts its writer.
@@ -100,8 +119,9 @@ func OpenBadger(db *badger.DB, o BadgerOptions) (*Badger, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
 	}
-	s := &Badger{db: db, now: o.Now, maxBatch: o.MaxBatch, ops: make(chan *op, 4096), quit: make(chan struct{}),
-		convSeq: map[ConvID]uint64{}, feedPos: map[string]uint64{}, inConv: map[string]bool{}}
+	s := &Badger{db: db, space: o.Space, now: o.Now, maxBatch: o.MaxBatch, ops: make(chan *op, 4096), quit: make(chan struct{}),
+		convSeq: map[ConvID]uint64{}, feedPos: map[string]uint64{}, inConv: map[string]bool{},
+		lastConv: map[ConvID]uint64{}, lastFeed: map[string]uint64{}}
 	err := db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte("meta/epoch"))
 		if err == nil {
@@ -215,7 +235,11 @@ func (s *Badger) commit(batch []*op) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	s.mu.Lock()
-	err := s.apply(txn, batch)
+	// Measured before every batch: a batch must not be what fills the disk.
+	err := s.space.Check()
+	if err == nil {
+		err = s.apply(txn, batch)
+	}
 	if err == nil {
 		err = txn.Commit()
 	}
@@ -223,6 +247,8 @@ func (s *Badger) commit(batch []*op) {
 		s.convSeq = map[ConvID]uint64{}
 		s.feedPos = map[string]uint64{}
 		s.inConv = map[string]bool{}
+	} else {
+		s.noteCommitted(batch)
 	}
 	s.mu.Unlock()
 	for _, o := range batch {
@@ -231,6 +257,28 @@ func (s *Badger) commit(batch []*op) {
 		}
 		close(o.done)
 	}
+}
+
+// noteCommitted records the batch's last seqs and feed positions as
+// committed (caller holds s.mu, so the caches hold exactly what committed).
+func (s *Badger) noteCommitted(batch []*op) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for _, o := range batch {
+		if o.append == nil || o.res.Duplicate {
+			continue
+		}
+		s.lastConv[o.append.Conv] = s.convSeq[o.append.Conv]
+		for _, u := range o.append.Recipients {
+			s.lastFeed[u] = s.feedPos[u]
+		}
+	}
+}
+
+func (s *Badger) committed(conv ConvID, user string) (seq, pos uint64) {
+	s.cmu.RLock()
+	defer s.cmu.RUnlock()
+	return s.lastConv[conv], s.lastFeed[user]
 }
 
 func (s *Badger) apply(txn *badger.Txn, batch []*op) error {
@@ -395,6 +443,10 @@ func (s *Badger) nextConvSeqPeek(txn *badger.Txn, conv ConvID) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if c, _ := s.committed(conv, ""); n < c {
+		// Reusing a seq would overwrite a stored message.
+		return 0, fmt.Errorf("%w: last seq of %s reads as %d, %d committed", ErrCorrupt, conv, n, c)
+	}
 	s.convSeq[conv] = n
 	return n, nil
 }
@@ -416,16 +468,25 @@ func (s *Badger) nextFeedPos(txn *badger.Txn, user string) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
+		if _, c := s.committed("", user); n < c {
+			return 0, fmt.Errorf("%w: feed of %s reads as ending at %d, %d committed", ErrCorrupt, user, n, c)
+		}
 	}
 	s.feedPos[user] = n + 1
 	return n + 1, nil
 }
 
 // Page implements Store.
+//
+// Seqs of a conversation have no gaps, so the page is checked as it is read:
+// each seq must follow the one before, the oldest page must end at seq 1,
+// and the newest at least at the last seq known committed. A miss is
+// ErrCorrupt, never a short page.
 func (s *Badger) Page(_ context.Context, conv ConvID, before uint64, limit int) ([]envelope.Message, bool, error) {
 	var out []envelope.Message
 	more := false
 	prefix := []byte("m/" + string(conv) + "/")
+	last, _ := s.committed(conv, "")
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: limit + 1})
 		defer it.Close()
@@ -433,10 +494,25 @@ func (s *Badger) Page(_ context.Context, conv ConvID, before uint64, limit int) 
 		if before == 0 {
 			seek = append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 		}
+		// want is the seq the next entry must have (0: not known yet).
+		var want uint64
+		if last > 0 {
+			want = last
+			if before != 0 && before-1 < last {
+				want = before - 1
+			}
+		}
 		for it.Seek(seek); it.Valid(); it.Next() {
 			k := it.Item().Key()
-			if before != 0 && binary.BigEndian.Uint64(k[len(prefix):]) >= before {
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("%w: unexpected key %q", ErrCorrupt, k)
+			}
+			seq := binary.BigEndian.Uint64(k[len(prefix):])
+			if before != 0 && seq >= before {
 				continue
+			}
+			if want != 0 && seq < want {
+				return fmt.Errorf("%w: seq %d missing (next found: %d)", ErrCorrupt, want, seq)
 			}
 			if len(out) == limit {
 				more = true
@@ -447,6 +523,13 @@ func (s *Badger) Page(_ context.Context, conv ConvID, before uint64, limit int) 
 				return err
 			}
 			out = append(out, m)
+			want = seq - 1
+			if want == 0 {
+				return nil // seq 1 read: nothing older exists
+			}
+		}
+		if want != 0 {
+			return fmt.Errorf("%w: seq %d missing (no older entry found)", ErrCorrupt, want)
 		}
 		return nil
 	})
@@ -463,15 +546,26 @@ func (s *Badger) Sync(_ context.Context, user string, after Cursor, limit int) (
 	}
 	page := SyncPage{Next: Cursor{Epoch: s.epoch, Pos: after.Pos}}
 	prefix := []byte("i/" + user + "/")
+	// Feed positions have no gaps either: each entry must follow the one
+	// before, and the feed must reach at least the last position known
+	// committed (see Page).
+	_, head := s.committed("", user)
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: limit + 1})
 		defer it.Close()
 		for it.Seek(feedKey(user, after.Pos+1)); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("%w: unexpected key %q", ErrCorrupt, k)
+			}
+			pos := binary.BigEndian.Uint64(k[len(prefix):])
+			if want := page.Next.Pos + 1; pos != want {
+				return fmt.Errorf("%w: feed entry %d of %s missing (next found: %d)", ErrCorrupt, want, user, pos)
+			}
 			if len(page.Messages) == limit {
 				page.More = true
 				return nil
 			}
-			pos := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
 			p, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
@@ -481,11 +575,18 @@ func (s *Badger) Sync(_ context.Context, user string, after Cursor, limit int) (
 				return fmt.Errorf("corrupt feed entry %d of %s", pos, user)
 			}
 			m, err := getMsg(txn, conv, seq)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				// Messages are never deleted: a feed entry always has one.
+				err = ErrCorrupt
+			}
 			if err != nil {
 				return fmt.Errorf("feed entry %d of %s: %w", pos, user, err)
 			}
 			page.Messages = append(page.Messages, m)
 			page.Next.Pos = pos
+		}
+		if page.Next.Pos < head {
+			return fmt.Errorf("%w: feed entry %d of %s missing (feed ends at %d)", ErrCorrupt, page.Next.Pos+1, user, head)
 		}
 		return nil
 	})

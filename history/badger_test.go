@@ -2,11 +2,15 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/kvstore"
@@ -15,10 +19,17 @@ import (
 func open(t testing.TB, dir string, sync bool) *Badger {
 	t.Helper()
 	db, err := kvstore.Open(dir, kvstore.Options{SyncWrites: sync}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return openOn(t, db, err, BadgerOptions{})
+}
+
+// openOn opens the store over db (err: db's opening error), closing both at
+// the end of the test.
+func openOn(t testing.TB, db *badger.DB, err error, o BadgerOptions) *Badger {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenBadger(db, BadgerOptions{})
+	s, err := OpenBadger(db, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +257,32 @@ func BenchmarkPage50(b *testing.B) {
 		if _, _, err := s.Page(ctx, DM("a", "b"), before, 50); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Below the disk reserve an append fails with kvstore.ErrFull and stores
+// nothing; with room again, seqs go on without a gap.
+func TestAppendRefusedBelowTheDiskReserve(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 30)
+	space := kvstore.NewSpace(t.TempDir(), 1<<20, func(string) (uint64, error) { return free.Load(), nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	db, err := kvstore.Open(t.TempDir(), kvstore.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := openOn(t, db, err, BadgerOptions{Space: space})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, dm("alice", "bob", "1")); err != nil {
+		t.Fatal(err)
+	}
+	free.Store(1 << 10)
+	if _, err := s.Append(ctx, dm("alice", "bob", "refused")); !errors.Is(err, kvstore.ErrFull) {
+		t.Fatalf("append on a full disk: %v, want ErrFull", err)
+	}
+	free.Store(1 << 30)
+	res, err := s.Append(ctx, dm("alice", "bob", "2"))
+	if err != nil || res.Msg.Seq != 2 {
+		t.Fatalf("append with room again: %+v %v, want seq 2", res.Msg, err)
+	}
+	msgs, _, err := s.Page(ctx, DM("alice", "bob"), 0, 10)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("page: %d messages, %v", len(msgs), err)
 	}
 }

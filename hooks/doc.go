@@ -21,6 +21,7 @@ import (
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/quota"
@@ -52,6 +53,9 @@ type Deps struct {
 	Retained *quota.Retained
 	// Broker is set once the mochi server exists (hooks are created first).
 	Broker Publisher
+	// Space, if set, refuses retained publishes outside im/ while the disk
+	// is below its reserve (im/ writes are refused by the history store).
+	Space *kvstore.Space
 }
 
 // publishRate takes one of user's publishes from PublishRate: the one check

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"github.com/mqim/mqim/accounts"
 	"hash/fnv"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -18,6 +19,7 @@ import (
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/topic"
 )
@@ -52,27 +54,59 @@ var refusal = map[imerr.Code]packets.Code{
 	imerr.QuotaExceeded: packets.ErrQuotaExceeded,
 	imerr.NotFound:      packets.ErrTopicNameInvalid,
 	imerr.Internal:      packets.ErrUnspecifiedError,
+	// 0x97 is one of the few codes MQTT 5 allows in a PUBACK (3.4.2.1).
+	imerr.StorageFull: packets.ErrQuotaExceeded,
 }
 
 // OnPublish handles every publish. Inline (server) publishes and topics
 // outside im/ pass through unchanged.
 func (h *IM) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || !bytes.HasPrefix([]byte(pk.TopicName), []byte(topic.Prefix)) {
+	if cl.Net.Inline {
 		return pk, nil
+	}
+	if !bytes.HasPrefix([]byte(pk.TopicName), []byte(topic.Prefix)) {
+		return pk, h.storable(cl, pk)
 	}
 	user := string(cl.Properties.Username)
 	req := Request{User: user, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload,
 		PacketID: pk.PacketID, Dup: pk.FixedHeader.Dup && pk.FixedHeader.Qos > 0}
 	if e := h.Handle(req); e != nil {
-		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-			return pk, refusal[e.Code]
-		}
-		// MQTT 3.1.1 has no reason codes, and mochi would still deliver on a
-		// packets.Code error: acknowledge and drop instead.
-		return pk, packets.CodeSuccessIgnore
+		return pk, refuse(cl, pk, e.Code)
 	}
 	// Accepted: the stamped copies are already out; the original is only acked.
 	return pk, packets.CodeSuccessIgnore
+}
+
+// storable refuses a retained publish outside im/ while the disk is below its
+// reserve: mochi would acknowledge it and then fail to keep it.
+func (h *IM) storable(cl *mqtt.Client, pk packets.Packet) error {
+	if !pk.FixedHeader.Retain || h.d.Space.Err() == nil {
+		return nil
+	}
+	return h.Refuse(cl, pk, imerr.New(imerr.StorageFull, "server storage is full: retained message not kept; retry later"))
+}
+
+// Refuse sends the error notice for a refused publish outside im/ and
+// returns what OnPublish hands mochi for it.
+func (h *IM) Refuse(cl *mqtt.Client, pk packets.Packet, e *imerr.Error) error {
+	h.notify(Request{User: string(cl.Properties.Username), Topic: pk.TopicName}, e)
+	return refuse(cl, pk, e.Code)
+}
+
+// refuse is what OnPublish returns to mochi for a refused publish.
+func refuse(cl *mqtt.Client, pk packets.Packet, code imerr.Code) error {
+	switch {
+	case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0:
+		return refusal[code]
+	case (code == imerr.StorageFull || code == imerr.Internal) && pk.FixedHeader.Qos > 0:
+		// Nothing was kept, so nothing may be acknowledged: no PUBACK, and
+		// the client sends it again after reconnecting.
+		return packets.ErrRejectPacket
+	default:
+		// MQTT 3.1.1 has no reason codes, and mochi would still deliver on a
+		// packets.Code error: acknowledge and drop instead.
+		return packets.CodeSuccessIgnore
+	}
 }
 
 // Request is one publish into im/, from MQTT or from the HTTP API.
@@ -178,9 +212,17 @@ func (h *IM) store(r Request, conv history.ConvID, m envelope.Message, recipient
 	h.d.Metrics.StoreLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		h.d.Log.Error("history append failed", "conv", conv, "error", err)
-		return res, imerr.New(imerr.Internal, "message could not be stored; retry")
+		return res, storeError(err, "message could not be stored; retry")
 	}
 	return res, nil
+}
+
+// storeError is the protocol error for a failed history write.
+func storeError(err error, detail string) *imerr.Error {
+	if errors.Is(err, kvstore.ErrFull) {
+		return imerr.New(imerr.StorageFull, "server storage is full: %s; retry later", strings.TrimSuffix(detail, "; retry"))
+	}
+	return imerr.New(imerr.Internal, "%s", detail)
 }
 
 func (h *IM) dm(r Request, t topic.Topic) *imerr.Error {
@@ -263,7 +305,7 @@ func (h *IM) receipt(r Request, t topic.Topic) *imerr.Error {
 	if rc.Type == "read" {
 		if err := h.d.History.MarkRead(context.Background(), r.User, conv, rc.Seq); err != nil {
 			h.d.Log.Error("mark read failed", "conv", conv, "error", err)
-			return imerr.New(imerr.Internal, "read marker not stored; retry")
+			return storeError(err, "read marker not stored; retry")
 		}
 	}
 	h.d.Metrics.MessagesIn.WithLabelValues("receipt").Inc()

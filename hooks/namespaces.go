@@ -68,18 +68,7 @@ func (h *Namespaces) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	}
 	h.im.notify(Request{User: user, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload}, e)
-	return pk, refuse(cl, pk, e)
-}
-
-// refuse is the OnPublish error that refuses pk with e: its reason code for
-// an MQTT 5 publisher that waits for an acknowledgement; for the others
-// (MQTT 3.1.1 has no reason codes, and mochi would still deliver on a
-// packets.Code error) an acknowledgement, and the message dropped.
-func refuse(cl *mqtt.Client, pk packets.Packet, e *imerr.Error) error {
-	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-		return refusal[e.Code]
-	}
-	return packets.CodeSuccessIgnore
+	return pk, refuse(cl, pk, e.Code)
 }
 
 func (h *Namespaces) retainedQuotaErr() *imerr.Error {

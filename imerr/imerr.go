@@ -28,6 +28,9 @@ const (
 	// Busy: the server could not take the request now (HTTP 503 with
 	// Retry-After); nothing was done, retry.
 	Busy Code = "busy"
+	// StorageFull: the server's disk is below its free-space reserve; the
+	// write was refused and nothing of it was stored. Retry later.
+	StorageFull Code = "storage_full"
 )
 
 // Error is an error with a stable code and a human-readable detail.

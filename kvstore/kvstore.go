@@ -8,13 +8,18 @@
 //	k/  token secret   (accounts)
 //	g/  groups, gm/ group membership by user (groups)
 //	m/ i/ uc/ rd/ cs/ id/ meta/  history (history)
+//	meta/identity  the database's identity (kvstore, see IdentityFile)
+//	rt/  clients' retained messages outside im/ (broker)
 package kvstore
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // Options tune the database.
@@ -24,26 +29,69 @@ type Options struct {
 	SyncWrites bool
 	// InMemory keeps everything in RAM (tests that need no restart).
 	InMemory bool
+	// ReadOnly opens without writing anything: Badger cannot even create
+	// its lock file or a new memtable on a full disk (see Space.Pin).
+	ReadOnly bool
+	// Identity checks at every open that the directory still holds the
+	// database it was created as (see IdentityFile), and refuses it with
+	// ErrDamaged otherwise.
+	Identity bool
 }
 
-// Open opens (creating if needed) the database in dir.
-func Open(dir string, o Options, log *slog.Logger) (*badger.DB, error) {
+// BadgerOptions are the Badger settings every database of the platform uses
+// (mochi's session store too).
+func BadgerOptions(dir string, o Options, log *slog.Logger) badger.Options {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(o.SyncWrites).
 		WithLogger(badgerLogger{log}).
 		WithNumVersionsToKeep(1).
-		// Small memtables and caches: this is one of several stores in one
-		// process on a small machine.
+		// Small memtables, value-log files and caches: this is one of several
+		// stores in one process on a small machine, and every byte Badger has
+		// mapped but not yet written is space the disk reserve must cover
+		// (see Space).
 		WithMemTableSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueThreshold(1 << 10)
+		WithValueThreshold(1 << 10).
+		// Verify every block read from disk (Open verifies whole tables
+		// first, see preOpen): a damaged block then ends an iteration, which
+		// the history store detects, instead of decoding as garbage.
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithReadOnly(o.ReadOnly)
 	if o.InMemory {
 		opts = opts.WithInMemory(true).WithDir("").WithValueDir("")
 	}
-	db, err := badger.Open(opts)
+	return opts
+}
+
+// Open opens (creating if needed) the database in dir. It never lets Badger
+// delete data: a directory whose MANIFEST is missing is refused, and table
+// files the MANIFEST does not list are moved to dir.unlisted/ first.
+func Open(dir string, o Options, log *slog.Logger) (*badger.DB, error) {
+	if o.InMemory {
+		db, err := badger.Open(BadgerOptions(dir, o, log))
+		if err != nil {
+			return nil, fmt.Errorf("kvstore: open in memory: %w", err)
+		}
+		return db, nil
+	}
+	moved, undo, err := preOpen(dir)
 	if err != nil {
-		return nil, fmt.Errorf("kvstore: open %s: %w", dir, err)
+		return nil, err
+	}
+	db, err := badger.Open(BadgerOptions(dir, o, log))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("kvstore: open %s: %w", dir, err), undo())
+	}
+	if o.Identity {
+		if err := checkIdentity(db, dir, o.ReadOnly); err != nil {
+			return nil, errors.Join(err, db.Close(), undo())
+		}
+	}
+	if len(moved) > 0 {
+		log.Warn("table files not listed in the MANIFEST were moved aside, not deleted (leftovers of a crash, or a damaged MANIFEST: if data is missing, restore from a backup)",
+			"path", dir, "moved_to", filepath.Clean(dir)+".unlisted", "files", moved)
 	}
 	return db, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -38,6 +39,7 @@ type Platform struct {
 	Config   config.Config
 	Log      *slog.Logger
 	DB       *badger.DB
+	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
 	History  *history.Badger
@@ -59,21 +61,33 @@ type Platform struct {
 // Stores opens only the data stores (for CLI commands that edit data offline).
 type Stores struct {
 	DB       *badger.DB
+	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
 }
+
+// freeSpace measures the free space of the data dir (tests replace it).
+var freeSpace = kvstore.StatFree
 
 // OpenStores opens the database in cfg.Data.
 func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("platform: data dir: %w", err)
 	}
-	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch"}, log)
+	space := kvstore.NewSpace(cfg.Data, uint64(cfg.StorageReserve), freeSpace, log)
+	// On a full disk Badger cannot open for writing at all (it writes a
+	// lock file and a new memtable), so start read-only and serve reads.
+	readOnly := errors.Is(space.Check(), kvstore.ErrFull)
+	if readOnly {
+		space.Pin()
+		log.Error("disk below its free-space reserve at start: serving read-only; free space and restart to accept writes", "path", cfg.Data)
+	}
+	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch", Identity: true, ReadOnly: readOnly}, log)
 	if err != nil {
 		return nil, err
 	}
 	lim := cfg.Limits
-	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL,
+	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL, Space: space,
 		KDFLimits: accounts.KDFLimits{Slots: lim.KDFSlots, Queue: lim.KDFQueue, Wait: lim.KDFWait},
 		Throttle: ratelimit.NewLogins(ratelimit.LoginLimits{IPRate: lim.LoginIPRate, IPBurst: lim.LoginIPBurst,
 			BackoffMax: lim.LoginBackoffMax, AccountRate: lim.LoginAccountRate, AccountBurst: lim.LoginAccountBurst})})
@@ -81,12 +95,12 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	grp, err := groups.Open(db, groups.Limits{Owned: cfg.Limits.GroupsOwnedPerUser, Memberships: cfg.Limits.GroupsPerUser})
+	grp, err := groups.Open(db, groups.Limits{Owned: cfg.Limits.GroupsOwnedPerUser, Memberships: cfg.Limits.GroupsPerUser}, space)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Stores{DB: db, Accounts: acc, Groups: grp}, nil
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp}, nil
 }
 
 // Start opens everything and starts serving.
@@ -95,14 +109,14 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg, Log: log, DB: st.DB, Accounts: st.Accounts, Groups: st.Groups, served: make(chan error, 1)}
+	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
 			p.Close(context.Background())
 		}
 	}()
-	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{}); err != nil {
+	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space}); err != nil {
 		return nil, err
 	}
 	admins := map[string]bool{}
@@ -131,10 +145,11 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
 		Retained:    quota.NewRetained(cfg.Limits.RetainedPerUser, cfg.Limits.RetainedBytesPerUser),
+		Space:       st.Space,
 	}
 	p.Broker, err = broker.New(broker.Options{
-		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, SessionExpiry: cfg.SessionExpiry,
-		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log,
+		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, Epoch: p.History.Epoch(), SessionExpiry: cfg.SessionExpiry,
+		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log, Retained: st.DB,
 		ConnLimits: connLimits(cfg),
 	}, d)
 	if err != nil {
@@ -163,7 +178,10 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.startBeat()
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	p.stopGC, p.gcDone = stopGC, make(chan struct{})
-	go func() { kvstore.RunGC(gcCtx, p.DB, 5*time.Minute, log); close(p.gcDone) }()
+	var bg sync.WaitGroup
+	bg.Go(func() { kvstore.RunGC(gcCtx, p.DB, 5*time.Minute, log) })
+	bg.Go(func() { p.Space.Run(gcCtx, time.Second) })
+	go func() { bg.Wait(); close(p.gcDone) }()
 	ok = true
 	return p, nil
 }
