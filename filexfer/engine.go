@@ -352,7 +352,7 @@ func (e *Engine) detachLocked() {
 func (e *Engine) SendFile(name, mime string, src io.ReaderAt, size int64) (FileInfo, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(src, 0, size)); err != nil {
-		return FileInfo{}, fmt.Errorf("filexfer: hash %s: %w", name, err)
+		return FileInfo{}, fmt.Errorf("filexfer: hash %q: %w", name, err)
 	}
 	info := FileInfo{ID: NewFileID(), Name: name, MIME: mime, Size: uint64(size), ChunkSize: uint32(e.cfg.ChunkSize)}
 	copy(info.SHA256[:], h.Sum(nil))
@@ -750,7 +750,7 @@ func (e *Engine) sendLoop() {
 		data := buf[:n]
 		if _, err := src.ReadAt(data, int64(c)*int64(info.ChunkSize)); err != nil && !(err == io.EOF && n > 0) {
 			e.mu.Lock()
-			r := e.endOutLocked(o, fmt.Errorf("%w: read %s chunk %d: %w", ErrIO, info.Name, c, err), false)
+			r := e.endOutLocked(o, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err), false)
 			e.mu.Unlock()
 			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: ReasonIO}})
 			e.report(r)
@@ -838,7 +838,7 @@ func (e *Engine) onChunk(f *Frame) error {
 
 	if _, err := sink.WriteAt(f.Data, int64(c)*int64(in.info.ChunkSize)); err != nil {
 		e.mu.Lock()
-		r := e.endInLocked(in, fmt.Errorf("%w: write %s: %w", ErrIO, in.info.Name, err), false)
+		r := e.endInLocked(in, fmt.Errorf("%w: write %q: %w", ErrIO, in.info.Name, err), false)
 		e.mu.Unlock()
 		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: in.info.ID, Reason: ReasonIO}})
 		e.report(r)
@@ -870,7 +870,7 @@ func (e *Engine) verify(in *incoming) {
 	reason := ReasonHashMismatch
 	_, err := io.Copy(h, io.NewSectionReader(sink, 0, int64(info.Size)))
 	if err != nil {
-		err, reason = fmt.Errorf("%w: read back %s: %w", ErrIO, info.Name, err), ReasonIO
+		err, reason = fmt.Errorf("%w: read back %q: %w", ErrIO, info.Name, err), ReasonIO
 	} else if [32]byte(h.Sum(nil)) != info.SHA256 {
 		err = ErrHashMismatch
 	}
@@ -885,7 +885,7 @@ func (e *Engine) verify(in *incoming) {
 	e.mu.Unlock()
 	if c, ok := sink.(Committer); ok && err == nil {
 		if cerr := c.Commit(); cerr != nil {
-			err, reason = fmt.Errorf("%w: save %s: %w", ErrIO, info.Name, cerr), ReasonIO
+			err, reason = fmt.Errorf("%w: save %q: %w", ErrIO, info.Name, cerr), ReasonIO
 			r.Err = err
 		}
 	}
@@ -962,7 +962,7 @@ func (e *Engine) tickLoop() {
 				continue
 			}
 			if e.cfg.StallTimeout > 0 && now.Sub(in.lastData) >= e.cfg.StallTimeout {
-				stalled = append(stalled, e.endInLocked(in, fmt.Errorf("%w: %s: nothing for %v", ErrStalled, in.info.Name, e.cfg.StallTimeout), false))
+				stalled = append(stalled, e.endInLocked(in, fmt.Errorf("%w: %q: nothing for %v", ErrStalled, in.info.Name, e.cfg.StallTimeout), false))
 				frames = append(frames, &Frame{Type: TypeCancel, FileID: in.info.ID})
 				continue
 			}
