@@ -217,7 +217,8 @@ func newGatedReader(t *testing.T, size, n int) *gatedReader {
 func (g *gatedReader) ReadAt(p []byte, off int64) (int, error) {
 	g.mu.Lock()
 	g.reads++
-	blocked := g.reads > 1+len(g.data)/(32<<10)+g.n // io.Copy hashes in 32 KiB reads
+	const hashRead = 32 << 10 // io.Copy's buffer: the hashing pass is ceil(size/32 KiB) reads
+	blocked := g.reads > (len(g.data)+hashRead-1)/hashRead+g.n
 	g.mu.Unlock()
 	if blocked {
 		<-g.gate
