@@ -32,7 +32,7 @@ usage:
   mqim device create|list|key create|key list|key revoke ...   (see mqim device)
   mqim bench [--quick] [--workload NAME,...] [--help for all flags]
   mqim send-file --http URL --user U --password P --to PEER FILE...   (WebRTC, peer to peer)
-  mqim recv-files --http URL --user U --password P --dir DIR [--count N]
+  mqim recv-files --http URL --user U --password P (--from PEER,... | --accept-anyone) --dir DIR [--count N] [--max-size 4G]
   mqim version
 
 Every serve flag can also be set by environment: MQIM_DATA, MQIM_HTTP, MQIM_MQTT, MQIM_CONFIG.

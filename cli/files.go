@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pion/webrtc/v3"
 
@@ -148,9 +151,9 @@ func (e *endpoint) close() {
 	e.client.Close()
 }
 
-// commandContext ends on SIGINT/SIGTERM and after timeout (if set).
-func commandContext(timeout time.Duration) (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// commandContext ends with parent, on SIGINT/SIGTERM and after timeout (if set).
+func commandContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	if timeout <= 0 {
 		return ctx, stop
 	}
@@ -172,7 +175,8 @@ func exitFor(err error) int {
 
 // resultExit maps a failed transfer to an exit code.
 func resultExit(r filexfer.Result) int {
-	if r.Remote && (errors.Is(r.Err, filexfer.ErrDeclined) || errors.Is(r.Err, filexfer.ErrCancelled)) {
+	if r.Remote && (errors.Is(r.Err, filexfer.ErrDeclined) || errors.Is(r.Err, filexfer.ErrCancelled) ||
+		errors.Is(r.Err, filexfer.ErrTooLarge) || errors.Is(r.Err, filexfer.ErrBusy)) {
 		return exitDeclined
 	}
 	return exitFailed
@@ -223,7 +227,7 @@ func sendFile(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	ctx, cancel := commandContext(f.timeout)
+	ctx, cancel := commandContext(context.Background(), f.timeout)
 	defer cancel()
 	bar := newProgressBar(stderr)
 	results := make(chan filexfer.Result, len(items))
@@ -268,7 +272,7 @@ func sendFile(args []string, stdout, stderr io.Writer) int {
 				code = max(code, resultExit(r))
 				continue
 			}
-			fmt.Fprintf(stdout, "sent %s %d %x\n", r.File.Name, r.File.Size, r.File.SHA256)
+			fmt.Fprintf(stdout, "sent %s %d %x\n", quoteName(r.File.Name), r.File.Size, r.File.SHA256)
 			if err := postFileMessage(ctx, ep.client, ep.user, *to, r.File); err != nil {
 				fmt.Fprintf(stderr, "mqim: record %s in the chat: %v\n", r.File.Name, err)
 				code = max(code, exitFailed)
@@ -294,56 +298,186 @@ func postFileMessage(ctx context.Context, c *imclient.Client, me, peer string, f
 	return c.Publish(ctx, topic.Topic{Kind: topic.DM, Owner: peer, Peer: me}.String(), msg)
 }
 
+// recvLimits are what recv-files takes: from whom, how large, how many at once.
+type recvLimits struct {
+	from        map[string]bool // users whose sessions are answered; nil: anyone
+	maxSize     uint64          // 0: no limit
+	maxOffers   int             // files being received at once, all peers; 0: no limit
+	maxPerPeer  int             // files being received at once from one peer; 0: no limit
+	idleTimeout time.Duration   // session down / file without data this long: given up
+}
+
 // recvState tracks the files recv-files is writing.
 type recvState struct {
-	dir string
-	mu  sync.Mutex
-	tmp map[string]*os.File // file id -> partial file
+	dir    string
+	limits recvLimits
+	stderr io.Writer
+	mu     sync.Mutex
+	files  map[string]*recvFile // file id -> file being received
+	peers  map[string]int       // peer -> files being received from it
+	why    map[string]string    // file id -> why offer refuses it, until its Result is reported
 }
+
+// recvFile is a Sink: a temporary file in dir that Commit, called by the
+// engine once the SHA-256 has verified and before the sender is told the
+// file arrived, syncs and links under its final name.
+type recvFile struct {
+	*os.File        // set under recvState.mu (the engine may close the session while it is created)
+	dir, name, peer string
+	stderr          io.Writer
+	path            string // the final path, once committed
+}
+
+// Commit implements filexfer.Committer.
+func (f *recvFile) Commit() error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	path, err := placeFile(f.dir, f.name, f.File.Name())
+	if path == "" {
+		return err
+	}
+	f.path = path
+	if err != nil { // saved under its name; only the temporary link is left behind
+		fmt.Fprintf(f.stderr, "mqim: %v\n", err)
+	}
+	return syncDir(f.dir) // the new directory entry survives a crash
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// stringsFlag is a flag that may be repeated and takes comma-separated values.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return strings.Join(*s, ",") }
+
+func (s *stringsFlag) Set(v string) error {
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			*s = append(*s, x)
+		}
+	}
+	return nil
+}
+
+// sizeFlag is a byte count written as 123, 100K, 100M, 2G or 1T (binary
+// multiples; a trailing "B" or "iB" is allowed).
+type sizeFlag uint64
+
+func (s *sizeFlag) String() string { return humanBytes(float64(*s)) }
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+func parseSize(v string) (uint64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(v)), "B"), "I")
+	mult := uint64(1)
+	if k := len(t) - 1; k >= 0 {
+		if i := strings.IndexByte("KMGT", t[k]); i >= 0 {
+			mult, t = 1<<(10*(i+1)), t[:k]
+		}
+	}
+	n, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || n > filexfer.MaxFileSize/mult {
+		return 0, fmt.Errorf("size %q: want bytes, or a number with K, M, G or T (KiB, MiB, GiB, TiB) up to 2^53-1 bytes", v)
+	}
+	return n * mult, nil
+}
+
+const recvUsage = "usage: mqim recv-files --http URL --user U --password P (--from PEER[,PEER...] | --accept-anyone) --dir DIR [--count N] [--max-size 4G]"
 
 // recvFiles implements `mqim recv-files`.
 func recvFiles(args []string, stdout, stderr io.Writer) int {
+	return recvFilesContext(context.Background(), args, stdout, stderr)
+}
+
+// recvFilesContext is recvFiles, stopping (with exit 0) when ctx ends.
+func recvFilesContext(parent context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, f := newXferFlags("recv-files", "recv-files", stderr)
 	dir := fs.String("dir", ".", "directory to write received files to")
 	count := fs.Int("count", 0, "exit after this many files (0: run until interrupted)")
-	from := fs.String("from", "", "accept files from this user only")
+	var from stringsFlag
+	fs.Var(&from, "from", "accept files from these users only (comma-separated or repeated); this or --accept-anyone is required")
+	anyone := fs.Bool("accept-anyone", false, "accept files from any user")
+	maxSize := sizeFlag(4 << 30)
+	fs.Var(&maxSize, "max-size", "refuse files larger than this (e.g. 100M, 2G; 0: no limit)")
+	maxOffers := fs.Int("max-offers", 16, "files received at once, from all peers; more are refused (0: no limit)")
+	maxPerPeer := fs.Int("max-offers-per-peer", 4, "files received at once from one peer; more are refused (0: no limit)")
+	idle := fs.Duration("idle-timeout", 2*time.Minute, "give up a file that got no data, and a session whose connection was down, for this long; partial files are removed")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	if fs.NArg() != 0 || *count < 0 {
-		fmt.Fprintln(stderr, "usage: mqim recv-files --http URL --user U --password P --dir DIR [--count N]")
+	if fs.NArg() != 0 || *count < 0 || *maxOffers < 0 || *maxPerPeer < 0 || *idle <= 0 {
+		fmt.Fprintln(stderr, recvUsage)
 		return exitUsage
+	}
+	lim := recvLimits{maxSize: uint64(maxSize), maxOffers: *maxOffers, maxPerPeer: *maxPerPeer, idleTimeout: *idle}
+	switch {
+	case *anyone && len(from) > 0:
+		fmt.Fprintln(stderr, "mqim: --from and --accept-anyone exclude each other\n"+recvUsage)
+		return exitUsage
+	case !*anyone && len(from) == 0:
+		fmt.Fprintln(stderr, "mqim: say whose files to accept: --from PEER[,PEER...] (or --accept-anyone, which lets any user of the server write files into --dir)\n"+recvUsage)
+		return exitUsage
+	case !*anyone:
+		lim.from = map[string]bool{}
+		for _, u := range from {
+			if !topic.ValidUser(u) {
+				fmt.Fprintf(stderr, "mqim: --from %q is not a user id\n", u)
+				return exitUsage
+			}
+			lim.from[u] = true
+		}
 	}
 	defer p2p.TuneGC()()
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintln(stderr, "mqim:", err)
 		return exitFailed
 	}
-	ctx, cancel := commandContext(f.timeout)
+	ctx, cancel := commandContext(parent, f.timeout)
 	defer cancel()
 	bar := newProgressBar(stderr)
-	rs := &recvState{dir: *dir, tmp: map[string]*os.File{}}
+	rs := &recvState{dir: *dir, limits: lim, stderr: stderr, files: map[string]*recvFile{}, peers: map[string]int{}, why: map[string]string{}}
 	results := make(chan filexfer.Result, 16)
 	ep, err := f.open(ctx, p2p.Config{
-		Accept: func(peer string) bool { return *from == "" || peer == *from },
+		Accept:      func(peer string) bool { return lim.from == nil || lim.from[peer] },
+		IdleTimeout: lim.idleTimeout,
 		Transfer: func(s *p2p.Session) filexfer.Config {
 			return filexfer.Config{
+				StallTimeout: lim.idleTimeout,
 				OnOffer: func(fi filexfer.FileInfo) {
-					// Accept (it sends frames) outside the engine's callback.
-					go rs.accept(s, fi, stderr)
+					// Accept and Refuse send frames: not inside the engine's callback.
+					go rs.offer(s, fi)
 				},
 				OnProgress: bar.update,
 				OnDone: func(r filexfer.Result) {
-					path, err := rs.finish(r)
-					if err != nil && r.Err == nil {
-						r.Err = err
+					path, ours := rs.finish(r)
+					if !ours {
+						rs.refused(s.Peer(), r)
+						return
 					}
 					bar.done(r)
 					if r.Err == nil {
-						fmt.Fprintf(stdout, "received %s %d %x %s\n", r.File.Name, r.File.Size, r.File.SHA256, path)
+						fmt.Fprintf(stdout, "received %s %d %x %s\n", quoteName(r.File.Name), r.File.Size, r.File.SHA256, quoteName(path))
 					}
 					select {
 					case results <- r:
@@ -377,53 +511,120 @@ func recvFiles(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func (rs *recvState) accept(s *p2p.Session, fi filexfer.FileInfo, stderr io.Writer) {
-	tmp, err := os.CreateTemp(rs.dir, ".mqim-*.part")
-	if err != nil {
-		fmt.Fprintln(stderr, "mqim:", err)
-		_ = s.Engine().Decline(fi.ID)
+// offer takes an offered file within the limits, into a temporary file,
+// or refuses it and tells the sender why.
+func (rs *recvState) offer(s *p2p.Session, fi filexfer.FileInfo) {
+	peer := s.Peer()
+	refuse := func(reason filexfer.CancelReason, why string) {
+		rs.mu.Lock()
+		rs.why[fi.ID] = why
+		rs.mu.Unlock()
+		if s.Engine().Refuse(fi.ID, reason) != nil { // ended meanwhile: no Result to come
+			rs.mu.Lock()
+			delete(rs.why, fi.ID)
+			rs.mu.Unlock()
+		}
+	}
+	if lim := rs.limits.maxSize; lim > 0 && fi.Size > lim {
+		refuse(filexfer.ReasonTooLarge, fmt.Sprintf("larger than --max-size %s", humanBytes(float64(lim))))
 		return
 	}
 	rs.mu.Lock()
-	rs.tmp[fi.ID] = tmp
-	rs.mu.Unlock()
-	if err := s.Engine().Accept(fi.ID, tmp); err != nil {
-		rs.mu.Lock()
-		delete(rs.tmp, fi.ID)
+	if lim := rs.limits.maxOffers; lim > 0 && len(rs.files) >= lim {
 		rs.mu.Unlock()
+		refuse(filexfer.ReasonBusy, fmt.Sprintf("%d files already arriving (--max-offers)", lim))
+		return
+	}
+	if lim := rs.limits.maxPerPeer; lim > 0 && rs.peers[peer] >= lim {
+		rs.mu.Unlock()
+		refuse(filexfer.ReasonBusy, fmt.Sprintf("%d files from %s already arriving (--max-offers-per-peer)", lim, peer))
+		return
+	}
+	rf := &recvFile{dir: rs.dir, name: safeName(fi.Name), peer: peer, stderr: rs.stderr}
+	rs.files[fi.ID] = rf // counted before the file exists, so limits hold under a burst of offers
+	rs.peers[peer]++
+	rs.mu.Unlock()
+	tmp, err := os.CreateTemp(rs.dir, ".mqim-*.part")
+	if err != nil {
+		rs.release(fi.ID)
+		fmt.Fprintln(rs.stderr, "mqim:", err)
+		_ = s.Engine().Refuse(fi.ID, filexfer.ReasonIO)
+		return
+	}
+	rs.mu.Lock()
+	rf.File = tmp
+	rs.mu.Unlock()
+	if err := s.Engine().Accept(fi.ID, rf); err != nil {
+		// Ended meanwhile (the session closed): its OnDone has released it.
+		rs.release(fi.ID)
 		tmp.Close()
 		os.Remove(tmp.Name())
 	}
 }
 
-// finish renames a verified file into place (or removes a failed one) and
-// returns where it went.
-func (rs *recvState) finish(r filexfer.Result) (string, error) {
+// refused reports on stderr a file that was not accepted: refused by offer
+// (its reason) or by the engine itself (too many chunks).
+func (rs *recvState) refused(peer string, r filexfer.Result) {
 	rs.mu.Lock()
-	tmp := rs.tmp[r.File.ID]
-	delete(rs.tmp, r.File.ID)
+	why, ok := rs.why[r.File.ID]
+	delete(rs.why, r.File.ID)
 	rs.mu.Unlock()
-	if tmp == nil {
-		return "", nil
+	if !ok {
+		if r.Err == nil || errors.Is(r.Err, filexfer.ErrClosed) {
+			return // the session ended before the offer was looked at
+		}
+		why = r.Err.Error()
 	}
-	cerr := tmp.Close()
-	if r.Err != nil || cerr != nil {
-		os.Remove(tmp.Name())
-		return "", cerr
-	}
-	path, err := placeFile(rs.dir, safeName(r.File.Name), tmp.Name())
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return path, err
+	fmt.Fprintf(rs.stderr, "mqim: refused %s (%s) from %s: %s\n", quoteName(r.File.Name), humanBytes(float64(r.File.Size)), peer, why)
 }
 
-// safeName keeps the last path element of a peer-chosen name and never
-// lets it be hidden or special.
+// release forgets a file and returns it and its temporary file (nil if
+// it was not created yet), or nil if it was not ours.
+func (rs *recvState) release(id string) (*recvFile, *os.File) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rf := rs.files[id]
+	if rf == nil {
+		return nil, nil
+	}
+	delete(rs.files, id)
+	if rs.peers[rf.peer]--; rs.peers[rf.peer] <= 0 {
+		delete(rs.peers, rf.peer)
+	}
+	return rf, rf.File
+}
+
+// finish ends a file: a committed one is in place already; anything else
+// is closed and its temporary file removed. It returns the final path and
+// whether the file was one we accepted.
+func (rs *recvState) finish(r filexfer.Result) (string, bool) {
+	rf, tmp := rs.release(r.File.ID)
+	if rf == nil {
+		return "", false
+	}
+	if r.Err == nil {
+		return rf.path, true
+	}
+	if tmp != nil { // else offer removes it when Accept fails
+		tmp.Close() // an error only if Commit closed it already
+		os.Remove(tmp.Name())
+	}
+	return "", true
+}
+
+// maxNameBytes bounds the names recv-files gives files: NAME_MAX (255 bytes
+// on the filesystems of Linux, macOS and Windows) less room for the
+// " (999)" that placeFile may add.
+const maxNameBytes = 255 - len(" (999)")
+
+// safeName keeps the last path element of a peer-chosen name, never lets
+// it be hidden or special, replaces control and bidirectional-override
+// characters, and shortens it (keeping a short extension) to fit
+// maxNameBytes.
 func safeName(name string) string {
 	name = filepath.Base(strings.ReplaceAll(name, `\`, "/"))
 	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == utf8.RuneError {
 			return '_'
 		}
 		return r
@@ -434,10 +635,40 @@ func safeName(name string) string {
 	if strings.HasPrefix(name, ".") {
 		name = "_" + name[1:]
 	}
+	if len(name) > maxNameBytes {
+		ext := filepath.Ext(name)
+		if len(ext) > 16 {
+			ext = ""
+		}
+		stem := name[:len(name)-len(ext)]
+		cut := maxNameBytes - len(ext)
+		for cut > 0 && !utf8.RuneStart(stem[cut]) {
+			cut--
+		}
+		name = stem[:cut] + ext
+	}
 	return name
 }
 
-// placeFile moves tmp to dir/name, or dir/"stem (n).ext" if that exists.
+// quoteName is how a name is written on stdout and stderr: as is when it
+// is printable and has no space, quote or backslash, else Go-quoted
+// (strconv.Quote), so a peer-chosen name can neither forge a line nor send
+// the terminal escape sequences.
+func quoteName(name string) string {
+	for _, r := range name {
+		if !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' {
+			return strconv.Quote(name)
+		}
+	}
+	if name == "" {
+		return `""`
+	}
+	return name
+}
+
+// placeFile links tmp to dir/name, or dir/"stem (n).ext" if that exists,
+// then removes tmp. It returns the path once the link exists, also when
+// removing tmp then failed (with that error).
 func placeFile(dir, name, tmp string) (string, error) {
 	ext := filepath.Ext(name)
 	stem := strings.TrimSuffix(name, ext)
@@ -521,14 +752,14 @@ func (b *progressBar) done(r filexfer.Result) {
 		if r.Remote {
 			who = " by the peer"
 		}
-		fmt.Fprintf(b.w, "%s: failed%s: %v\n", r.File.Name, who, r.Err)
+		fmt.Fprintf(b.w, "%s: failed%s: %v\n", quoteName(r.File.Name), who, r.Err)
 		return
 	}
 	verb := "sent"
 	if r.Dir == filexfer.Receiving {
 		verb = "received"
 	}
-	fmt.Fprintf(b.w, "%s: %s %s, SHA-256 verified\n", r.File.Name, verb, humanBytes(float64(r.File.Size)))
+	fmt.Fprintf(b.w, "%s: %s %s, SHA-256 verified\n", quoteName(r.File.Name), verb, humanBytes(float64(r.File.Size)))
 }
 
 func barLine(p filexfer.Progress, tty bool) string {
@@ -543,11 +774,11 @@ func barLine(p filexfer.Progress, tty bool) string {
 	}
 	speed := humanBytes(p.BytesPerSec) + "/s"
 	if !tty {
-		return fmt.Sprintf("%s: %s %3.0f%% %s of %s, %s, %s left", p.File.Name, p.Dir, pct, humanBytes(float64(p.Bytes)), humanBytes(float64(p.File.Size)), speed, left)
+		return fmt.Sprintf("%s: %s %3.0f%% %s of %s, %s, %s left", quoteName(p.File.Name), p.Dir, pct, humanBytes(float64(p.Bytes)), humanBytes(float64(p.File.Size)), speed, left)
 	}
 	const width = 30
 	n := int(pct / 100 * width)
-	name := p.File.Name
+	name := quoteName(p.File.Name)
 	if len(name) > 24 {
 		name = name[:21] + "..."
 	}

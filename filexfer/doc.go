@@ -15,7 +15,7 @@
 // and the chunk size; a request names ranges of chunks rather than one
 // chunk; 0x11 tells the sender the file arrived intact; cancel may carry a
 // one-byte reason (0 cancelled, 1 declined, 2 SHA-256 mismatch, 3 I/O
-// error, 4 unknown file). Sizes are capped
+// error, 4 unknown file, 5 too large, 6 receiver busy). Sizes are capped
 // at 2^53-1 so JavaScript numbers hold them exactly. A frame is at most
 // 65535 bytes (pion/webrtc v3 cannot read a 65536-byte message), which
 // bounds a chunk to MaxChunkSize; senders use 16 KiB. Decoders ignore

@@ -26,6 +26,16 @@ type Sink interface {
 	io.ReaderAt
 }
 
+// Committer is a Sink that must save the file before the sender is told it
+// arrived: the engine calls Commit once the SHA-256 has verified and sends
+// Complete only if it returns nil (otherwise Cancel with ReasonIO, and the
+// Result carries ErrIO). A sink that writes to a temporary file renames and
+// syncs it here, so the sender never records a file the receiver lost.
+type Committer interface {
+	Sink
+	Commit() error
+}
+
 // Errors reported in Result.Err or returned by Engine methods.
 var (
 	ErrCancelled    = errors.New("filexfer: transfer cancelled")
@@ -35,6 +45,9 @@ var (
 	ErrUnknownFile  = errors.New("filexfer: unknown file")
 	ErrIO           = errors.New("filexfer: file I/O failed")
 	ErrProtocol     = errors.New("filexfer: protocol violation")
+	ErrTooLarge     = errors.New("filexfer: file too large for the receiver")
+	ErrBusy         = errors.New("filexfer: receiver busy with too many files")
+	ErrStalled      = errors.New("filexfer: no data arrived for too long")
 )
 
 // Direction tells which side of a transfer the local engine is.
@@ -127,7 +140,27 @@ type Config struct {
 	OnDone func(Result)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MaxChunks bounds the chunks of a file this engine receives (default
+	// DefaultMaxChunks). A receiver keeps two bits per chunk of an accepted
+	// file, so a tiny declared chunk size must not make a large file cost
+	// memory: a Describe with more chunks is refused with ReasonTooLarge
+	// before anything is allocated for it, and OnOffer is not called.
+	MaxChunks int
+	// StallTimeout ends an accepted incoming file with ErrStalled (Cancel to
+	// the sender) when no new chunk has arrived for this long, connected or
+	// not, so a sender that vanished does not hold the receiver's file open
+	// forever (default 2 minutes; negative: never).
+	StallTimeout time.Duration
 }
+
+// DefaultMaxChunks is Config.MaxChunks's default: 4 Mi chunks, 64 GiB of
+// 16 KiB chunks, 1 MiB of bookkeeping for a file that large.
+const DefaultMaxChunks = 1 << 22
+
+// maxEndedIncoming is how many ended incoming files an engine remembers
+// (so that their late frames are ignored and Stats still answers); older
+// ones are forgotten, so a peer cannot grow the engine by offering files.
+const maxEndedIncoming = 1024
 
 // Engine moves files in both directions over one Channel at a time. The
 // receiver drives: it asks for the chunks it lacks, Window at a time, asks
@@ -144,6 +177,7 @@ type Engine struct {
 	dead   []Channel // recently detached channels, whose late frames are ignored
 	out    map[string]*outgoing
 	in     map[string]*incoming
+	ended  []string // ids of ended incoming files, oldest first (see maxEndedIncoming)
 	queue  []queued // chunks to send, in request order
 	wake   chan struct{}
 	closed bool
@@ -173,21 +207,32 @@ type outgoing struct {
 	ended bool
 }
 
+// incoming is a file being received. Its per-chunk state (have, asked) is
+// allocated by Accept and dropped when it ends, so an offer costs nothing
+// per chunk until the application takes it.
 type incoming struct {
 	info     FileInfo
 	sink     Sink
 	accepted bool
 	ended    bool
-	have     []bool
+	have     bitset
 	nhave    uint32
 	next     uint32   // first chunk never requested
 	lost     []uint32 // chunks to ask for again
 	inflight map[uint32]inflightReq
 	seq      uint64
-	asked    []bool // asked for at least once
+	asked    bitset    // asked for at least once
+	lastData time.Time // Accept, or the last new chunk (see Config.StallTimeout)
 	meter    meter
 	stats    Stats
 }
+
+// bitset is one bit per chunk.
+type bitset []uint64
+
+func newBitset(n uint32) bitset    { return make(bitset, (uint64(n)+63)/64) }
+func (b bitset) get(i uint32) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) set(i uint32)      { b[i/64] |= 1 << (i % 64) }
 
 type inflightReq struct {
 	at    time.Time
@@ -212,6 +257,12 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxChunks <= 0 {
+		cfg.MaxChunks = DefaultMaxChunks
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = 2 * time.Minute
 	}
 	e := &Engine{
 		cfg:  cfg,
@@ -301,7 +352,7 @@ func (e *Engine) detachLocked() {
 func (e *Engine) SendFile(name, mime string, src io.ReaderAt, size int64) (FileInfo, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(src, 0, size)); err != nil {
-		return FileInfo{}, fmt.Errorf("filexfer: hash %s: %w", name, err)
+		return FileInfo{}, fmt.Errorf("filexfer: hash %q: %w", name, err)
 	}
 	info := FileInfo{ID: NewFileID(), Name: name, MIME: mime, Size: uint64(size), ChunkSize: uint32(e.cfg.ChunkSize)}
 	copy(info.SHA256[:], h.Sum(nil))
@@ -335,8 +386,11 @@ func (e *Engine) Accept(fileID string, sink Sink) error {
 		e.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrUnknownFile, fileID)
 	}
+	n := in.info.Chunks()
 	in.accepted, in.sink = true, sink
+	in.have, in.asked, in.inflight = newBitset(n), newBitset(n), make(map[uint32]inflightReq)
 	in.meter.lastT = e.cfg.Now()
+	in.lastData = in.meter.lastT
 	frames := e.pumpLocked(in)
 	ch := e.ch
 	e.mu.Unlock()
@@ -348,17 +402,29 @@ func (e *Engine) Accept(fileID string, sink Sink) error {
 	return nil
 }
 
-// Decline refuses an offered file; the sender gets Cancel.
+// Decline refuses an offered file; the sender gets Cancel (ReasonDeclined).
 func (e *Engine) Decline(fileID string) error {
-	return e.end(fileID, ErrDeclined)
+	return e.end(fileID, ErrDeclined, ReasonDeclined)
+}
+
+// Refuse declines an offered file, or abandons one in either direction,
+// telling the peer why in the Cancel frame: ReasonTooLarge or ReasonBusy
+// for a receiver's limits. The local Result carries the reason's error
+// (ErrTooLarge, ErrBusy, ...; ErrCancelled for reasons without one).
+func (e *Engine) Refuse(fileID string, reason CancelReason) error {
+	why, ok := reasonErrors[reason]
+	if !ok {
+		why = ErrCancelled
+	}
+	return e.end(fileID, why, reason)
 }
 
 // Cancel abandons a file in either direction; the peer gets Cancel.
 func (e *Engine) Cancel(fileID string) error {
-	return e.end(fileID, ErrCancelled)
+	return e.end(fileID, ErrCancelled, ReasonCancelled)
 }
 
-func (e *Engine) end(fileID string, why error) error {
+func (e *Engine) end(fileID string, why error, reason CancelReason) error {
 	e.mu.Lock()
 	var results []Result
 	if o, ok := e.out[fileID]; ok && !o.ended {
@@ -371,10 +437,6 @@ func (e *Engine) end(fileID string, why error) error {
 	e.mu.Unlock()
 	if len(results) == 0 {
 		return fmt.Errorf("%w: %s", ErrUnknownFile, fileID)
-	}
-	reason := ReasonCancelled
-	if errors.Is(why, ErrDeclined) {
-		reason = ReasonDeclined
 	}
 	e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: fileID, Reason: reason}})
 	e.report(results...)
@@ -394,11 +456,18 @@ func (e *Engine) endOutLocked(o *outgoing, err error, remote bool) Result {
 	return Result{File: o.info, Dir: Sending, Err: err, Remote: remote}
 }
 
+// endInLocked ends an incoming file and frees its per-chunk state.
 func (e *Engine) endInLocked(in *incoming, err error, remote bool) Result {
 	in.ended = true
 	in.sink = nil
-	in.lost = nil
-	clear(in.inflight)
+	in.lost, in.inflight, in.have, in.asked = nil, nil, nil, nil
+	e.ended = append(e.ended, in.info.ID)
+	if len(e.ended) > maxEndedIncoming {
+		if old := e.in[e.ended[0]]; old != nil && old.ended {
+			delete(e.in, e.ended[0])
+		}
+		e.ended = e.ended[1:]
+	}
 	return Result{File: in.info, Dir: Receiving, Err: err, Remote: remote}
 }
 
@@ -545,8 +614,16 @@ func (e *Engine) onDescribe(f *Frame) error {
 		e.sendFrames(ch, frames)
 		return nil
 	}
-	n := info.Chunks()
-	e.in[info.ID] = &incoming{info: info, have: make([]bool, n), asked: make([]bool, n), inflight: make(map[uint32]inflightReq)}
+	in = &incoming{info: info}
+	e.in[info.ID] = in
+	if int64(info.Chunks()) > int64(e.cfg.MaxChunks) {
+		r := e.endInLocked(in, fmt.Errorf("%w: %d chunks of %d bytes, at most %d chunks", ErrTooLarge, info.Chunks(), info.ChunkSize, e.cfg.MaxChunks), false)
+		ch := e.ch
+		e.mu.Unlock()
+		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: ReasonTooLarge}})
+		e.report(r)
+		return nil
+	}
 	e.mu.Unlock()
 	if e.cfg.OnOffer == nil {
 		_ = e.Decline(info.ID)
@@ -570,12 +647,13 @@ func (e *Engine) pumpLocked(in *incoming) []*Frame {
 	var ranges []Range
 	add := func(c uint32) {
 		in.seq++
-		in.inflight[c] = inflightReq{at: now, seq: in.seq, again: in.asked[c]}
+		again := in.asked.get(c)
+		in.inflight[c] = inflightReq{at: now, seq: in.seq, again: again}
 		in.stats.Requested++
-		if in.asked[c] {
+		if again {
 			in.stats.ReRequests++
 		}
-		in.asked[c] = true
+		in.asked.set(c)
 		if k := len(ranges) - 1; k >= 0 && ranges[k].First+ranges[k].Count == c {
 			ranges[k].Count++
 		} else {
@@ -586,13 +664,13 @@ func (e *Engine) pumpLocked(in *incoming) []*Frame {
 	for free > 0 && len(in.lost) > 0 {
 		c := in.lost[0]
 		in.lost = in.lost[1:]
-		if _, busy := in.inflight[c]; !in.have[c] && !busy {
+		if _, busy := in.inflight[c]; !in.have.get(c) && !busy {
 			add(c)
 		}
 	}
 	n := in.info.Chunks()
 	for free > 0 && in.next < n {
-		if !in.have[in.next] {
+		if !in.have.get(in.next) {
 			add(in.next)
 		}
 		in.next++
@@ -672,7 +750,7 @@ func (e *Engine) sendLoop() {
 		data := buf[:n]
 		if _, err := src.ReadAt(data, int64(c)*int64(info.ChunkSize)); err != nil && !(err == io.EOF && n > 0) {
 			e.mu.Lock()
-			r := e.endOutLocked(o, fmt.Errorf("%w: read %s chunk %d: %w", ErrIO, info.Name, c, err), false)
+			r := e.endOutLocked(o, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err), false)
 			e.mu.Unlock()
 			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: ReasonIO}})
 			e.report(r)
@@ -728,7 +806,7 @@ func (e *Engine) onChunk(f *Frame) error {
 		e.mu.Unlock()
 		return fmt.Errorf("%w: chunk %d of %s with %d bytes", ErrProtocol, c, f.FileID, len(f.Data))
 	}
-	if in.have[c] {
+	if in.have.get(c) {
 		in.stats.Duplicates++
 		e.mu.Unlock()
 		return nil
@@ -747,8 +825,9 @@ func (e *Engine) onChunk(f *Frame) error {
 			}
 		}
 	}
-	in.have[c] = true
+	in.have.set(c)
 	in.nhave++
+	in.lastData = e.cfg.Now()
 	in.stats.Received++
 	complete := in.nhave == in.info.Chunks()
 	sink := in.sink
@@ -759,7 +838,7 @@ func (e *Engine) onChunk(f *Frame) error {
 
 	if _, err := sink.WriteAt(f.Data, int64(c)*int64(in.info.ChunkSize)); err != nil {
 		e.mu.Lock()
-		r := e.endInLocked(in, fmt.Errorf("%w: write %s: %w", ErrIO, in.info.Name, err), false)
+		r := e.endInLocked(in, fmt.Errorf("%w: write %q: %w", ErrIO, in.info.Name, err), false)
 		e.mu.Unlock()
 		e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: in.info.ID, Reason: ReasonIO}})
 		e.report(r)
@@ -776,9 +855,9 @@ func (e *Engine) onChunk(f *Frame) error {
 	return nil
 }
 
-// verify hashes a complete incoming file and reports it; it runs after the
-// last WriteAt (HandleFrame is serialised) on its own goroutine so other
-// transfers are not held up.
+// verify hashes a complete incoming file, commits it (see Committer) and
+// reports it; it runs after the last WriteAt (HandleFrame is serialised) on
+// its own goroutine so other transfers are not held up.
 func (e *Engine) verify(in *incoming) {
 	defer e.wg.Done()
 	e.mu.Lock()
@@ -791,7 +870,7 @@ func (e *Engine) verify(in *incoming) {
 	reason := ReasonHashMismatch
 	_, err := io.Copy(h, io.NewSectionReader(sink, 0, int64(info.Size)))
 	if err != nil {
-		err, reason = fmt.Errorf("%w: read back %s: %w", ErrIO, info.Name, err), ReasonIO
+		err, reason = fmt.Errorf("%w: read back %q: %w", ErrIO, info.Name, err), ReasonIO
 	} else if [32]byte(h.Sum(nil)) != info.SHA256 {
 		err = ErrHashMismatch
 	}
@@ -800,7 +879,17 @@ func (e *Engine) verify(in *incoming) {
 		e.mu.Unlock()
 		return
 	}
+	// Ended before Commit: a Cancel arriving meanwhile cannot void a file
+	// that is being saved, and Close waits for it (e.wg).
 	r := e.endInLocked(in, err, false)
+	e.mu.Unlock()
+	if c, ok := sink.(Committer); ok && err == nil {
+		if cerr := c.Commit(); cerr != nil {
+			err, reason = fmt.Errorf("%w: save %q: %w", ErrIO, info.Name, cerr), ReasonIO
+			r.Err = err
+		}
+	}
+	e.mu.Lock()
 	ch := e.ch
 	e.mu.Unlock()
 	if err == nil {
@@ -817,6 +906,8 @@ var reasonErrors = map[CancelReason]error{
 	ReasonHashMismatch: ErrHashMismatch,
 	ReasonIO:           ErrIO,
 	ReasonUnknownFile:  ErrUnknownFile,
+	ReasonTooLarge:     ErrTooLarge,
+	ReasonBusy:         ErrBusy,
 }
 
 func (e *Engine) onCancel(f *Frame) error {
@@ -850,7 +941,8 @@ func (e *Engine) onComplete(f *Frame) error {
 	return nil
 }
 
-// tickLoop re-requests chunks whose request timed out.
+// tickLoop re-requests chunks whose request timed out and ends files that
+// stalled (Config.StallTimeout).
 func (e *Engine) tickLoop() {
 	defer e.wg.Done()
 	t := time.NewTicker(max(e.cfg.RequestTimeout/4, time.Millisecond))
@@ -864,7 +956,16 @@ func (e *Engine) tickLoop() {
 		e.mu.Lock()
 		now := e.cfg.Now()
 		var frames []*Frame
+		var stalled []Result
 		for _, in := range e.in {
+			if !in.accepted || in.ended {
+				continue
+			}
+			if e.cfg.StallTimeout > 0 && now.Sub(in.lastData) >= e.cfg.StallTimeout {
+				stalled = append(stalled, e.endInLocked(in, fmt.Errorf("%w: %q: nothing for %v", ErrStalled, in.info.Name, e.cfg.StallTimeout), false))
+				frames = append(frames, &Frame{Type: TypeCancel, FileID: in.info.ID})
+				continue
+			}
 			for c, r := range in.inflight {
 				if now.Sub(r.at) >= e.cfg.RequestTimeout {
 					delete(in.inflight, c)
@@ -876,6 +977,7 @@ func (e *Engine) tickLoop() {
 		ch := e.ch
 		e.mu.Unlock()
 		e.sendFrames(ch, frames)
+		e.report(stalled...)
 	}
 }
 

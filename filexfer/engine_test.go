@@ -64,6 +64,9 @@ type peerPair struct {
 	progress   map[string]uint64   // last Bytes reported by the receiver
 	sinks      map[string]*MemSink
 	autoAccept bool
+	// decide, if set, answers offers instead: accept into the sink it
+	// returns, or refuse with reason when the sink is nil.
+	decide func(FileInfo) (Sink, CancelReason)
 }
 
 func newPeerPair(t *testing.T, cfg Config, dropAB func([]byte) bool) *peerPair {
@@ -100,10 +103,20 @@ func newPeerPair(t *testing.T, cfg Config, dropAB func([]byte) bool) *peerPair {
 		}
 		c.OnOffer = func(fi FileInfo) {
 			pp.mu.Lock()
-			accept := pp.autoAccept
+			accept, decide := pp.autoAccept, pp.decide
 			s := &MemSink{}
 			pp.sinks[fi.ID] = s
 			pp.mu.Unlock()
+			if decide != nil {
+				go func() {
+					if sink, reason := decide(fi); sink != nil {
+						_ = pp.b.Accept(fi.ID, sink)
+					} else {
+						_ = pp.b.Refuse(fi.ID, reason)
+					}
+				}()
+				return
+			}
 			go func() {
 				if accept {
 					_ = pp.b.Accept(fi.ID, s)

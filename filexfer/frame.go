@@ -105,6 +105,8 @@ const (
 	ReasonHashMismatch CancelReason = 2 // the file arrived but its SHA-256 differs
 	ReasonIO           CancelReason = 3 // reading or writing the file failed
 	ReasonUnknownFile  CancelReason = 4 // a request named a file the sender does not have
+	ReasonTooLarge     CancelReason = 5 // the file is larger than the receiver takes
+	ReasonBusy         CancelReason = 6 // the receiver has too many files in progress
 )
 
 // Range is a run of Count chunks starting at chunk First.

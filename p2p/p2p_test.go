@@ -112,6 +112,7 @@ type netOptions struct {
 	bobRefuses     bool
 	autoReconnect  bool
 	settings       func(*Settings)
+	bobConfig      func(*Config) // adjusts bob's Config
 }
 
 func newTestNet(t testing.TB, o netOptions) *testNet {
@@ -138,6 +139,9 @@ func newTestNet(t testing.TB, o netOptions) *testNet {
 		}
 		if user == "bob" && o.bobRefuses {
 			cfg.Accept = func(string) bool { return false }
+		}
+		if user == "bob" && o.bobConfig != nil {
+			o.bobConfig(&cfg)
 		}
 		e.Peer = NewPeer(cfg)
 		n.hub.Register(user, e.Peer.HandleSignal)

@@ -23,6 +23,12 @@ var (
 	// ErrSessionEnded is wrapped by the error a Session ends with when it
 	// was shut down normally (SHUTDOWN from either side).
 	ErrSessionEnded = errors.New("p2p: session ended")
+	// ErrIdle ends a session a peer opened to us whose connection stayed
+	// down for Config.IdleTimeout.
+	ErrIdle = errors.New("p2p: session idle: the peer's connection stayed down")
+	// ErrTooManySessions is why an OFFER beyond Config.MaxSessions or
+	// MaxSessionsPerPeer was refused.
+	ErrTooManySessions = errors.New("p2p: too many sessions")
 )
 
 // SignalError is why a session failed in signalling: the ROAP errorType
@@ -67,8 +73,20 @@ type Config struct {
 	ReconnectFor  time.Duration
 	// OfferTimeout and AnswerTimeout go to the roap.Manager (defaults 30s, 10s).
 	OfferTimeout, AnswerTimeout time.Duration
-	// Clock goes to the roap.Manager (default: the system clock).
+	// Clock goes to the roap.Manager and times IdleTimeout (default: the
+	// system clock).
 	Clock roap.Clock
+	// IdleTimeout ends a session a peer opened to us (closing its engine, so
+	// its files end with filexfer.ErrClosed) once its connection has been
+	// down this long: never opened, ICE failed, or connection or data
+	// channel closed, and no renegotiating OFFER brought it back. The peer
+	// is told nothing (see roap.Manager.Abandon). Default 2 minutes, longer
+	// than a dialer's ReconnectFor; negative: never.
+	IdleTimeout time.Duration
+	// MaxSessions and MaxSessionsPerPeer bound the sessions peers may have
+	// open to us at once (defaults 64 and 8; negative: no limit). An OFFER
+	// beyond them is answered with ERROR REFUSED.
+	MaxSessions, MaxSessionsPerPeer int
 	// Logf receives diagnostics (dropped signals, refused frames); nil discards.
 	Logf func(format string, args ...any)
 }
@@ -103,6 +121,18 @@ func NewPeer(cfg Config) *Peer {
 	}
 	if cfg.ReconnectFor <= 0 {
 		cfg.ReconnectFor = time.Minute
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = 64
+	}
+	if cfg.MaxSessionsPerPeer == 0 {
+		cfg.MaxSessionsPerPeer = 8
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = roap.SystemClock{}
 	}
 	p := &Peer{cfg: cfg, settings: st, api: st.api(), sessions: make(map[sessionKey]*Session)}
 	p.roap = roap.NewManager(roap.Config{
@@ -189,8 +219,39 @@ func (p *Peer) newSession(peer, id string, dialing bool) (*Session, error) {
 		s.engine.Close()
 		return nil, ErrPeerClosed
 	}
+	if !dialing {
+		if err := p.admitLocked(peer); err != nil {
+			s.engine.Close()
+			return nil, err
+		}
+		s.mu.Lock()
+		s.armIdleLocked() // until the first connection opens
+		s.mu.Unlock()
+	}
 	p.sessions[sessionKey{peer, id}] = s
 	return s, nil
+}
+
+// admitLocked checks Config.MaxSessions and MaxSessionsPerPeer for a new
+// session peer opens to us; callers hold p.mu.
+func (p *Peer) admitLocked(peer string) error {
+	total, fromPeer := 0, 0
+	for k, s := range p.sessions {
+		if s.dialing {
+			continue
+		}
+		total++
+		if k.peer == peer {
+			fromPeer++
+		}
+	}
+	if limit := p.cfg.MaxSessions; limit > 0 && total >= limit {
+		return fmt.Errorf("%w: %d open to us", ErrTooManySessions, total)
+	}
+	if limit := p.cfg.MaxSessionsPerPeer; limit > 0 && fromPeer >= limit {
+		return fmt.Errorf("%w: %d open from %s", ErrTooManySessions, fromPeer, peer)
+	}
+	return nil
 }
 
 func (p *Peer) session(peer, id string) *Session {
@@ -211,6 +272,7 @@ func (p *Peer) onEvent(ev roap.Event) {
 			}
 			var err error
 			if s, err = p.newSession(ev.Peer, ev.SessionID, false); err != nil {
+				p.cfg.Logf("p2p: %s: session %s from %s refused: %v", p.cfg.Self, ev.SessionID, ev.Peer, err)
 				_ = p.roap.Fail(ev.Peer, ev.SessionID, roap.ErrorRefused)
 				return
 			}
@@ -282,6 +344,8 @@ type Session struct {
 	signalReady  bool // our OFFER/ANSWER is out, so candidates may follow
 	localCands   []roap.Candidate
 	reconnecting bool
+	idle         roap.Timer // running while a session opened to us is down (Config.IdleTimeout)
+	idleGen      int        // bumped when idle is stopped, so a timer already firing does nothing
 	ended        bool
 	err          error
 	done         chan struct{}
@@ -406,6 +470,40 @@ func (s *Session) markDownLocked() {
 		s.open = make(chan struct{})
 	default:
 	}
+	s.armIdleLocked()
+}
+
+// armIdleLocked starts the idle timer of a session opened to us, unless it
+// is running; callers hold s.mu.
+func (s *Session) armIdleLocked() {
+	d := s.p.cfg.IdleTimeout
+	if s.dialing || d < 0 || s.ended || s.idle != nil {
+		return
+	}
+	gen := s.idleGen
+	s.idle = s.p.cfg.Clock.AfterFunc(d, func() { s.idleExpired(gen) })
+}
+
+// disarmIdleLocked stops the idle timer (the connection is open, or the
+// session ended); callers hold s.mu.
+func (s *Session) disarmIdleLocked() {
+	if s.idle != nil {
+		s.idle.Stop()
+		s.idle = nil
+	}
+	s.idleGen++
+}
+
+func (s *Session) idleExpired(gen int) {
+	s.mu.Lock()
+	stale := gen != s.idleGen || s.ended || isClosed(s.open)
+	s.mu.Unlock()
+	if stale {
+		return
+	}
+	s.p.cfg.Logf("p2p: %s: session %s from %s idle for %v, ending it", s.p.cfg.Self, s.id, s.peer, s.p.cfg.IdleTimeout)
+	s.teardown(fmt.Errorf("%w for %v", ErrIdle, s.p.cfg.IdleTimeout))
+	_ = s.p.roap.Abandon(s.peer, s.id)
 }
 
 // CloseConnection closes the peer connection but keeps the session and its
@@ -456,6 +554,7 @@ func (s *Session) teardown(err error) {
 	s.ended, s.err = true, err
 	pc := s.pc
 	s.pc, s.ch = nil, nil
+	s.disarmIdleLocked()
 	s.mu.Unlock()
 	s.p.mu.Lock()
 	if s.p.sessions[sessionKey{s.peer, s.id}] == s {
@@ -550,6 +649,7 @@ func (s *Session) setupDataChannel(pc *webrtc.PeerConnection, dc *webrtc.DataCha
 			return
 		}
 		s.ch = ch
+		s.disarmIdleLocked()
 		// Attach under the lock so a concurrent reconnect cannot detach first.
 		s.engine.Attach(s.p.wrap(ch))
 		select {

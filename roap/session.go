@@ -342,6 +342,23 @@ func (m *Manager) end(peer, sessionID string, et ErrorType) error {
 	return sendErr
 }
 
+// Abandon ends a session locally and tells the peer nothing; OnEvent gets
+// EventClosed. A callee device gives up this way on a session whose
+// connection died: it may be a device that lost the multi-device race, and
+// its SHUTDOWN or ERROR would end the session another device won.
+func (m *Manager) Abandon(peer, sessionID string) error {
+	m.mu.Lock()
+	s, err := m.get(peer, sessionID, 0)
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	ev := m.closeLocked(s, "", false)
+	m.mu.Unlock()
+	m.cfg.OnEvent(ev)
+	return nil
+}
+
 // Close shuts down every session (SHUTDOWN to each peer).
 func (m *Manager) Close() {
 	m.mu.Lock()

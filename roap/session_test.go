@@ -266,3 +266,25 @@ func TestOutOfStateMessagesAreRefused(t *testing.T) {
 		t.Fatalf("answer own offer: %v", err)
 	}
 }
+
+// Abandon ends a session locally and sends the peer nothing.
+func TestAbandonSendsNothing(t *testing.T) {
+	clk := NewManualClock(time.Unix(0, 0))
+	a, b := newParty(t, "alice", clk), newParty(t, "bob", clk)
+	sid := open(t, a, b, "")
+	if err := b.m.Abandon("alice", sid); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.outbox) != 0 {
+		t.Fatalf("Abandon sent %+v", b.outbox)
+	}
+	if e := b.lastEvent(t); e.Kind != EventClosed || e.Remote || e.Error != "" {
+		t.Fatalf("bob got %+v", e)
+	}
+	if b.m.Len() != 0 {
+		t.Fatal("session kept")
+	}
+	if err := b.m.Abandon("alice", sid); !errors.Is(err, ErrUnknownSession) {
+		t.Fatalf("second Abandon: %v", err)
+	}
+}

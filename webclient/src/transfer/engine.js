@@ -27,6 +27,9 @@ const reasonCodes = new Map([
   [CancelReason.HASH_MISMATCH, TransferErrorCode.HASH_MISMATCH],
   [CancelReason.IO, TransferErrorCode.IO],
   [CancelReason.UNKNOWN_FILE, TransferErrorCode.UNKNOWN_FILE],
+  // A receiver's limits: to the sender's user, the file was declined.
+  [CancelReason.TOO_LARGE, TransferErrorCode.DECLINED],
+  [CancelReason.BUSY, TransferErrorCode.DECLINED],
 ]);
 
 export class TransferError extends Error {

@@ -28,6 +28,8 @@ export const CancelReason = Object.freeze({
   HASH_MISMATCH: 2,
   IO: 3,
   UNKNOWN_FILE: 4,
+  TOO_LARGE: 5, // the file is larger than the receiver takes
+  BUSY: 6, // the receiver has too many files in progress
 });
 
 export const MAX_FRAME_SIZE = 65535;

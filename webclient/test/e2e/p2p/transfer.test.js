@@ -203,7 +203,7 @@ test('Go CLI to browser: send-file, accepted and saved in the browser', { timeou
 
 test('browser to Go CLI: recv-files writes the file with the right SHA-256', { timeout: 90_000 }, async () => {
   const out = await mkdtemp(path.join(dir, 'recv-'));
-  const cli = mqim(['recv-files', '--http', srv.base, '--user', 'carol', '--password', password, '--dir', out, '--count', '1', '--timeout', '60s']);
+  const cli = mqim(['recv-files', '--http', srv.base, '--user', 'carol', '--password', password, '--from', 'alice', '--dir', out, '--count', '1', '--timeout', '60s']);
   await until(() => cli.stderr().includes('waiting for files'), { timeout: 20_000, message: () => `recv-files to start: ${cli.stderr()}` });
   const alice = await user('alice');
   await openDM(alice, 'carol');
