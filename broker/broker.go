@@ -6,7 +6,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,7 +75,7 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		InlineClient:           true,
-		Logger:                 quiet(o.Log).With("component", "mochi"),
+		Logger:                 mochiLogger(o.Log),
 		SysTopicResendInterval: 10,
 	})
 	d.Broker = srv
@@ -196,29 +195,6 @@ func (b *Broker) resetPresence() {
 		_ = b.Server.Publish(pk.TopicName, envelope.Marshal(p), true, 0)
 	}
 }
-
-// quiet returns a logger that drops mochi's per-connection info chatter
-// unless debug logging is on.
-func quiet(l *slog.Logger) *slog.Logger {
-	if l.Enabled(context.Background(), slog.LevelDebug) {
-		return l
-	}
-	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
-}
-
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= m.min && m.Handler.Enabled(ctx, l)
-}
-
-func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
-	return minLevel{m.Handler.WithAttrs(a), m.min}
-}
-func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }
 
 // DisconnectKey drops every session that authenticated with API key keyID
 // (MQTT 5 clients are told why: not authorized).

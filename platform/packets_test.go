@@ -1,9 +1,11 @@
 package platform_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -215,4 +217,59 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRefusedPublishLogsOneConciseLine: an ordinary refused publish leaves
+// one short warning (client, topic, reason), not mochi's dump of the packet
+// with its payload at error level.
+func TestRefusedPublishLogsOneConciseLine(t *testing.T) {
+	var logs syncBuffer
+	s := imtest.StartLogged(t, "", slog.New(slog.NewTextHandler(&logs, nil)))
+	s.User("alice")
+	s.User("bob")
+	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %#x %v", code, err)
+	}
+	defer raw.Close()
+	secret := strings.Repeat("payload-", 100)
+	if reason, err := raw.Publish("im/u/bob/dm/carol", []byte(secret)); err != nil || reason != 0x87 {
+		t.Fatalf("PUBACK %#x %v, want 0x87", reason, err)
+	}
+	var lines []string
+	imtest.Eventually(t, "a log line for the refusal", 5*time.Second, func() bool {
+		lines = nil
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "im/u/bob/dm/carol") {
+				lines = append(lines, l)
+			}
+		}
+		return len(lines) > 0
+	})
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines for one refusal:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	l := lines[0]
+	if len(l) > 400 || strings.Contains(l, "payload-") || strings.Contains(l, "level=ERROR") ||
+		!strings.Contains(l, "alice:v5") || !strings.Contains(l, "not authorized") {
+		t.Fatalf("refusal logged as %d bytes: %s", len(l), l)
+	}
 }

@@ -45,6 +45,12 @@ func Logger() *slog.Logger {
 // ephemeral ports. It is closed at test cleanup unless closed before.
 func Start(t testing.TB, dir string, mods ...func(*config.Config)) *Server {
 	t.Helper()
+	return StartLogged(t, dir, Logger(), mods...)
+}
+
+// StartLogged is Start with the server's logger.
+func StartLogged(t testing.TB, dir string, log *slog.Logger, mods ...func(*config.Config)) *Server {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -57,7 +63,7 @@ func Start(t testing.TB, dir string, mods ...func(*config.Config)) *Server {
 	for _, m := range mods {
 		m(&cfg)
 	}
-	p, err := platform.Start(cfg, Logger())
+	p, err := platform.Start(cfg, log)
 	if err != nil {
 		t.Fatalf("start platform: %v", err)
 	}
