@@ -73,7 +73,9 @@ func (c compactPackets) Handle(ctx context.Context, r slog.Record) error {
 func (c compactPackets) WithAttrs(a []slog.Attr) slog.Handler {
 	return compactPackets{c.Handler.WithAttrs(a)}
 }
-func (c compactPackets) WithGroup(n string) slog.Handler { return compactPackets{c.Handler.WithGroup(n)} }
+func (c compactPackets) WithGroup(n string) slog.Handler {
+	return compactPackets{c.Handler.WithGroup(n)}
+}
 
 // packetSummary is what a log line needs of a packet.
 func packetSummary(pk packets.Packet) []slog.Attr {

@@ -9,30 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mqim/mqim/internal/imtest"
 )
 
-// syncBuffer is a bytes.Buffer safe for the command and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestSendAndReceiveFiles(t *testing.T) {
 	t.Setenv("MQIM_ICE_LOOPBACK", "1") // only loopback is certain to exist on a test machine
@@ -55,14 +37,14 @@ func TestSendAndReceiveFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := []string{"--http", srv.HTTP, "--password", imtest.Password, "--timeout", "60s"}
-	var rOut, rErr syncBuffer
+	var rOut, rErr imtest.Buffer
 	recvDone := make(chan int, 1)
 	go func() {
 		recvDone <- Main(append([]string{"recv-files", "--user", "bob", "--from", "alice", "--dir", dst, "--count", "2"}, auth...), nil, &rOut, &rErr)
 	}()
 	imtest.Eventually(t, "recv-files to wait", 10*time.Second, func() bool { return strings.Contains(rErr.String(), "waiting for files") })
 
-	var sOut, sErr syncBuffer
+	var sOut, sErr imtest.Buffer
 	code := Main(append(append([]string{"send-file", "--user", "alice", "--to", "bob"}, auth...), paths...), nil, &sOut, &sErr)
 	if code != exitOK {
 		t.Fatalf("send-file exit %d\nstdout: %s\nstderr: %s\nrecv stderr: %s", code, sOut.String(), sErr.String(), rErr.String())
@@ -143,7 +125,7 @@ func TestSendFileExitCodes(t *testing.T) {
 		{"bad password", []string{"send-file", "--http", srv.HTTP, "--user", "alice", "--password", "wrong password", "--to", "carol", f}, exitFailed},
 		{"recv bad flag", []string{"recv-files", "--bogus"}, exitUsage},
 	} {
-		var out, errb syncBuffer
+		var out, errb imtest.Buffer
 		if got := Main(c.args, nil, &out, &errb); got != c.want {
 			t.Errorf("%s: exit %d, want %d\n%s", c.name, got, c.want, errb.String())
 		}

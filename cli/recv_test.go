@@ -32,7 +32,7 @@ func TestRecvFilesUsage(t *testing.T) {
 		{"bad size", []string{"--from", "alice", "--max-size", "lots"}, "size"},
 		{"negative limit", []string{"--from", "alice", "--max-offers", "-1"}, "usage"},
 	} {
-		var out, errb syncBuffer
+		var out, errb imtest.Buffer
 		args := append([]string{"recv-files", "--user", "bob", "--password", "x", "--http", "http://127.0.0.1:1"}, c.args...)
 		if got := Main(args, nil, &out, &errb); got != exitUsage || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%s: exit %d, want %d, stderr %q should mention %q", c.name, got, exitUsage, errb.String(), c.want)
@@ -86,7 +86,7 @@ func TestQuoteName(t *testing.T) {
 
 // recvRun is recv-files running in-process.
 type recvRun struct {
-	out, err syncBuffer
+	out, err imtest.Buffer
 	done     chan int
 	dir      string
 }
@@ -237,7 +237,7 @@ func TestRecvFilesOnlyFrom(t *testing.T) {
 	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb syncBuffer
+	var out, errb imtest.Buffer
 	args := []string{"send-file", "--http", srv.HTTP, "--user", "mallory", "--password", imtest.Password, "--to", "bob", "--loopback", "--timeout", "30s", f}
 	if code := Main(args, nil, &out, &errb); code != exitDeclined {
 		t.Fatalf("mallory's send-file: exit %d, want %d\n%s", code, exitDeclined, errb.String())

@@ -1,7 +1,6 @@
 package platform_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -219,29 +218,12 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRefusedPublishLogsOneConciseLine: an ordinary refused publish leaves
 // one short warning (client, topic, reason), not mochi's dump of the packet
 // with its payload at error level.
 func TestRefusedPublishLogsOneConciseLine(t *testing.T) {
-	var logs syncBuffer
+	var logs imtest.Buffer
 	s := imtest.StartLogged(t, "", slog.New(slog.NewTextHandler(&logs, nil)))
 	s.User("alice")
 	s.User("bob")
