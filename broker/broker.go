@@ -20,6 +20,7 @@ import (
 
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/topic"
 )
@@ -34,6 +35,13 @@ type Options struct {
 	Log           *slog.Logger
 	// ConnLimits bound connections per client IP on the TCP listener.
 	ConnLimits ratelimit.ListenerLimits
+	// ConnectTimeout closes a connection that has not sent CONNECT in time
+	// (0: never).
+	ConnectTimeout time.Duration
+	// MaxKeepalive caps the keepalive (0: none); see keepaliveCap.
+	MaxKeepalive time.Duration
+	// Guard bounds topics and subscriptions per client.
+	Guard GuardLimits
 	// Epoch is the history store's epoch; a session store of another
 	// epoch is emptied of sessions at start (see sessionStoreOptions).
 	Epoch string
@@ -44,14 +52,15 @@ type Options struct {
 
 // Broker is the running MQTT broker.
 type Broker struct {
-	Server  *mqtt.Server
-	WS      *ChanListener
-	tcp     net.Listener
-	IM      *hooks.IM
-	deps    *hooks.Deps
-	closeMu sync.Once
-	pending attachTracker // accepted connections not yet attached
-	hooks   []mqtt.Hook   // in the order added, for cleanup after a recovered panic
+	Server      *mqtt.Server
+	WS          *ChanListener
+	tcp         net.Listener
+	IM          *hooks.IM
+	deps        *hooks.Deps
+	closeMu     sync.Once
+	pending     attachTracker // accepted connections not yet attached
+	hooks       []mqtt.Hook   // in the order added, for cleanup after a recovered panic
+	guardLimits GuardLimits
 }
 
 // MaxPacketSize caps any MQTT packet; IM payloads have their own, smaller
@@ -79,7 +88,12 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 		SysTopicResendInterval: 10,
 	})
 	d.Broker = srv
-	b := &Broker{Server: srv, deps: d, IM: hooks.NewIM(d)}
+	b := &Broker{Server: srv, deps: d, IM: hooks.NewIM(d), guardLimits: o.Guard}
+	if o.MaxKeepalive > 0 {
+		if err := b.addHook(&keepaliveCap{max: uint16(o.MaxKeepalive / time.Second)}, nil); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := b.addHook(hooks.NewAuth(d), nil); err != nil {
 		return nil, err
@@ -107,12 +121,12 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if o.ConnLimits.MaxConns > 0 || o.ConnLimits.Rate > 0 {
 		tcp = ratelimit.NewListener(l, o.ConnLimits)
 	}
-	if err := srv.AddListener(newRecoveringListener("tcp", drainListener{tcp, &b.pending, b.guard}, b.recovered, b.closeListenerClients)); err != nil {
+	if err := srv.AddListener(newRecoveringListener("tcp", drainListener{tcp, &b.pending, b.guard, o.ConnectTimeout}, b.recovered, b.closeListenerClients)); err != nil {
 		l.Close()
 		return nil, err
 	}
 	b.WS = NewChanListener(l.Addr())
-	if err := srv.AddListener(newRecoveringListener("ws", drainListener{b.WS, &b.pending, b.guard}, b.recovered, b.closeListenerClients)); err != nil {
+	if err := srv.AddListener(newRecoveringListener("ws", drainListener{b.WS, &b.pending, b.guard, o.ConnectTimeout}, b.recovered, b.closeListenerClients)); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -129,10 +143,63 @@ func (b *Broker) addHook(h mqtt.Hook, config any) error {
 
 // guard puts a packetGuard in front of mochi's reader of c.
 func (b *Broker) guard(c net.Conn) net.Conn {
-	return newPacketGuard(c, MaxPacketSize, func(reason string, err error) {
-		b.deps.Metrics.PacketsRefused.WithLabelValues(reason).Inc()
-		b.deps.Log.Warn("mqtt: connection refused a packet", "remote", c.RemoteAddr().String(), "error", err.Error())
-	})
+	return newPacketGuard(c, MaxPacketSize, b.guardLimits, guardEnvOf{b})
+}
+
+// guardEnvOf is the broker as its guards see it.
+type guardEnvOf struct{ b *Broker }
+
+func (e guardEnvOf) refused(g *packetGuard, reason string, err error) {
+	e.b.deps.Metrics.PacketsRefused.WithLabelValues(reason).Inc()
+	e.b.deps.Log.Warn("mqtt: packet refused", "remote", g.RemoteAddr().String(), "client", g.id, "error", err.Error())
+}
+
+// client finds the mochi client reading from g: by the CONNECT's client id,
+// checked against the connection (a later connection may have taken the id
+// over; mochi may have assigned one to an empty id).
+func (e guardEnvOf) client(g *packetGuard) *mqtt.Client {
+	reads := func(cl *mqtt.Client) bool {
+		ac, ok := cl.Net.Conn.(*attachConn)
+		return ok && ac.Conn == net.Conn(g)
+	}
+	if cl, ok := e.b.Server.Clients.Get(g.id); ok && reads(cl) {
+		return cl
+	}
+	for _, cl := range e.b.Server.Clients.GetAll() {
+		if reads(cl) {
+			return cl
+		}
+	}
+	return nil
+}
+
+func (e guardEnvOf) notify(cl *mqtt.Client, topic string, err *imerr.Error) {
+	e.b.IM.Notify(string(cl.Properties.Username), topic, err)
+}
+
+// keepaliveCap bounds the keepalive [MQTT-3.1.2-21]: an MQTT 5 client asking
+// for more than max, or for none, is given max in the CONNACK's Server Keep
+// Alive and must use it. MQTT 3.1.1 has no way to say so: a 3.1.1 client's
+// own keepalive is kept, except none, which becomes max, so a peer that
+// vanished without a FIN is dropped after 1.5x max of silence instead of
+// never.
+type keepaliveCap struct {
+	mqtt.HookBase
+	max uint16
+}
+
+func (h *keepaliveCap) ID() string           { return "mqim-keepalive" }
+func (h *keepaliveCap) Provides(b byte) bool { return b == mqtt.OnConnect }
+
+func (h *keepaliveCap) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	ka := cl.State.Keepalive
+	switch {
+	case cl.Properties.ProtocolVersion == 5 && (ka == 0 || ka > h.max):
+		cl.State.Keepalive, cl.State.ServerKeepalive = h.max, true
+	case ka == 0:
+		cl.State.Keepalive = h.max
+	}
+	return nil
 }
 
 // closeListenerClients tells every client of one listener that the server

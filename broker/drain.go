@@ -57,12 +57,12 @@ type drainListener struct {
 	net.Listener
 	t     *attachTracker
 	guard func(net.Conn) net.Conn
+	// connectTimeout is how long an accepted connection may take to send
+	// its CONNECT. mochi sets a read deadline only once CONNECT is processed
+	// (from its keepalive), so without this a socket that never speaks is
+	// held forever.
+	connectTimeout time.Duration
 }
-
-// ConnectTimeout is how long an accepted connection may take to send its
-// CONNECT. mochi sets a read deadline only once CONNECT is processed (from
-// its keepalive), so without this a socket that never speaks is held forever.
-const ConnectTimeout = 10 * time.Second
 
 func (l drainListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -73,7 +73,9 @@ func (l drainListener) Accept() (net.Conn, error) {
 		c.Close()
 		return nil, net.ErrClosed
 	}
-	_ = c.SetReadDeadline(time.Now().Add(ConnectTimeout))
+	if l.connectTimeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(l.connectTimeout))
+	}
 	return &attachConn{Conn: l.guard(&boundedConn{Conn: c}), done: l.t.attached}, nil
 }
 

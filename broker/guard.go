@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/imerr"
 )
 
 // ErrMalformed is the read error of a connection that sent a packet the
@@ -35,19 +39,44 @@ const guardReadBuffer = 2048
 // DISCONNECT 0x81 Malformed Packet, 0x82 Protocol Error or 0x95 Packet too
 // large with a reason string [MQTT-4.13.1-1], a 3.1.1 client a close
 // [MQTT-4.8.0-1]. Nothing of that packet reaches mochi.
+//
+// The guard also holds the topic limits, where mochi would otherwise pay for
+// a hostile topic under its global topic-tree lock (O(levels^2) per
+// subscribe: one 240 KB SUBSCRIBE of 120 000 levels held it for seconds):
+// see limitTopics.
 type packetGuard struct {
 	net.Conn
 	r       *bufio.Reader
 	version byte   // protocol version from the CONNECT; 0 until then
+	id      string // client identifier from the CONNECT
 	out     []byte // the current checked packet, not yet read by mochi
 	buf     []byte // out's backing buffer, returned to bufPool when read
 	err     error
 	maxSize int
-	refused func(reason string, err error) // reports a refusal (log, metrics)
+	lim     GuardLimits
+	env     guardEnv
 }
 
-func newPacketGuard(c net.Conn, maxSize int, refused func(string, error)) *packetGuard {
-	return &packetGuard{Conn: c, r: bufio.NewReaderSize(c, guardReadBuffer), maxSize: maxSize, refused: refused}
+// GuardLimits bound what one client's packets may ask of the broker; a
+// zero field is no limit.
+type GuardLimits struct {
+	TopicLevels   int // levels of a topic name or filter
+	TopicBytes    int // bytes of a topic name or filter
+	Subscriptions int // subscriptions one client holds
+}
+
+// guardEnv is what a guard needs of the broker around it.
+type guardEnv interface {
+	// refused reports a refusal (log line, metrics).
+	refused(g *packetGuard, reason string, err error)
+	// client is the mochi client reading from g, once it is connected.
+	client(g *packetGuard) *mqtt.Client
+	// notify tells cl's user why something on topic was refused.
+	notify(cl *mqtt.Client, topic string, e *imerr.Error)
+}
+
+func newPacketGuard(c net.Conn, maxSize int, lim GuardLimits, env guardEnv) *packetGuard {
+	return &packetGuard{Conn: c, r: bufio.NewReaderSize(c, guardReadBuffer), maxSize: maxSize, lim: lim, env: env}
 }
 
 // smallPacket is the size of the pooled packet buffers: most chat packets
@@ -83,22 +112,33 @@ func (g *packetGuard) release() {
 	g.buf, g.out = nil, nil
 }
 
-// next reads and checks one packet into g.out.
+// next reads and checks packets until one is for mochi, into g.out.
 func (g *packetGuard) next() error {
+	for {
+		pass, err := g.read()
+		if err != nil || pass {
+			return err
+		}
+	}
+}
+
+// read reads and checks one packet. It returns pass=false for a packet the
+// guard answered itself, which mochi never sees.
+func (g *packetGuard) read() (pass bool, err error) {
 	var hdr [5]byte
 	b, err := g.r.ReadByte()
 	if err != nil {
-		return err
+		return false, err
 	}
 	hdr[0] = b
 	remaining, n := 0, 1
 	for shift := 0; ; shift += 7 {
 		if n == len(hdr) { // [MQTT-1.5.5]: at most four length bytes
-			return g.refuse(packets.ErrMalformedVariableByteInteger, "remaining length over four bytes")
+			return false, g.refuse(packets.ErrMalformedVariableByteInteger, "remaining length over four bytes")
 		}
 		c, err := g.r.ReadByte()
 		if err != nil {
-			return err
+			return false, err
 		}
 		hdr[n] = c
 		n++
@@ -108,7 +148,7 @@ func (g *packetGuard) next() error {
 		}
 	}
 	if n+remaining > g.maxSize {
-		return g.refuse(packets.ErrPacketTooLarge, fmt.Sprintf("packet of %d bytes, maximum %d", n+remaining, g.maxSize))
+		return false, g.refuse(packets.ErrPacketTooLarge, fmt.Sprintf("packet of %d bytes, maximum %d", n+remaining, g.maxSize))
 	}
 	size := n + remaining
 	if size <= smallPacket {
@@ -119,22 +159,44 @@ func (g *packetGuard) next() error {
 	copy(g.buf, hdr[:n])
 	if _, err := io.ReadFull(g.r, g.buf[n:]); err != nil {
 		g.release()
-		return err
+		return false, err
 	}
+	// Strings in pk alias g.buf (mochi's decoder does not copy), and g.buf
+	// goes back to the pool on release: everything that uses pk comes first,
+	// and whatever outlives this call is cloned.
 	pk, err := decodePacket(g.version, hdr[0], remaining, g.buf[n:])
 	if err != nil {
-		g.release()
 		code := packets.ErrMalformedPacket
 		if errors.Is(err, errProtocol) {
 			code = packets.ErrProtocolViolation
 		}
-		return g.refuse(code, err.Error())
+		why := strings.Clone(err.Error())
+		g.release()
+		return false, g.refuse(code, why)
 	}
-	if pk.FixedHeader.Type == packets.Connect && g.version == 0 {
-		g.version = pk.ProtocolVersion
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		if g.version == 0 {
+			g.version, g.id = pk.ProtocolVersion, strings.Clone(pk.Connect.ClientIdentifier)
+		}
+	case packets.Publish:
+		if why := g.topicProblem(pk.TopicName); why != "" {
+			err := g.refusePublish(pk, why)
+			g.release()
+			return false, err
+		}
+	case packets.Subscribe, packets.Unsubscribe:
+		if g.limitFilters(&pk) {
+			b, err := encodeFilters(pk)
+			g.release()
+			if err != nil {
+				return false, err
+			}
+			g.buf = b
+		}
 	}
 	g.out = g.buf
-	return nil
+	return true, nil
 }
 
 // refuse tells an MQTT 5 client why its connection ends (the write is
@@ -152,10 +214,109 @@ func (g *packetGuard) refuse(code packets.Code, why string) error {
 			_, _ = g.Conn.Write(b.Bytes())
 		}
 	}
-	if g.refused != nil {
-		g.refused(code.Reason, err)
+	if g.env != nil {
+		g.env.refused(g, code.Reason, err)
 	}
 	return err
+}
+
+// topicProblem says what is wrong with a topic name or filter under the
+// guard's limits ("" when nothing is).
+func (g *packetGuard) topicProblem(t string) string {
+	if g.lim.TopicBytes > 0 && len(t) > g.lim.TopicBytes {
+		return fmt.Sprintf("topic of %d bytes: at most %d", len(t), g.lim.TopicBytes)
+	}
+	if g.lim.TopicLevels > 0 {
+		if n := strings.Count(t, "/") + 1; n > g.lim.TopicLevels {
+			return fmt.Sprintf("topic of %d levels: at most %d", n, g.lim.TopicLevels)
+		}
+	}
+	return ""
+}
+
+// refusePublish answers a PUBLISH whose topic is over the limits and drops
+// it: QoS 1 gets PUBACK, QoS 2 PUBREC, with 0x90 Topic Name invalid for an
+// MQTT 5 client (3.4.2.1 allows it) and a plain acknowledgement for 3.1.1,
+// which has no reason codes: acknowledge and drop, with the error notice,
+// never a disconnect (a persistent 3.1.1 session would resend it at every
+// reconnect).
+func (g *packetGuard) refusePublish(pk packets.Packet, why string) error {
+	g.report(pk.TopicName, imerr.New(imerr.Invalid, "%s", why))
+	if pk.FixedHeader.Qos == 0 {
+		return nil
+	}
+	ack := packets.Packet{ProtocolVersion: g.version, PacketID: pk.PacketID, ReasonCode: packets.ErrTopicNameInvalid.Code,
+		FixedHeader: packets.FixedHeader{Type: packets.Puback}}
+	enc := (*packets.Packet).PubackEncode
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type, enc = packets.Pubrec, (*packets.Packet).PubrecEncode
+	}
+	var b bytes.Buffer
+	if err := enc(&ack, &b); err != nil {
+		return err
+	}
+	_, err := g.Conn.Write(b.Bytes())
+	return err
+}
+
+// limitFilters blanks every filter of a SUBSCRIBE or UNSUBSCRIBE that is
+// over the topic limits or, subscribing, past the client's subscription
+// cap, and says whether it changed any. mochi answers a blank filter with
+// 0x8F Topic Filter invalid (3.1.1: 0x80) in the SUBACK [MQTT-4.7.3-1]
+// (UNSUBACK: 0x11 no subscription), so the client still gets one answer per
+// filter, in order, and the other filters of the packet take effect.
+func (g *packetGuard) limitFilters(pk *packets.Packet) bool {
+	changed := false
+	var cl *mqtt.Client
+	have := 0
+	if pk.FixedHeader.Type == packets.Subscribe && g.lim.Subscriptions > 0 && g.env != nil {
+		if cl = g.env.client(g); cl != nil {
+			have = cl.State.Subscriptions.Len()
+		}
+	}
+	for i := range pk.Filters {
+		f := pk.Filters[i].Filter
+		why := g.topicProblem(f)
+		code := imerr.Invalid
+		if why == "" && cl != nil {
+			if _, ok := cl.State.Subscriptions.Get(f); !ok {
+				if have >= g.lim.Subscriptions {
+					why, code = fmt.Sprintf("subscription limit reached (%d per client): unsubscribe first", g.lim.Subscriptions), imerr.QuotaExceeded
+				} else {
+					have++
+				}
+			}
+		}
+		if why != "" {
+			g.report(f, imerr.New(code, "%s", why))
+			pk.Filters[i].Filter = ""
+			changed = true
+		}
+	}
+	return changed
+}
+
+// report logs and counts a refused topic, and tells the user why.
+func (g *packetGuard) report(topic string, e *imerr.Error) {
+	if g.env == nil {
+		return
+	}
+	g.env.refused(g, string(e.Code), fmt.Errorf("broker: topic %q refused: %s", truncate(topic, 64), e.Detail))
+	if cl := g.env.client(g); cl != nil {
+		g.env.notify(cl, strings.Clone(truncate(topic, 128)), e)
+	}
+}
+
+// encodeFilters re-encodes a SUBSCRIBE or UNSUBSCRIBE whose filters changed.
+func encodeFilters(pk packets.Packet) ([]byte, error) {
+	var b bytes.Buffer
+	var err error
+	if pk.FixedHeader.Type == packets.Subscribe {
+		err = pk.SubscribeEncode(&b)
+	} else {
+		err = pk.UnsubscribeEncode(&b)
+	}
+	return b.Bytes(), err
 }
 
 func truncate(s string, n int) string {

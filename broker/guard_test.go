@@ -34,12 +34,19 @@ func TestGuard(t *testing.T) {
 		{"first packet not connect", publish, nil, ErrMalformed, nil},
 		{"too large", cat(connect5, []byte{0x30, 0xff, 0xff, 0x7f}), connect5, packets.ErrPacketTooLarge, []byte{0xe0}},
 		{"length over four bytes", cat(connect4, []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}), connect4, ErrMalformed, nil},
+		{"v3 publish QoS 1 too deep: acknowledged, not passed", cat(connect4, []byte{0x32, 0x0b, 0x00, 0x07, 'a', '/', 'b', '/', 'c', '/', 'd', 0x00, 0x07, 'x'}), connect4, io.EOF,
+			[]byte{0x40, 0x02, 0x00, 0x07}},
+		{"v5 publish QoS 1 too long: PUBACK 0x90", cat(connect5, []byte{0x32, 0x17, 0x00, 0x11, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 0x00, 0x05, 0x00, 'x'}), connect5, io.EOF,
+			[]byte{0x40, 0x03, 0x00, 0x05, 0x90}},
+		{"v3 publish QoS 0 too deep: dropped", cat(connect4, []byte{0x30, 0x09, 0x00, 0x07, 'a', '/', 'b', '/', 'c', '/', 'd'}), connect4, io.EOF, nil},
+		{"v3 subscribe too deep: filter blanked for mochi", cat(connect4, []byte{0x82, 0x0c, 0x00, 0x01, 0x00, 0x07, 'a', '/', 'b', '/', 'c', '/', 'd', 0x01}),
+			cat(connect4, []byte{0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x01}), io.EOF, nil},
 		{"truncated stream", cat(connect5, publish5[:4]), connect5, io.ErrUnexpectedEOF, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			wire := &fakeConn{in: bytes.NewReader(c.in)}
-			g := newPacketGuard(wire, 1024, nil)
+			g := newPacketGuard(wire, 1024, GuardLimits{TopicLevels: 3, TopicBytes: 16}, nil)
 			var got []byte
 			p := make([]byte, 3) // small reads: packets span Read calls
 			var err error

@@ -72,6 +72,7 @@ func Default() Config {
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
 		MaxInflight: 8192, WritesPending: 1024, StorageReserve: 256 << 20,
 		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
+			ConnectTimeout: 10 * time.Second, MaxKeepalive: 5 * time.Minute, TopicLevels: 16, TopicBytes: 512, Subscriptions: 256,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
 			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
 			GroupsOwnedPerUser: 100, GroupsPerUser: 500,
@@ -99,8 +100,11 @@ func (c Config) Validate() error {
 		c.Limits.StreamsPerUser < 0 || c.Limits.TicketsPerUser < 0 || c.Limits.PollIdle < 0,
 		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0,
 		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0,
+		c.Limits.ConnectTimeout < 0 || c.Limits.MaxKeepalive < 0 || c.Limits.TopicLevels < 0 || c.Limits.TopicBytes < 0 || c.Limits.Subscriptions < 0,
 		c.Limits.LoginIPRate < 0 || c.Limits.LoginIPBurst < 0 || c.Limits.LoginBackoffMax < 0 || c.Limits.LoginAccountRate < 0 || c.Limits.LoginAccountBurst < 0:
 		return fmt.Errorf("config: limits must not be negative")
+	case c.Limits.MaxKeepalive > 65535*time.Second:
+		return fmt.Errorf("config: max_keepalive is at most 65535s (MQTT's two-byte keepalive)")
 	}
 	return nil
 }
@@ -220,6 +224,19 @@ type Limits struct {
 	// ConnectRate and ConnectBurst: new connections per IP per second.
 	ConnectRate  float64 `yaml:"connect_rate"`
 	ConnectBurst int     `yaml:"connect_burst"`
+	// ConnectTimeout: how long a new MQTT connection may take to send its
+	// CONNECT before it is closed.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxKeepalive caps the MQTT keepalive: MQTT 5 clients asking for more
+	// (or for none) are given this one (CONNACK Server Keep Alive); a 3.1.1
+	// client asking for none is closed after 1.5x this of silence.
+	MaxKeepalive time.Duration `yaml:"max_keepalive"`
+	// TopicLevels and TopicBytes bound every topic name and filter a client
+	// sends (PUBLISH, SUBSCRIBE, UNSUBSCRIBE); Subscriptions bounds one
+	// client's subscriptions.
+	TopicLevels   int `yaml:"topic_levels"`
+	TopicBytes    int `yaml:"topic_bytes"`
+	Subscriptions int `yaml:"subscriptions_per_client"`
 
 	// StreamsPerUser: SSE streams and long-poll sessions one user holds
 	// open together; TicketsPerUser: its stream tickets not yet used.

@@ -93,6 +93,12 @@ func (h *IM) Refuse(cl *mqtt.Client, pk packets.Packet, e *imerr.Error) error {
 	return refuse(cl, pk, e.Code)
 }
 
+// Notify tells user, on its error topic, why something of theirs on topic
+// was refused (a subscription the broker's guard refused, say).
+func (h *IM) Notify(user, topic string, e *imerr.Error) {
+	h.notify(Request{User: user, Topic: topic}, e)
+}
+
 // refuse is what OnPublish returns to mochi for a refused publish.
 func refuse(cl *mqtt.Client, pk packets.Packet, code imerr.Code) error {
 	switch {

@@ -218,7 +218,6 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-
 // TestRefusedPublishLogsOneConciseLine: an ordinary refused publish leaves
 // one short warning (client, topic, reason), not mochi's dump of the packet
 // with its payload at error level.

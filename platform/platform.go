@@ -150,7 +150,10 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Broker, err = broker.New(broker.Options{
 		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, Epoch: p.History.Epoch(), SessionExpiry: cfg.SessionExpiry,
 		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log, Retained: st.DB,
-		ConnLimits: connLimits(cfg),
+		ConnLimits:     connLimits(cfg),
+		ConnectTimeout: cfg.Limits.ConnectTimeout, MaxKeepalive: cfg.Limits.MaxKeepalive,
+		Guard: broker.GuardLimits{TopicLevels: cfg.Limits.TopicLevels, TopicBytes: cfg.Limits.TopicBytes,
+			Subscriptions: cfg.Limits.Subscriptions},
 	}, d)
 	if err != nil {
 		return nil, err

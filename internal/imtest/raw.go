@@ -20,6 +20,10 @@ import (
 // no well-behaved client would send.
 type Raw struct {
 	Conn    net.Conn
+	Connack packets.Packet // the server's answer to CONNECT
+	// Skipped holds packets a helper read past while waiting for another
+	// (a PUBLISH that came before an acknowledgement).
+	Skipped []packets.Packet
 	r       *bufio.Reader
 	version byte
 }
@@ -38,11 +42,7 @@ func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, b
 	var c net.Conn
 	var err error
 	if strings.HasPrefix(url, "ws://") {
-		d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
-		var ws *websocket.Conn
-		if ws, _, err = d.Dial(url, nil); err == nil {
-			c = wsconn.New(ws)
-		}
+		c, err = DialWS(url)
 	} else {
 		c, err = net.DialTimeout("tcp", strings.TrimPrefix(url, "tcp://"), 5*time.Second)
 	}
@@ -70,7 +70,18 @@ func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, b
 		c.Close()
 		return nil, 0, fmt.Errorf("expected CONNACK, got type %d", ack.FixedHeader.Type)
 	}
+	r.Connack = ack
 	return r, ack.ReasonCode, nil
+}
+
+// DialWS opens an MQTT-over-WebSocket byte stream to url (ws://.../mqtt).
+func DialWS(url string) (net.Conn, error) {
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
+	ws, _, err := d.Dial(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return wsconn.New(ws), nil
 }
 
 // Write sends raw bytes.
