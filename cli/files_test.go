@@ -15,7 +15,6 @@ import (
 	"github.com/mqim/mqim/internal/imtest"
 )
 
-
 func TestSendAndReceiveFiles(t *testing.T) {
 	t.Setenv("MQIM_ICE_LOOPBACK", "1") // only loopback is certain to exist on a test machine
 	srv := imtest.Start(t, "")
