@@ -134,20 +134,31 @@ func TestConformanceQoS2ExactlyOnceAndRetained(t *testing.T) {
 		seen[p.Payload[0]] = true
 	}
 	// Retained: a late subscriber gets the last value, flagged retained.
+	// mochi acknowledges a publish before it fans it out, so a subscriber
+	// that subscribes right after the PUBACK may also get the live copy
+	// (not flagged retained) when the fan-out runs late: MQTT allows both.
 	pub(t, dev, &paho.Publish{Topic: "devices/dev/state", QoS: 1, Retain: true, Payload: []byte("on")})
 	late := dialV5(t, s, "dev", "dev:late", key, v5opts{clean: true})
 	sub(t, late, "devices/dev/state", 1, 0)
+	retained := func() bool {
+		for _, p := range late.received("devices/dev/state") {
+			if p.Retain && string(p.Payload) == "on" {
+				return true
+			}
+		}
+		return false
+	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(late.received("devices/dev/state")) != 1 {
+	for !retained() {
 		if time.Now().After(deadline) {
 			// Say where it was lost: in the broker's retained store, or on the way.
-			t.Fatalf("no retained value after 15 s: the broker retains %d message(s) on devices/dev/state, the late subscriber got %d",
-				len(s.Broker.Server.Topics.Messages("devices/dev/state")), len(late.received("devices/dev/state")))
+			t.Fatalf("no retained value after 15 s: the broker retains %d message(s) on devices/dev/state, the late subscriber got %+v",
+				len(s.Broker.Server.Topics.Messages("devices/dev/state")), late.received("devices/dev/state"))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if p := late.received("devices/dev/state")[0]; !p.Retain || string(p.Payload) != "on" {
-		t.Fatalf("retained delivery %+v", p)
+	if got := late.received("devices/dev/state"); len(got) > 2 {
+		t.Fatalf("the late subscriber got %d copies: %+v", len(got), got)
 	}
 }
 
