@@ -430,9 +430,10 @@ func nonNil(e []event) []event {
 	return e
 }
 
-// reapPolls closes poll sessions nobody polled for pollIdle.
+// reapPolls closes poll sessions nobody polled for pollIdle (within a
+// ninth of it: the sweep runs at that interval, from the configured value).
 func (g *Gateway) reapPolls() {
-	t := time.NewTicker(pollIdle / 9)
+	t := time.NewTicker(g.pollIdle() / 9)
 	defer t.Stop()
 	for {
 		select {
