@@ -29,6 +29,7 @@ type boundedConn struct {
 	q        bytes.Buffer
 	inflight int // bytes taken by the drainer, not yet written
 	draining bool
+	idle     chan struct{} // closed when the current drainer stops
 	err      error
 }
 
@@ -48,6 +49,7 @@ func (c *boundedConn) Write(p []byte) (int, error) {
 	c.q.Write(p)
 	if !c.draining {
 		c.draining = true
+		c.idle = make(chan struct{})
 		go c.drain()
 	}
 	c.mu.Unlock()
@@ -60,7 +62,7 @@ func (c *boundedConn) drain() {
 		c.mu.Lock()
 		c.inflight = 0
 		if c.q.Len() == 0 || c.err != nil {
-			c.draining = false
+			c.stopDraining()
 			c.mu.Unlock()
 			return
 		}
@@ -75,7 +77,7 @@ func (c *boundedConn) drain() {
 			if c.err == nil {
 				c.err = err
 			}
-			c.draining = false
+			c.stopDraining()
 			c.mu.Unlock()
 			c.Conn.Close()
 			return
@@ -83,18 +85,29 @@ func (c *boundedConn) drain() {
 	}
 }
 
+// stopDraining marks the drainer gone; c.mu is held.
+func (c *boundedConn) stopDraining() {
+	c.draining = false
+	close(c.idle)
+}
+
 // Close flushes what is queued (a CONNACK refusing a client, a final
 // DISCONNECT) for up to closeFlush, then closes the socket.
 func (c *boundedConn) Close() error {
-	deadline := time.Now().Add(closeFlush)
-	for {
+	timeout := time.NewTimer(closeFlush)
+	defer timeout.Stop()
+	for waiting := true; waiting; {
 		c.mu.Lock()
-		busy := c.draining && c.err == nil
+		busy, idle := c.draining && c.err == nil, c.idle
 		c.mu.Unlock()
-		if !busy || time.Now().After(deadline) {
+		if !busy {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-idle: // a Write may have started another drainer: look again
+		case <-timeout.C:
+			waiting = false
+		}
 	}
 	c.mu.Lock()
 	if c.err == nil {

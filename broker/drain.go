@@ -18,6 +18,7 @@ type attachTracker struct {
 	mu      sync.Mutex
 	pending int
 	closed  bool
+	none    chan struct{} // closed once closed and nothing is pending
 }
 
 func (t *attachTracker) accepted() bool {
@@ -33,21 +34,32 @@ func (t *attachTracker) accepted() bool {
 func (t *attachTracker) attached() {
 	t.mu.Lock()
 	t.pending--
+	if t.closed && t.pending == 0 {
+		close(t.none)
+	}
 	t.mu.Unlock()
 }
 
 // closeAndWait refuses further connections and waits, at most d, for the
 // accepted ones to be attached.
 func (t *attachTracker) closeAndWait(d time.Duration) {
-	deadline := time.Now().Add(d)
 	t.mu.Lock()
-	t.closed = true
-	for t.pending > 0 && time.Now().Before(deadline) {
+	if t.closed {
 		t.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		t.mu.Lock()
+		return
 	}
+	t.closed, t.none = true, make(chan struct{})
+	if t.pending == 0 {
+		close(t.none)
+	}
+	none := t.none
 	t.mu.Unlock()
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	select {
+	case <-none:
+	case <-timeout.C:
+	}
 }
 
 // drainListener wraps every accepted connection: attach tracking, the
