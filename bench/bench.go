@@ -70,7 +70,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	only := fs.String("workload", "all", "comma-separated: "+strings.Join(workloads, ",")+" or all")
 	fs.StringVar(&o.bin, "bin", "", "mqim binary to benchmark (default: this executable)")
 	fs.StringVar(&o.data, "data", "", "platform data dir kept across runs (users and tokens are reused); default: a temporary dir")
-	fs.BoolVar(&o.baseline, "baseline", true, "also run mosquitto (installed with apt-get when missing)")
+	fs.BoolVar(&o.baseline, "baseline", true, "also run mosquitto, the baseline (/usr/sbin/mosquitto; scripts/bench installs it)")
 	pairs := fs.Int("pairs", 0, "1:1 pairs (default 1000; quick 50)")
 	rates := fs.String("rates", "", "1:1 message rates to step through, msgs/s (default 500,1000,2000,4000,6000,8000,10000,12000,15000,20000)")
 	fanRates := fs.String("fan-rates", "", "fan-out delivery rates to step through, deliveries/s")
@@ -277,7 +277,7 @@ func runAll(o *options, stdout, stderr io.Writer) error {
 	}
 	if needNet {
 		if o.baseline {
-			if err := ensureMosquitto(stderr); err != nil {
+			if err := requireMosquitto(); err != nil {
 				return err
 			}
 		}

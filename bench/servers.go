@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -375,30 +374,13 @@ func (s *server) restartMosquitto() error {
 	return errors.New("bench: mosquitto did not come back")
 }
 
-// ensureMosquitto installs Debian's mosquitto when it is missing.
-func ensureMosquitto(log io.Writer) error {
-	if _, err := os.Stat(mosquittoBin); err == nil {
-		return nil
+// requireMosquitto checks that the baseline broker is installed. The
+// benchmark never installs software itself: scripts/bench does (apt-get),
+// as scripts/test does for the tests.
+func requireMosquitto() error {
+	if _, err := os.Stat(mosquittoBin); err != nil {
+		return fmt.Errorf("bench: the baseline broker %s is missing: install Debian's mosquitto (scripts/bench does), or run with --baseline=false", mosquittoBin)
 	}
-	fmt.Fprintln(log, "installing mosquitto (apt-get install -y mosquitto)")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "mosquitto")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		// A fresh machine may have no package lists yet.
-		if u, err2 := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err2 != nil {
-			return fmt.Errorf("bench: apt-get update: %v: %s", err2, u)
-		}
-		cmd = exec.CommandContext(ctx, "apt-get", "install", "-y", "mosquitto")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err = cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("bench: apt-get install mosquitto: %v: %s", err, out)
-		}
-	}
-	// Debian starts the packaged service on 1883; the benchmark uses its own
-	// process and port, so the service is left alone.
 	return nil
 }
 
