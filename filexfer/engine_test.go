@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mqim/mqim/internal/checkfor"
 )
 
 // pipe is one direction of an in-memory Channel: frames are delivered in
@@ -162,18 +164,6 @@ func (pp *peerPair) resultsFor(id string) []Result {
 	return append([]Result(nil), pp.results[id]...)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func randomBytes(n int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, seed))
 	b := make([]byte, n)
@@ -186,7 +176,7 @@ func randomBytes(n int, seed uint64) []byte {
 // waitBothDone waits for the receiver's and the sender's result and checks them.
 func (pp *peerPair) waitBothDone(t *testing.T, id string, want error) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "both results of "+id, func() bool { return len(pp.resultsFor(id)) >= 2 })
+	checkfor.True(t, 20*time.Second, "both results of "+id, func() bool { return len(pp.resultsFor(id)) >= 2 })
 	for _, r := range pp.resultsFor(id) {
 		if !errors.Is(r.Err, want) {
 			t.Fatalf("%s result %v, want %v", r.Dir, r.Err, want)
@@ -261,8 +251,8 @@ func TestTransferResumesAfterReconnect(t *testing.T) {
 	pp := newPeerPair(t, Config{RequestTimeout: time.Hour}, drop)
 	data := randomBytes(400*DefaultChunkSize, 3)
 	info, _ := pp.a.SendFile("f", "", bytes.NewReader(data), int64(len(data)))
-	waitFor(t, 10*time.Second, "the cut", cut.Load)
-	waitFor(t, 10*time.Second, "100 chunks in", func() bool { st, _ := pp.b.Stats(info.ID); return st.Received == 100 })
+	checkfor.True(t, 10*time.Second, "the cut", cut.Load)
+	checkfor.True(t, 10*time.Second, "100 chunks in", func() bool { st, _ := pp.b.Stats(info.ID); return st.Received == 100 })
 	pp.disconnect()
 	missing, _ := pp.b.Missing(info.ID)
 	before, _ := pp.b.Stats(info.ID)
@@ -296,7 +286,7 @@ func TestCancelFromEitherSide(t *testing.T) {
 			pp := newPeerPair(t, Config{Window: 4}, nil)
 			slow := &slowReader{data: randomBytes(1<<20, 4), gate: make(chan struct{})}
 			info, _ := pp.a.SendFile("f", "", slow, int64(len(slow.data)))
-			waitFor(t, 5*time.Second, "transfer start", func() bool { st, _ := pp.a.Stats(info.ID); return st.Requested > 0 })
+			checkfor.True(t, 5*time.Second, "transfer start", func() bool { st, _ := pp.a.Stats(info.ID); return st.Requested > 0 })
 			cancel := pp.a
 			if side == "receiver" {
 				cancel = pp.b
@@ -336,7 +326,7 @@ func TestDecline(t *testing.T) {
 	pp := newPeerPair(t, Config{}, nil)
 	pp.autoAccept = false
 	info, _ := pp.a.SendFile("f", "", bytes.NewReader([]byte("x")), 1)
-	waitFor(t, 5*time.Second, "results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
+	checkfor.True(t, 5*time.Second, "results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
 	// The Cancel's reason tells the sender it was declined.
 	for _, r := range pp.resultsFor(info.ID) {
 		if !errors.Is(r.Err, ErrDeclined) || r.Remote != (r.Dir == Sending) {
@@ -350,7 +340,7 @@ func TestHashMismatch(t *testing.T) {
 	data := randomBytes(100000, 5)
 	// The file changes after it was hashed: what arrives no longer matches.
 	info, _ := pp.a.SendFile("f", "", &changingReader{data: data}, int64(len(data)))
-	waitFor(t, 5*time.Second, "results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
+	checkfor.True(t, 5*time.Second, "results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
 	for _, r := range pp.resultsFor(info.ID) {
 		if !errors.Is(r.Err, ErrHashMismatch) || r.Remote != (r.Dir == Sending) {
 			t.Fatalf("%s: %v", r.Dir, r.Err)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mqim/mqim/internal/checkfor"
 )
 
 // describe feeds e a Describe frame as if it came from the peer on ch.
@@ -136,7 +138,7 @@ func TestStalledTransferEnds(t *testing.T) {
 	pp := newPeerPair(t, Config{StallTimeout: 300 * time.Millisecond, RequestTimeout: 100 * time.Millisecond}, dropAfter10)
 	data := randomBytes(100*DefaultChunkSize, 8)
 	info, _ := pp.a.SendFile("f", "", bytes.NewReader(data), int64(len(data)))
-	waitFor(t, 10*time.Second, "both results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
+	checkfor.True(t, 10*time.Second, "both results", func() bool { return len(pp.resultsFor(info.ID)) >= 2 })
 	for _, r := range pp.resultsFor(info.ID) {
 		want := ErrStalled
 		if r.Dir == Sending {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/mqim/mqim/filexfer"
 	"github.com/mqim/mqim/roap"
+
+	"github.com/mqim/mqim/internal/checkfor"
 )
 
 // A sender that vanishes mid-transfer (its connection closes, no SHUTDOWN,
@@ -20,11 +22,11 @@ func TestIdleSessionOfVanishedPeerEnds(t *testing.T) {
 	s := dial(t, n.alice, "bob")
 	data := randomBytes(8<<20, 7)
 	info, _ := s.Engine().SendFile("f", "", bytes.NewReader(data), int64(len(data)))
-	waitFor(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
+	checkfor.True(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
 	bs := n.bob.sessionFor("alice")
-	waitFor(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 10 })
+	checkfor.True(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 10 })
 	s.CloseConnection() // alice's side only: as if her process died
-	waitFor(t, 30*time.Second, "bob to notice", func() bool {
+	checkfor.True(t, 30*time.Second, "bob to notice", func() bool {
 		bs.mu.Lock()
 		defer bs.mu.Unlock()
 		return !isClosed(bs.open)
@@ -55,7 +57,7 @@ func TestOpenSessionIsNotIdle(t *testing.T) {
 	clock := roap.NewManualClock(time.Now())
 	n := newTestNet(t, netOptions{bobConfig: func(c *Config) { c.IdleTimeout, c.Clock = time.Minute, clock }})
 	s := dial(t, n.alice, "bob")
-	waitFor(t, 30*time.Second, "bob's side open", func() bool {
+	checkfor.True(t, 30*time.Second, "bob's side open", func() bool {
 		bs := n.bob.sessionFor("alice")
 		return bs != nil && bs.WaitOpen(context.Background()) == nil
 	})

@@ -14,19 +14,9 @@ import (
 
 	"github.com/mqim/mqim/filexfer"
 	"github.com/mqim/mqim/roap"
-)
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+	"github.com/mqim/mqim/internal/checkfor"
+)
 
 // checkGoroutines fails if, after everything was closed, the goroutine
 // count does not come back to what it was before the test (pion stops
@@ -194,7 +184,7 @@ func dial(t testing.TB, from *endpoint, to string) *Session {
 // waitDone waits for the results of id on both endpoints and checks them.
 func waitDone(t testing.TB, d time.Duration, sender, receiver *endpoint, id string, want error) {
 	t.Helper()
-	waitFor(t, d, "transfer "+id+" to end", func() bool { return len(sender.result(id)) > 0 && len(receiver.result(id)) > 0 })
+	checkfor.True(t, d, "transfer "+id+" to end", func() bool { return len(sender.result(id)) > 0 && len(receiver.result(id)) > 0 })
 	for _, r := range append(sender.result(id), receiver.result(id)...) {
 		if !errors.Is(r.Err, want) {
 			t.Fatalf("%s result: %v, want %v", r.Dir, r.Err, want)
@@ -295,10 +285,10 @@ func TestResumeAfterConnectionClosed(t *testing.T) {
 	}
 	data := randomBytes(size, 2)
 	info, _ := s.Engine().SendFile("f", "", bytes.NewReader(data), int64(size))
-	waitFor(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
+	checkfor.True(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
 	bs := n.bob.sessionFor("alice")
 	total := int(info.Chunks())
-	waitFor(t, 30*time.Second, "a quarter of the file", func() bool {
+	checkfor.True(t, 30*time.Second, "a quarter of the file", func() bool {
 		st, _ := bs.Engine().Stats(info.ID)
 		return st.Received >= total/4
 	})
@@ -342,7 +332,7 @@ func TestCancelFromEachSide(t *testing.T) {
 			s := dial(t, n.alice, "bob")
 			data := randomBytes(32<<20, 3)
 			info, _ := s.Engine().SendFile("f", "", bytes.NewReader(data), int64(len(data)))
-			waitFor(t, 20*time.Second, "the transfer to start", func() bool {
+			checkfor.True(t, 20*time.Second, "the transfer to start", func() bool {
 				bs := n.bob.sessionFor("alice")
 				if bs == nil {
 					return false
@@ -400,7 +390,7 @@ func TestSeveralFilesAndSessionsAtOnce(t *testing.T) {
 		t.Fatalf("alice has %d sessions, want 2", got)
 	}
 	ab.Close()
-	waitFor(t, 10*time.Second, "bob to see the SHUTDOWN", func() bool { return len(n.bob.Sessions()) == 1 })
+	checkfor.True(t, 10*time.Second, "bob to see the SHUTDOWN", func() bool { return len(n.bob.Sessions()) == 1 })
 	if !errors.Is(ab.Err(), ErrSessionEnded) {
 		t.Fatalf("closed session: %v", ab.Err())
 	}
@@ -411,9 +401,9 @@ func TestSimultaneousReconnect(t *testing.T) {
 	as := dial(t, n.alice, "bob")
 	data := randomBytes(8<<20, 5)
 	info, _ := as.Engine().SendFile("f", "", bytes.NewReader(data), int64(len(data)))
-	waitFor(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
+	checkfor.True(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
 	bs := n.bob.sessionFor("alice")
-	waitFor(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 50 })
+	checkfor.True(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 50 })
 	as.CloseConnection()
 	bs.CloseConnection()
 	// Both sides re-offer the same session at once: glare, which alice
@@ -445,9 +435,9 @@ func TestAutoReconnectResumes(t *testing.T) {
 	s := dial(t, n.alice, "bob")
 	data := randomBytes(16<<20, 6)
 	info, _ := s.Engine().SendFile("f", "", bytes.NewReader(data), int64(len(data)))
-	waitFor(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
+	checkfor.True(t, 30*time.Second, "bob's session", func() bool { return n.bob.sessionFor("alice") != nil })
 	bs := n.bob.sessionFor("alice")
-	waitFor(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 100 })
+	checkfor.True(t, 30*time.Second, "some chunks", func() bool { st, _ := bs.Engine().Stats(info.ID); return st.Received > 100 })
 	// Only bob's side goes away; alice (the dialer) notices and re-dials.
 	bs.CloseConnection()
 	waitDone(t, 60*time.Second, n.alice, n.bob, info.ID, nil)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/internal/checkfor"
 	"github.com/mqim/mqim/platform"
 )
 
@@ -247,16 +248,11 @@ func (c *Client) Publish(topic string, qos byte, payload any) {
 	}
 }
 
-// Eventually polls cond until it holds or the deadline passes.
+// Eventually polls cond until it holds or the deadline passes (see
+// checkfor.Err for a check that says what it saw).
 func Eventually(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	checkfor.True(t, d, what, cond)
 }
 
 // WaitFor waits until at least n messages arrived on topics with prefix.
