@@ -97,7 +97,9 @@ type Badger struct {
 	closed   atomic.Bool
 	idSeq    atomic.Uint64
 
-	mu      sync.Mutex // guards the caches below (writer writes, readers read)
+	// Caches of the writer goroutine (only commit touches them, so no lock):
+	// a miss reads the store within the batch's transaction, so they are
+	// dropped whenever a batch fails or they pass maxCached entries.
 	convSeq map[ConvID]uint64
 	feedPos map[string]uint64
 	inConv  map[string]bool // user+"\x00"+conv known to have a uc/ key
@@ -234,7 +236,6 @@ func (s *Badger) writer() {
 func (s *Badger) commit(batch []*op) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	s.mu.Lock()
 	// Measured before every batch: a batch must not be what fills the disk.
 	err := s.space.Check()
 	if err == nil {
@@ -243,14 +244,14 @@ func (s *Badger) commit(batch []*op) {
 	if err == nil {
 		err = txn.Commit()
 	}
-	if err != nil {
+	if err == nil {
+		s.noteCommitted(batch)
+	}
+	if err != nil || len(s.convSeq) > maxCached || len(s.feedPos) > maxCached || len(s.inConv) > maxCached {
 		s.convSeq = map[ConvID]uint64{}
 		s.feedPos = map[string]uint64{}
 		s.inConv = map[string]bool{}
-	} else {
-		s.noteCommitted(batch)
 	}
-	s.mu.Unlock()
 	for _, o := range batch {
 		if err != nil {
 			o.err = err
@@ -259,8 +260,13 @@ func (s *Badger) commit(batch []*op) {
 	}
 }
 
+// maxCached bounds each writer cache (~100 bytes an entry): past it the
+// cache starts again empty, between batches.
+const maxCached = 1 << 16
+
 // noteCommitted records the batch's last seqs and feed positions as
-// committed (caller holds s.mu, so the caches hold exactly what committed).
+// committed (called by the writer right after the commit, so the caches
+// hold exactly what committed).
 func (s *Badger) noteCommitted(batch []*op) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
@@ -434,7 +440,7 @@ func lastUnder(txn *badger.Txn, prefix []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(k[len(prefix):]), nil
 }
 
-// nextConvSeqPeek returns the last assigned seq of conv (caller holds s.mu).
+// nextConvSeqPeek returns the last assigned seq of conv (writer only).
 func (s *Badger) nextConvSeqPeek(txn *badger.Txn, conv ConvID) (uint64, error) {
 	if n, ok := s.convSeq[conv]; ok {
 		return n, nil
