@@ -210,10 +210,22 @@ func idemKey(r Request, cid string) (key string, check bool) {
 	return fmt.Sprintf("p/%s/%d/%s", r.ClientID, r.PacketID, hex.EncodeToString(f.Sum(nil))), r.Dup
 }
 
+// storeWait bounds how long a publisher's goroutine (a client's read loop)
+// waits to hand a write to the history store: a stalled store answers
+// "retry" instead of holding every publishing client forever. (A write
+// once queued is waited for, so a stored message is never reported lost.)
+const storeWait = 5 * time.Second
+
+func storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeWait)
+}
+
 func (h *IM) store(r Request, conv history.ConvID, m envelope.Message, recipients []string) (history.AppendResult, *imerr.Error) {
 	key, check := idemKey(r, m.CID)
 	start := time.Now()
-	res, err := h.d.History.Append(context.Background(), history.AppendRequest{
+	ctx, cancel := storeContext()
+	defer cancel()
+	res, err := h.d.History.Append(ctx, history.AppendRequest{
 		Conv: conv, Msg: m, Recipients: recipients, IdemKey: key, IdemCheck: check})
 	h.d.Metrics.StoreLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -309,7 +321,9 @@ func (h *IM) receipt(r Request, t topic.Topic) *imerr.Error {
 		return e
 	}
 	if rc.Type == "read" {
-		if err := h.d.History.MarkRead(context.Background(), r.User, conv, rc.Seq); err != nil {
+		ctx, cancel := storeContext()
+		defer cancel()
+		if err := h.d.History.MarkRead(ctx, r.User, conv, rc.Seq); err != nil {
 			h.d.Log.Error("mark read failed", "conv", conv, "error", err)
 			return storeError(err, "read marker not stored; retry")
 		}
@@ -456,7 +470,9 @@ func (h *IM) sync(r Request) *imerr.Error {
 	}
 	reply := topic.Topic{Kind: topic.SyncReply, Owner: r.User}.String()
 	for {
-		page, err := h.d.History.Sync(context.Background(), r.User, cur, limit)
+		ctx, cancel := storeContext()
+		page, err := h.d.History.Sync(ctx, r.User, cur, limit)
+		cancel()
 		if errors.Is(err, history.ErrCursorEpoch) {
 			h.publish("sync", reply, envelope.Marshal(envelope.SyncReply{ID: req.ID, Messages: []envelope.Message{}, Reset: true}), false, 1)
 			return nil
