@@ -334,6 +334,7 @@ type Session struct {
 	// that two of them never replace each other's peer connection.
 	neg sync.Mutex
 
+	attachMu     sync.Mutex // serialises data channel attaches to the engine (held across its sends; never with mu held first)
 	mu           sync.Mutex
 	pc           *webrtc.PeerConnection
 	ch           *dataChannel
@@ -643,19 +644,35 @@ func (s *Session) setupDataChannel(pc *webrtc.PeerConnection, dc *webrtc.DataCha
 	dcClosed := s.dcClosed
 	s.mu.Unlock()
 	dc.OnOpen(func() {
+		s.attachMu.Lock()
+		defer s.attachMu.Unlock()
 		s.mu.Lock()
-		defer s.mu.Unlock()
 		if s.pc != pc || s.ended {
+			s.mu.Unlock()
 			return
 		}
 		s.ch = ch
 		s.disarmIdleLocked()
-		// Attach under the lock so a concurrent reconnect cannot detach first.
-		s.engine.Attach(s.p.wrap(ch))
-		select {
-		case <-s.open:
-		default:
-			close(s.open)
+		s.mu.Unlock()
+		// Attach sends (the files to describe again, chunk requests), so it
+		// runs without the session's lock: a blocked send must not hold up
+		// the session. attachMu keeps attaches in order. If the channel
+		// closed meanwhile (its OnClose detached it before this Attach),
+		// undo the Attach: no other attach ran since, so ours is current.
+		wrapped := s.p.wrap(ch)
+		s.engine.Attach(wrapped)
+		s.mu.Lock()
+		current := s.ch == ch && !s.ended
+		if current {
+			select {
+			case <-s.open:
+			default:
+				close(s.open)
+			}
+		}
+		s.mu.Unlock()
+		if !current {
+			s.engine.Detach(wrapped)
 		}
 	})
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
