@@ -35,7 +35,8 @@ usage:
   mqim recv-files --http URL --user U --password P (--from PEER,... | --accept-anyone) --dir DIR [--count N] [--max-size 4G]
   mqim version
 
-Every serve flag can also be set by environment: MQIM_DATA, MQIM_HTTP, MQIM_MQTT, MQIM_CONFIG.
+Every setting of the YAML config can also be set by environment, named by its path:
+MQIM_DATA, MQIM_HTTP, MQIM_LIMITS_PUBLISH_RATE, ... (MQIM_CONFIG names the file).
 `
 
 // Main runs the command line and returns the process exit code.

@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -149,49 +149,64 @@ func Load(args []string) (Config, error) {
 	return c, c.Validate()
 }
 
+// fromEnv applies MQIM_* environment variables, one per YAML setting, named
+// by its path: MQIM_BODY_LIMIT for body_limit, MQIM_LIMITS_PUBLISH_RATE for
+// limits.publish_rate. A value is read as YAML for its field (numbers,
+// booleans, durations like 5s, or flow lists such as
+// MQIM_RULES='[{user: "*", access: read, topics: ["x/#"]}]'); a list of
+// strings may also be comma-separated, and MQIM_ICE_SERVERS may be a
+// comma-separated list of URLs (one server, no credentials).
 func fromEnv(c *Config) error {
-	str := map[string]*string{"MQIM_DATA": &c.Data, "MQIM_HTTP": &c.HTTP, "MQIM_MQTT": &c.MQTT,
-		"MQIM_DURABILITY": &c.Durability, "MQIM_LOG_LEVEL": &c.LogLevel}
-	for k, p := range str {
-		if v, ok := os.LookupEnv(k); ok {
-			*p = v
+	return envStruct(reflect.ValueOf(c).Elem(), "MQIM_")
+}
+
+func envStruct(v reflect.Value, prefix string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || !t.Field(i).IsExported() {
+			continue
 		}
-	}
-	if v, ok := os.LookupEnv("MQIM_ALLOWED_ORIGINS"); ok {
-		c.AllowedOrigins = splitList(v)
-	}
-	if v, ok := os.LookupEnv("MQIM_ICE_SERVERS"); ok { // URLs, comma-separated, no credentials
-		c.ICEServers = nil
-		if urls := splitList(v); len(urls) > 0 {
-			c.ICEServers = []ICEServer{{URLs: urls}}
-		}
-	}
-	if v, ok := os.LookupEnv("MQIM_ADMINS"); ok {
-		c.Admins = splitList(v)
-	}
-	if v, ok := os.LookupEnv("MQIM_OPEN_REGISTRATION"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("config: MQIM_OPEN_REGISTRATION: %w", err)
-		}
-		c.OpenRegistration = b
-	}
-	for k, p := range map[string]*time.Duration{"MQIM_TOKEN_TTL": &c.TokenTTL, "MQIM_SESSION_EXPIRY": &c.SessionExpiry} {
-		if v, ok := os.LookupEnv(k); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("config: %s: %w", k, err)
+		key := prefix + strings.ToUpper(name)
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Duration(0)) {
+			if err := envStruct(f, key+"_"); err != nil {
+				return err
 			}
-			*p = d
+			continue
+		}
+		val, ok := os.LookupEnv(key)
+		if !ok {
+			continue
+		}
+		if err := setFromEnv(f, val); err != nil {
+			return fmt.Errorf("config: %s=%q: %w", key, val, err)
 		}
 	}
-	if v, ok := os.LookupEnv("MQIM_BODY_LIMIT"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("config: MQIM_BODY_LIMIT: %w", err)
+	return nil
+}
+
+func setFromEnv(f reflect.Value, val string) error {
+	switch {
+	case f.Kind() == reflect.String:
+		f.SetString(val)
+		return nil
+	case f.Type() == reflect.TypeOf([]string(nil)) && !strings.HasPrefix(strings.TrimSpace(val), "["):
+		f.Set(reflect.ValueOf(splitList(val)))
+		return nil
+	case f.Type() == reflect.TypeOf([]ICEServer(nil)) && !strings.HasPrefix(strings.TrimSpace(val), "["):
+		var servers []ICEServer
+		if urls := splitList(val); len(urls) > 0 {
+			servers = []ICEServer{{URLs: urls}}
 		}
-		c.BodyLimit = n
+		f.Set(reflect.ValueOf(servers))
+		return nil
 	}
+	p := reflect.New(f.Type())
+	if err := yaml.Unmarshal([]byte(val), p.Interface()); err != nil {
+		return err
+	}
+	f.Set(p.Elem())
 	return nil
 }
 
