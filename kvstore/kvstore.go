@@ -2,14 +2,20 @@
 // data (accounts, groups, history). mochi's session store lives in a separate
 // Badger directory so each can be tuned and cleaned on its own.
 //
-// Key prefixes (each owned by one package):
+// Key prefixes (each owned by one package; a new one is added here):
 //
-//	a/  accounts       (accounts)
-//	k/  token secret   (accounts)
-//	g/  groups, gm/ group membership by user (groups)
-//	m/ i/ uc/ rd/ cs/ id/ meta/  history (history)
-//	meta/identity  the database's identity (kvstore, see IdentityFile)
-//	rt/  clients' retained messages outside im/ (broker)
+//	a/ user records, dv/ devices by owner, k/ token signing secret,
+//	ak/ akd/ API keys (by id, by device), tg/ tr/ token generations and
+//	revoked token ids                                         (accounts)
+//	g/  groups                                                (groups)
+//	m/ i/ uc/ rd/ id/ meta/  messages, feeds, conversations, read
+//	markers, idempotency keys, store metadata                 (history)
+//	meta/identity  the database's identity          (kvstore, IdentityFile)
+//	rt/  clients' retained messages outside im/               (broker)
+//
+// In mochi's session store (data/sessions), beside mochi's own keys:
+//
+//	mqim/epoch  the history epoch the sessions belong to     (broker)
 package kvstore
 
 import (
