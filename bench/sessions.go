@@ -90,6 +90,7 @@ type backlogResult struct {
 	drain       time.Duration // reconnect until every message arrived (or timeout)
 	delivered   int64
 	lost, dups  int64
+	outOfOrder  int64         // arrived after a later message of the same conversation
 	serverCPU   time.Duration // during the drain
 	note        string
 	restartTime time.Duration
@@ -103,7 +104,13 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 	res := &backlogResult{server: s.kind, restart: restart, users: n, per: per}
 	runID := runCounter.Add(1) + time.Now().Unix()%1000*1000
 	counts := make([]atomic.Uint32, n*per)
-	var delivered, dups atomic.Int64
+	var delivered, dups, outOfOrder atomic.Int64
+	// Each recipient has one conversation, sent in message order; paho calls
+	// a client's handler in arrival order.
+	last := make([]atomic.Int64, n)
+	for i := range last {
+		last[i].Store(-1)
+	}
 	handler := func(paho.Client, paho.Message) {}
 	recv := func(_ paho.Client, m paho.Message) {
 		r, msg, _, _, ok := parseBody(m.Payload())
@@ -113,6 +120,11 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 		if counts[msg].Add(1) > 1 {
 			dups.Add(1)
 			return
+		}
+		if l := &last[msg/per]; int64(msg) < l.Load() {
+			outOfOrder.Add(1)
+		} else {
+			l.Store(int64(msg))
 		}
 		delivered.Add(1)
 	}
@@ -243,7 +255,7 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 	// Duplicates arrive late; give them a moment.
 	time.Sleep(500 * time.Millisecond)
 	res.serverCPU = s.CPU() - cpu0
-	res.delivered, res.dups = delivered.Load(), dups.Load()
+	res.delivered, res.dups, res.outOfOrder = delivered.Load(), dups.Load(), outOfOrder.Load()
 	res.lost = want - res.delivered
 	disconnectAll(clients)
 	return res

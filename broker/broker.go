@@ -18,8 +18,10 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/fanout"
+	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/im"
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/topic"
@@ -48,6 +50,13 @@ type Options struct {
 	// Retained, if set, keeps clients' retained messages outside im/,
 	// committed before their PUBACK (see retained.go).
 	Retained *badger.DB
+	// Cursors holds device sessions' feed positions (delivery.go), read
+	// from History, woken by Hub.
+	Cursors *badger.DB
+	History history.Store
+	Hub     fanout.Hub
+	// Window bounds each device's unacknowledged chat messages (0: 256).
+	Window int
 }
 
 // Broker is the running MQTT broker.
@@ -61,6 +70,8 @@ type Broker struct {
 	pending     attachTracker // accepted connections not yet attached
 	hooks       []mqtt.Hook   // in the order added, for cleanup after a recovered panic
 	guardLimits GuardLimits
+	delivery    *delivery
+	cursors     *cursorStore
 }
 
 // MaxPacketSize caps any MQTT packet; IM payloads have their own, smaller
@@ -87,8 +98,9 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 		Logger:                 mochiLogger(o.Log),
 		SysTopicResendInterval: 10,
 	})
-	d.Broker = srv
 	b := &Broker{Server: srv, deps: d, IM: hooks.NewIM(d), guardLimits: o.Guard}
+	b.cursors = newCursorStore(o.Cursors, d.Space, o.Log)
+	b.delivery = newDelivery(srv, o.Hub, o.History, b.cursors, o.Window, o.Log, d.Metrics)
 	if o.MaxKeepalive > 0 {
 		if err := b.addHook(&keepaliveCap{max: uint16(o.MaxKeepalive / time.Second)}, nil); err != nil {
 			return nil, err
@@ -101,14 +113,19 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := b.addHook(b.IM, nil); err != nil {
 		return nil, err
 	}
-	if err := b.addHook(hooks.NewNamespaces(d, b.IM, srv), nil); err != nil { // after IM: sees only non-im/ publishes
+	if err := b.addHook(hooks.NewNamespaces(d, srv), nil); err != nil { // after IM: sees only non-im/ publishes
 		return nil, err
 	}
 	sopts, err := sessionStoreOptions(filepath.Join(o.DataDir, "sessions"), o.Epoch, d.Space.Pinned(), o.Log)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.addHook(newSessionStore(srv, d.Space, o.Retained, b.IM), sopts); err != nil {
+	// Before the session store: a device's chat packets leave mochi's
+	// inflight map on disconnect before anything could store them.
+	if err := b.addHook(&deliveryHook{d: b.delivery}, nil); err != nil {
+		return nil, err
+	}
+	if err := b.addHook(newSessionStore(srv, d.Space, o.Retained, b.IM, b.delivery), sopts); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 
@@ -174,7 +191,7 @@ func (e guardEnvOf) client(g *packetGuard) *mqtt.Client {
 }
 
 func (e guardEnvOf) notify(cl *mqtt.Client, topic string, err *imerr.Error) {
-	e.b.IM.Notify(string(cl.Properties.Username), topic, err)
+	e.b.deps.IM.Notify(im.Request{User: string(cl.Properties.Username), ClientID: cl.ID, Topic: topic}, err)
 }
 
 // keepaliveCap bounds the keepalive [MQTT-3.1.2-21]: an MQTT 5 client asking
@@ -254,12 +271,9 @@ func (b *Broker) Start() error {
 // says otherwise: after a restart no device is connected yet.
 func (b *Broker) resetPresence() {
 	for _, pk := range b.Server.Topics.Messages(topic.PresenceTopic("+")) {
-		t, err := topic.Parse(pk.TopicName)
-		if err != nil || b.deps.Presence.Online(t.Owner) {
-			continue
+		if t, err := topic.Parse(pk.TopicName); err == nil {
+			b.deps.IM.StalePresence(t.Owner)
 		}
-		p := envelope.Presence{User: t.Owner, Status: "offline", TS: b.deps.Now().UnixMilli()}
-		_ = b.Server.Publish(pk.TopicName, envelope.Marshal(p), true, 0)
 	}
 }
 
@@ -284,6 +298,7 @@ func (b *Broker) Close() error {
 		b.WS.Close()
 		b.pending.closeAndWait(2 * time.Second)
 		err = b.Server.Close()
+		b.cursors.close() // after every session's disconnect saved its cursor
 	})
 	return err
 }

@@ -47,13 +47,39 @@ type sessionStore struct {
 	// im answers a publish it refuses.
 	retained *badger.DB
 	im       *hooks.IM
+	// delivery owns the chat packets in clients' inflight maps.
+	delivery *delivery
 
 	mu      sync.RWMutex
 	expired map[string]time.Time // id -> when it expired; kept for a minute
 }
 
-func newSessionStore(srv *mqtt.Server, space *kvstore.Space, retained *badger.DB, im *hooks.IM) *sessionStore {
-	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, expired: map[string]time.Time{}}
+func newSessionStore(srv *mqtt.Server, space *kvstore.Space, retained *badger.DB, im *hooks.IM, d *delivery) *sessionStore {
+	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, delivery: d, expired: map[string]time.Time{}}
+}
+
+// OnQosComplete moves a device's cursor for a chat packet (nothing of it
+// was stored); anything else is mochi's stored inflight record.
+func (h *sessionStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if h.delivery.acked(cl, pk.PacketID) {
+		return
+	}
+	h.Hook.OnQosComplete(cl, pk)
+}
+
+// StoredInflightMessages leaves out chat copies queued by versions that
+// kept them in mochi's sessions: their devices' cursors deliver them now,
+// in order (mochi would resend these in map order).
+func (h *sessionStore) StoredInflightMessages() ([]storage.Message, error) {
+	all, err := h.Hook.StoredInflightMessages()
+	out := all[:0]
+	for _, m := range all {
+		if t, perr := topic.Parse(m.TopicName); perr == nil && (t.Kind == topic.DM || t.Kind == topic.GroupInbox) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, err
 }
 
 // full reports whether writes are to be skipped.

@@ -39,9 +39,13 @@ type Config struct {
 	// clients for WebRTC file transfer (default none: host candidates
 	// work when peers reach each other directly).
 	ICEServers []ICEServer `yaml:"ice_servers"`
-	// MaxInflight bounds each offline session's queue in the broker; past it,
-	// devices catch up through sync.
+	// MaxInflight bounds each session's queue in the broker of what is
+	// not chat (receipts, notices, operator-namespace QoS 1 messages); chat
+	// is delivered from history by cursor and has no such bound.
 	MaxInflight uint16 `yaml:"max_inflight"`
+	// DeliveryWindow bounds each connected device's unacknowledged chat
+	// messages (MQTT 5 clients: also their Receive Maximum).
+	DeliveryWindow int `yaml:"delivery_window"`
 	// WritesPending bounds each connected client's outbound queue.
 	WritesPending int32 `yaml:"writes_pending"`
 	// Limits: abuse limits (publish rate per user, connections per IP).
@@ -70,7 +74,7 @@ func Default() Config {
 		Data: "./data", HTTP: "127.0.0.1:8080", MQTT: "127.0.0.1:1883",
 		OpenRegistration: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
-		MaxInflight: 8192, WritesPending: 1024, StorageReserve: 256 << 20,
+		MaxInflight: 8192, DeliveryWindow: 256, WritesPending: 1024, StorageReserve: 256 << 20,
 		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
 			ConnectTimeout: 10 * time.Second, MaxKeepalive: 5 * time.Minute, TopicLevels: 16, TopicBytes: 512, Subscriptions: 256,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,

@@ -262,33 +262,17 @@ func (g *Gateway) requireMember(gid, user string) error {
 }
 
 func (g *Gateway) sync(w http.ResponseWriter, r *http.Request, user string) error {
-	since := r.URL.Query().Get("since")
-	if since == "now" {
-		// A new device that wants only what comes next (history by paging).
-		head, err := g.o.History.Head(r.Context(), user)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"messages": []envelope.Message{}, "cursor": head.String(), "more": false})
-		return nil
-	}
-	cur, err := history.ParseCursor(since)
-	if err != nil {
-		return fail(http.StatusBadRequest, imerr.Invalid, "malformed cursor")
+	cur, e := g.o.Transport.IM.Cursor(r.Context(), user, r.URL.Query().Get("since"))
+	if e != nil {
+		return imFail(e)
 	}
 	limit, err := intParam(r, "limit", 500, 1, 1000)
 	if err != nil {
 		return err
 	}
-	page, err := g.o.History.Sync(r.Context(), user, cur, int(limit))
-	if errors.Is(err, history.ErrCursorEpoch) {
-		return fail(http.StatusGone, "reset", "cursor is from another store epoch: drop the local cache and sync from the start")
-	}
-	if err != nil {
-		return err
-	}
-	if page.Messages == nil {
-		page.Messages = []envelope.Message{}
+	page, e := g.o.Transport.IM.Sync(r.Context(), user, cur, int(limit))
+	if e != nil {
+		return imFail(e)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": page.Messages, "cursor": page.Next.String(), "more": page.More})
 	return nil

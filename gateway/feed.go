@@ -3,39 +3,36 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/fanout"
 	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/im"
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/topic"
 )
 
 // A feed is one HTTP device's view of its user's inbox, shared by the SSE
 // stream and long-poll sessions. It delivers what an MQTT device subscribed
-// to im/u/{me}/# and im/presence/+ receives, split by guarantee:
+// to im/u/{me}/# and im/presence/+ receives, from the same fan-out
+// (fanout.Hub), split by guarantee:
 //
 //   - Chat messages (im/u/{me}/dm/..., im/u/{me}/g/...) are read from the
-//     user's history feed (history.Store.Sync), one message per read so each
-//     carries the sync cursor right after it: resuming from any cursor is
-//     gap-free and duplicate-free. The inbox tap only wakes the reader.
+//     user's history feed (history.Store.Sync), each with the sync cursor
+//     right after it: resuming from any cursor is gap-free and
+//     duplicate-free. The fan-out's entries only wake the reader.
 //   - Everything else (receipts, typing, signals, error notices, sync
-//     replies, presence) is taken from the tap as published, into a bounded
-//     buffer: at most once, like MQTT QoS 0 to a connected client.
+//     replies, presence) is taken from the fan-out's events as sent, into a
+//     bounded buffer: at most once, like MQTT QoS 0 to a connected client.
 //
 // While a feed is open it counts as a device of its user for presence.
 type feed struct {
 	g        *Gateway
 	user     string
 	clientID string // "{user}:{device}/sse" or "/poll": never an MQTT client id
-	subID    int
+	cancel   func() // the fan-out subscription
 
 	mu      sync.Mutex
 	events  []event // ephemeral events not yet taken
@@ -55,13 +52,8 @@ type event struct {
 // maxFeedEvents bounds a feed's ephemeral buffer; past it the oldest go.
 const maxFeedEvents = 256
 
-// feedSubIDs numbers inline subscriptions; mochi keys them by filter and id.
-var feedSubIDs atomic.Int64
-
-func init() { feedSubIDs.Store(1 << 20) }
-
-// openFeed taps user's inbox and presence and registers the device. Each
-// open feed holds one of user's stream slots (limits.streams_per_user):
+// openFeed subscribes to user's feed and presence and registers the device.
+// Each open feed holds one of user's stream slots (limits.streams_per_user):
 // every presence update is copied into every feed, so feeds are what a user
 // must not multiply. Over the limit, the user's oldest idle poll session
 // gives way; with none, the answer is 429 quota_exceeded (an SSE stream is
@@ -71,17 +63,8 @@ func (g *Gateway) openFeed(user, device, kind string) (*feed, error) {
 		return nil, fail(http.StatusTooManyRequests, imerr.QuotaExceeded,
 			"%d streams and poll sessions open: close one first", g.tr.streams.Max)
 	}
-	f := &feed{g: g, user: user, clientID: user + ":" + device + "/" + kind,
-		subID: int(feedSubIDs.Add(1)), wake: make(chan struct{}, 1)}
-	if err := g.o.Transport.Broker.Subscribe(topic.Inbox(user), f.subID, f.tap); err != nil {
-		g.tr.streams.Release(user)
-		return nil, fmt.Errorf("gateway: tap inbox of %s: %w", user, err)
-	}
-	if err := g.o.Transport.Broker.Subscribe(topic.PresenceTopic("+"), f.subID, f.tap); err != nil {
-		_ = g.o.Transport.Broker.Unsubscribe(topic.Inbox(user), f.subID)
-		g.tr.streams.Release(user)
-		return nil, fmt.Errorf("gateway: tap presence: %w", err)
-	}
+	f := &feed{g: g, user: user, clientID: user + ":" + device + "/" + kind, wake: make(chan struct{}, 1)}
+	f.cancel = g.o.Transport.Hub.Subscribe(user, f, true)
 	// Like an MQTT SUBSCRIBE to im/presence/+, start with the retained state.
 	for _, pk := range g.o.Transport.Broker.Topics.Messages(topic.PresenceTopic("+")) {
 		f.push(pk.TopicName, pk.Payload)
@@ -91,7 +74,7 @@ func (g *Gateway) openFeed(user, device, kind string) (*feed, error) {
 	return f, nil
 }
 
-// close unregisters the device and removes the tap (idempotent).
+// close unregisters the device and ends the subscription (idempotent).
 func (f *feed) close() {
 	f.mu.Lock()
 	if f.closed {
@@ -100,22 +83,19 @@ func (f *feed) close() {
 	}
 	f.closed = true
 	f.mu.Unlock()
-	_ = f.g.o.Transport.Broker.Unsubscribe(topic.Inbox(f.user), f.subID)
-	_ = f.g.o.Transport.Broker.Unsubscribe(topic.PresenceTopic("+"), f.subID)
+	f.cancel()
 	f.g.tr.feeds.Add(-1)
 	f.g.tr.streams.Release(f.user)
 	f.g.o.Transport.IM.DeviceDisconnected(f.user, f.clientID, f)
 }
 
-// tap runs on the publisher's goroutine for every matching publish: it must
-// not block.
-func (f *feed) tap(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-	if t, err := topic.Parse(pk.TopicName); err == nil && (t.Kind == topic.DM || t.Kind == topic.GroupInbox) {
-		f.signal() // stored before it was published: the history read finds it
-		return
-	}
-	f.push(pk.TopicName, pk.Payload)
-}
+// Entry implements fanout.Sink: a chat message was stored; the history read
+// finds it.
+func (f *feed) Entry(fanout.Entry) { f.signal() }
+
+// Event implements fanout.Sink. Presence events of every user arrive here
+// (the feed takes broadcasts); the rest are f.user's.
+func (f *feed) Event(e fanout.Event) { f.push(e.Topic, e.Payload) }
 
 func (f *feed) push(t string, payload []byte) {
 	f.mu.Lock()
@@ -153,38 +133,27 @@ func (f *feed) pending() bool {
 // chat reads up to limit chat messages after cur, each with the cursor right
 // after it, and whether more follow.
 func (f *feed) chat(ctx context.Context, cur history.Cursor, limit int) ([]event, history.Cursor, bool, error) {
-	var out []event
-	for len(out) < limit {
-		page, err := f.g.o.History.Sync(ctx, f.user, cur, 1)
-		if err != nil {
-			return out, cur, false, err
-		}
-		if len(page.Messages) == 0 {
-			return out, cur, false, nil
-		}
-		cur = page.Next
-		out = append(out, event{Topic: inboxTopic(f.user, page.Messages[0]), Payload: envelope.Marshal(page.Messages[0]), ID: cur.String()})
+	page, e := f.g.o.Transport.IM.Sync(ctx, f.user, cur, limit)
+	if e != nil {
+		return nil, cur, false, imFail(e)
 	}
-	more, err := f.hasChat(ctx, cur)
-	return out, cur, more, err
+	out := make([]event, len(page.Messages))
+	for i, m := range page.Messages {
+		// A feed has no gaps: the i-th message is at position cur.Pos+i+1.
+		at := history.Cursor{Epoch: page.Next.Epoch, Pos: cur.Pos + uint64(i) + 1}
+		out[i] = event{Topic: im.InboxTopic(f.user, &m), Payload: envelope.Marshal(m), ID: at.String()}
+	}
+	return out, page.Next, page.More, nil
 }
 
 func (f *feed) hasChat(ctx context.Context, cur history.Cursor) (bool, error) {
-	page, err := f.g.o.History.Sync(ctx, f.user, cur, 1)
-	return len(page.Messages) > 0, err
+	page, e := f.g.o.Transport.IM.Sync(ctx, f.user, cur, 1)
+	if e != nil {
+		return false, imFail(e)
+	}
+	return len(page.Messages) > 0, nil
 }
 
-// inboxTopic is the topic an MQTT device of user received m on.
-func inboxTopic(user string, m envelope.Message) string {
-	if m.Group != "" {
-		return topic.Topic{Kind: topic.GroupInbox, Owner: user, Group: m.Group}.String()
-	}
-	peer := m.From
-	if m.From == user {
-		peer = m.To
-	}
-	return topic.Topic{Kind: topic.DM, Owner: user, Peer: peer}.String()
-}
 
 // rawPayload embeds a JSON payload as is and anything else as a JSON string.
 func rawPayload(p []byte) json.RawMessage {
@@ -198,20 +167,15 @@ func rawPayload(p []byte) json.RawMessage {
 // startCursor resolves where a feed starts: "" or "now" is the current end
 // of the user's feed, anything else a cursor to resume after.
 func (g *Gateway) startCursor(ctx context.Context, user, since string) (history.Cursor, error) {
-	if since == "" || since == "now" {
-		return g.o.History.Head(ctx, user)
+	if since == "" {
+		since = "now"
 	}
-	cur, err := history.ParseCursor(since)
-	if err != nil {
-		return cur, errMalformedCursor
-	}
-	if cur.Epoch != g.o.History.Epoch() {
-		return cur, history.ErrCursorEpoch
+	cur, e := g.o.Transport.IM.Cursor(ctx, user, since)
+	if e != nil {
+		return cur, imFail(e)
 	}
 	return cur, nil
 }
-
-var errMalformedCursor = errors.New("gateway: malformed cursor")
 
 // validDevice is the device part of an MQTT client id: 1-64 printable
 // characters without '/', '+', '#'.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,8 +12,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/envelope"
-	"github.com/mqim/mqim/history"
-	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/im"
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/quota"
 )
@@ -131,16 +129,6 @@ func feedDevice(r *http.Request) (string, error) {
 	return d, nil
 }
 
-func cursorErr(err error) error {
-	if errors.Is(err, history.ErrCursorEpoch) {
-		return fail(http.StatusGone, "reset", "cursor is from another store epoch: drop the local cache and sync from the start")
-	}
-	if errors.Is(err, errMalformedCursor) {
-		return fail(http.StatusBadRequest, imerr.Invalid, "malformed cursor")
-	}
-	return err
-}
-
 // stream serves GET /api/v1/stream as Server-Sent Events. Chat messages carry
 // "id: {cursor}", so EventSource's Last-Event-ID (or ?since= on a new
 // EventSource) resumes exactly after the last one received.
@@ -170,7 +158,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, _ string) error
 	defer f.close()
 	cur, err := g.startCursor(ctx, user, since)
 	if err != nil {
-		return cursorErr(err)
+		return err
 	}
 
 	rc := http.NewResponseController(w)
@@ -358,7 +346,7 @@ func (g *Gateway) poll(w http.ResponseWriter, r *http.Request, user string) erro
 		cur, err := g.startCursor(ctx, user, q.Get("since"))
 		if err != nil {
 			f.close()
-			return cursorErr(err)
+			return err
 		}
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
@@ -376,7 +364,7 @@ func (g *Gateway) poll(w http.ResponseWriter, r *http.Request, user string) erro
 	}
 	cur, err := g.startCursor(ctx, user, q.Get("since"))
 	if err != nil {
-		return cursorErr(err)
+		return err
 	}
 	// A newer poll of the same session ends this one (a client that gave up
 	// on a request and asked again).
@@ -477,6 +465,7 @@ func (g *Gateway) closePolls(expired func(*pollSession) bool) {
 
 // httpStatus maps the protocol's error codes to HTTP.
 var httpStatus = map[imerr.Code]int{
+	imerr.Reset:         http.StatusGone,
 	imerr.Forbidden:     http.StatusForbidden,
 	imerr.Invalid:       http.StatusBadRequest,
 	imerr.TooLarge:      http.StatusRequestEntityTooLarge,
@@ -487,8 +476,17 @@ var httpStatus = map[imerr.Code]int{
 	imerr.StorageFull:   http.StatusInsufficientStorage,
 }
 
+// imFail is the HTTP answer to a refusal of the chat service.
+func imFail(e *imerr.Error) error {
+	status := httpStatus[e.Code]
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	return fail(status, e.Code, "%s", e.Detail)
+}
+
 // publish serves POST /api/v1/publish: one publish through the same path as
-// an MQTT publish (hooks.IM.Handle), answered with the stamped message for
+// an MQTT publish (im.Service.Handle), answered with the stamped message for
 // chat, {} for the rest, or the error notice's code.
 func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, user string) error {
 	var body struct {
@@ -514,13 +512,9 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, user string) e
 		payload = []byte(p)
 	}
 	var stamped envelope.Message
-	req := hooks.Request{User: user, ClientID: user + ":http", Topic: body.Topic, Payload: payload, Stamped: &stamped}
+	req := im.Request{User: user, ClientID: user + ":http", Topic: body.Topic, Payload: payload, Stamped: &stamped}
 	if e := g.o.Transport.IM.Handle(req); e != nil {
-		status := httpStatus[e.Code]
-		if status == 0 {
-			status = http.StatusBadRequest
-		}
-		return fail(status, e.Code, "%s", e.Detail)
+		return imFail(e)
 	}
 	if stamped.ID != "" {
 		writeJSON(w, http.StatusOK, map[string]any{"message": stamped})

@@ -12,7 +12,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/mqim/mqim/config"
-	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/fanout"
+	"github.com/mqim/mqim/im"
 	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
@@ -24,8 +25,10 @@ import (
 type TransportOptions struct {
 	// IM applies the im/ contract to HTTP publishes, and counts HTTP
 	// devices for presence.
-	IM *hooks.IM
-	// Broker is tapped (inline subscriptions) for what reaches inboxes.
+	IM *im.Service
+	// Hub is the fan-out the feeds consume; Broker holds the retained
+	// presence a new feed starts with.
+	Hub    fanout.Hub
 	Broker *mqtt.Server
 	// Registry lists live nodes; NodeID is this node's id in it. Without a
 	// registry, /connect answers with this node.

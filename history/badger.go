@@ -59,6 +59,11 @@ type BadgerOptions struct {
 	// Space, if set, is checked before every commit: below its reserve the
 	// whole batch fails with an error wrapping kvstore.ErrFull.
 	Space *kvstore.Space
+	// Committed, if set, is called by the writer after each commit with the
+	// messages it stored, in commit order (see Appended): the feed the
+	// fan-out delivers from. It runs before the appends' callers return and
+	// must not block.
+	Committed func([]Appended)
 }
 
 // ErrCorrupt reports a read that found the store inconsistent: an entry
@@ -71,6 +76,8 @@ type op struct {
 	append  *AppendRequest
 	read    *readReq
 	res     AppendResult
+	pos     []uint64 // feed position of each recipient
+	payload []byte   // the stored message's JSON
 	err     error
 	done    chan struct{}
 	entries int
@@ -93,6 +100,7 @@ type Badger struct {
 	maxBatch int
 	ops      chan *op
 	quit     chan struct{}
+	onCommit func([]Appended)
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	idSeq    atomic.Uint64
@@ -121,7 +129,7 @@ func OpenBadger(db *badger.DB, o BadgerOptions) (*Badger, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
 	}
-	s := &Badger{db: db, space: o.Space, now: o.Now, maxBatch: o.MaxBatch, ops: make(chan *op, 4096), quit: make(chan struct{}),
+	s := &Badger{db: db, space: o.Space, now: o.Now, maxBatch: o.MaxBatch, ops: make(chan *op, 4096), quit: make(chan struct{}), onCommit: o.Committed,
 		convSeq: map[ConvID]uint64{}, feedPos: map[string]uint64{}, inConv: map[string]bool{},
 		lastConv: map[ConvID]uint64{}, lastFeed: map[string]uint64{}}
 	err := db.Update(func(txn *badger.Txn) error {
@@ -246,6 +254,7 @@ func (s *Badger) commit(batch []*op) {
 	}
 	if err == nil {
 		s.noteCommitted(batch)
+		s.announce(batch)
 	}
 	if err != nil || len(s.convSeq) > maxCached || len(s.feedPos) > maxCached || len(s.inConv) > maxCached {
 		s.convSeq = map[ConvID]uint64{}
@@ -278,6 +287,23 @@ func (s *Badger) noteCommitted(batch []*op) {
 		for _, u := range o.append.Recipients {
 			s.lastFeed[u] = s.feedPos[u]
 		}
+	}
+}
+
+// announce hands the batch's new messages to the Committed callback.
+func (s *Badger) announce(batch []*op) {
+	if s.onCommit == nil {
+		return
+	}
+	out := make([]Appended, 0, len(batch))
+	for _, o := range batch {
+		if o.append == nil || o.res.Duplicate {
+			continue
+		}
+		out = append(out, Appended{Msg: o.res.Msg, Payload: o.payload, Recipients: o.append.Recipients, Positions: o.pos})
+	}
+	if len(out) > 0 {
+		s.onCommit(out)
 	}
 }
 
@@ -326,11 +352,13 @@ func (s *Badger) apply(txn *badger.Txn, batch []*op) error {
 			return err
 		}
 		p := ptr(r.Conv, seq)
-		for _, u := range r.Recipients {
+		o.pos, o.payload = make([]uint64, len(r.Recipients)), val
+		for i, u := range r.Recipients {
 			pos, err := s.nextFeedPos(txn, u)
 			if err != nil {
 				return err
 			}
+			o.pos[i] = pos
 			if err := txn.Set(feedKey(u, pos), p); err != nil {
 				return err
 			}

@@ -16,6 +16,8 @@
 //   - Idempotency: two Appends with the same IdemKey (and IdemCheck set on the
 //     later one) store one message; the second reports Duplicate and returns
 //     the first one's stamped message.
+//   - Feed: a store announces each committed message (Appended) once, in
+//     commit order, so per user in feed-position order; see fanout.
 //   - Epoch: cursors carry the store's epoch; a cursor from another epoch is
 //     refused with ErrCursorEpoch rather than silently mis-read.
 package history
@@ -87,6 +89,17 @@ type AppendRequest struct {
 type AppendResult struct {
 	Msg       envelope.Message
 	Duplicate bool
+}
+
+// Appended is one message as committed, for the fan-out: its stamped form,
+// that form's JSON (envelope.Marshal of Msg), and the feed position it took
+// in each recipient's feed (Positions[i] is Recipients[i]'s). Shared by
+// every consumer: read-only.
+type Appended struct {
+	Msg        envelope.Message
+	Payload    []byte
+	Recipients []string
+	Positions  []uint64
 }
 
 // Cursor is a position in one user's sync feed.

@@ -7,13 +7,14 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/mqim/mqim/im"
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/topic"
 )
 
 // Namespaces applies the per-user limits to the operator namespaces (topics
 // outside im/, opened by config rules), where mochi otherwise behaves as a
-// plain broker: the publish rate shared with im/ (Deps.PublishRate), and the
+// plain broker: the publish rate shared with im/ (im.Service.AllowPublish), and the
 // retained-message quota (Deps.Retained). A refusal is the same as in im/:
 // an error notice on im/u/{me}/error, MQTT 5 PUBACK 0x97, and for MQTT 3.1.1
 // a plain PUBACK with the message dropped.
@@ -23,13 +24,12 @@ import (
 type Namespaces struct {
 	mqtt.HookBase
 	d   *Deps
-	im  *IM
 	srv *mqtt.Server
 }
 
-// NewNamespaces returns the hook; im sends its error notices.
-func NewNamespaces(d *Deps, im *IM, srv *mqtt.Server) *Namespaces {
-	return &Namespaces{d: d, im: im, srv: srv}
+// NewNamespaces returns the hook.
+func NewNamespaces(d *Deps, srv *mqtt.Server) *Namespaces {
+	return &Namespaces{d: d, srv: srv}
 }
 
 // ID implements mqtt.Hook.
@@ -60,14 +60,14 @@ func (h *Namespaces) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	}
 	user := string(cl.Properties.Username)
-	e := h.d.publishRate(user)
+	e := h.d.IM.AllowPublish(user)
 	if e == nil && pk.FixedHeader.Retain && !h.d.Retained.Admit(user, pk.TopicName, len(pk.Payload)) {
 		e = h.retainedQuotaErr()
 	}
 	if e == nil {
 		return pk, nil
 	}
-	h.im.notify(Request{User: user, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload}, e)
+	h.d.IM.Notify(im.Request{User: user, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload}, e)
 	return pk, refuse(cl, pk, e.Code)
 }
 
@@ -83,7 +83,7 @@ func (h *Namespaces) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) 
 	user := string(cl.Properties.Username)
 	if will.Retain && operatorTopic(will.TopicName) && !h.d.Retained.Admit(user, will.TopicName, len(will.Payload)) {
 		will.Retain = false
-		h.im.notify(Request{User: user, ClientID: cl.ID, Topic: will.TopicName}, h.retainedQuotaErr())
+		h.d.IM.Notify(im.Request{User: user, ClientID: cl.ID, Topic: will.TopicName}, h.retainedQuotaErr())
 	}
 	return will, nil
 }

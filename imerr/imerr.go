@@ -31,6 +31,9 @@ const (
 	// StorageFull: the server's disk is below its free-space reserve; the
 	// write was refused and nothing of it was stored. Retry later.
 	StorageFull Code = "storage_full"
+	// Reset: a sync cursor is from another store epoch (the history was
+	// replaced); drop the local cache and sync from the start.
+	Reset Code = "reset"
 )
 
 // Error is an error with a stable code and a human-readable detail.

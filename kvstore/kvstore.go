@@ -12,6 +12,7 @@
 //	markers, idempotency keys, store metadata                 (history)
 //	meta/identity  the database's identity          (kvstore, IdentityFile)
 //	rt/  clients' retained messages outside im/               (broker)
+//	dc/  device session cursors: acknowledged feed positions  (broker)
 //
 // In mochi's session store (data/sessions), beside mochi's own keys:
 //

@@ -47,11 +47,11 @@ func checkExactlyOnceInOrder(t *testing.T, me string, got []envelope.Message, wa
 	}
 }
 
-// TestBrokerOverflowFilledBySync: with a tiny per-session queue the broker
-// drops most of what a long-offline device should get; the client package
-// still ends up with exactly the full set, in order.
-func TestBrokerOverflowFilledBySync(t *testing.T) {
-	s := imtest.Start(t, "", func(c *imtestConfig) { c.MaxInflight = 10 })
+// TestSmallWindowFullBacklog: with a tiny delivery window and broker queue
+// a long-offline device still gets the full set through its session and
+// the client package's sync, exactly once and in order.
+func TestSmallWindowFullBacklog(t *testing.T) {
+	s := imtest.Start(t, "", func(c *imtestConfig) { c.MaxInflight, c.DeliveryWindow = 10, 2 })
 	tok := s.User("alice")
 	s.User("bob")
 	s.MustAPI(201, "POST", "/api/v1/groups", tok, map[string]any{"id": "g", "members": []string{"bob"}}, nil)

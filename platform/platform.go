@@ -22,10 +22,12 @@ import (
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/fanout"
 	"github.com/mqim/mqim/gateway"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/im"
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
@@ -44,6 +46,8 @@ type Platform struct {
 	Groups   *groups.Store
 	History  *history.Badger
 	Broker   *broker.Broker
+	Hub      *fanout.Local
+	IM       *im.Service
 	Policy   *acl.Policy
 	Metrics  *metrics.Metrics
 	Gateway  *gateway.Gateway
@@ -116,7 +120,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 			p.Close(context.Background())
 		}
 	}()
-	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space}); err != nil {
+	hub := fanout.NewLocal(nil) // routed into the broker once it exists
+	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space, Committed: hub.Committed}); err != nil {
 		return nil, err
 	}
 	admins := map[string]bool{}
@@ -138,18 +143,23 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	m := metrics.New()
 	p.Metrics = m
 	pres := presence.New()
-	d := &hooks.Deps{
+	svc := im.New(im.Deps{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
-		Policy:  p.Policy,
-		Keys:    hooks.NewKeyBindings(),
-		Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
+		Policy: p.Policy, Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
-		Retained:    quota.NewRetained(cfg.Limits.RetainedPerUser, cfg.Limits.RetainedBytesPerUser),
-		Space:       st.Space,
+		Hub:         hub,
+	})
+	p.IM = svc
+	d := &hooks.Deps{
+		Log: log, Accounts: p.Accounts, Policy: p.Policy, Metrics: m, IM: svc,
+		Keys:     hooks.NewKeyBindings(),
+		Retained: quota.NewRetained(cfg.Limits.RetainedPerUser, cfg.Limits.RetainedBytesPerUser),
+		Space:    st.Space,
 	}
 	p.Broker, err = broker.New(broker.Options{
 		MQTTAddr: cfg.MQTT, DataDir: cfg.Data, Epoch: p.History.Epoch(), SessionExpiry: cfg.SessionExpiry,
 		MaxInflight: cfg.MaxInflight, WritesPending: cfg.WritesPending, Log: log, Retained: st.DB,
+		Cursors: st.DB, History: p.History, Hub: hub, Window: cfg.DeliveryWindow,
 		ConnLimits:     connLimits(cfg),
 		ConnectTimeout: cfg.Limits.ConnectTimeout, MaxKeepalive: cfg.Limits.MaxKeepalive,
 		Guard: broker.GuardLimits{TopicLevels: cfg.Limits.TopicLevels, TopicBytes: cfg.Limits.TopicBytes,
@@ -158,6 +168,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
+	hub.SetRouter(broker.Router(p.Broker.Server))
+	p.Hub = hub
 	p.MQTTAddr = p.Broker.MQTTAddr()
 	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
@@ -167,7 +179,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		KeyRevoked:   func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		TokenRevoked: func(tokenID string) { p.Broker.DisconnectToken(tokenID) },
 		UserRevoked:  func(user string) { p.Broker.DisconnectUser(user) },
-		Transport: gateway.TransportOptions{IM: p.Broker.IM, Broker: p.Broker.Server, Registry: p.Registry,
+		Transport: gateway.TransportOptions{IM: svc, Hub: hub, Broker: p.Broker.Server, Registry: p.Registry,
 			NodeID: nodeID(cfg), Limits: connLimits(cfg), PollIdle: cfg.Limits.PollIdle,
 			StreamsPerUser: cfg.Limits.StreamsPerUser, TicketsPerUser: cfg.Limits.TicketsPerUser},
 	})

@@ -78,7 +78,7 @@ func TestTypingAndSignalsAreNeverQueued(t *testing.T) {
 	// bob goes offline (persistent session): a signal is answered at once
 	// with ERROR OFFLINE and is not waiting for him when he returns.
 	bob.Disconnect(100)
-	imtest.Eventually(t, "bob offline", 5*time.Second, func() bool { return !s.Platform.Broker.IM.Online("bob") })
+	imtest.Eventually(t, "bob offline", 5*time.Second, func() bool { return !s.Platform.IM.Online("bob") })
 	alice.Publish("im/u/bob/signal/alice", 1, `{"type":"OFFER","sessionID":"s2","sdp":"v=0"}`)
 	alice.Publish("im/u/bob/typing/alice", 1, `{"state":"typing"}`)
 	back := alice.WaitFor("im/u/alice/signal/bob", 1)

@@ -39,6 +39,13 @@ func DialRaw(url string, version byte, clientID, user, password string) (*Raw, b
 // DialRawConnect is DialRaw with the CONNECT's parameters (a will, say);
 // the protocol name, keepalive and clean start are filled in.
 func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, byte, error) {
+	return DialRawSession(url, version, cp, true, packets.Properties{})
+}
+
+// DialRawSession is DialRawConnect with the clean session (3.1.1) or clean
+// start (5) flag and the CONNECT's MQTT 5 properties (Session Expiry
+// Interval, Receive Maximum) given.
+func DialRawSession(url string, version byte, cp packets.ConnectParams, clean bool, props packets.Properties) (*Raw, byte, error) {
 	var c net.Conn
 	var err error
 	if strings.HasPrefix(url, "ws://") {
@@ -50,8 +57,8 @@ func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, b
 		return nil, 0, err
 	}
 	r := &Raw{Conn: c, r: bufio.NewReader(c), version: version}
-	cp.ProtocolName, cp.Keepalive, cp.Clean = []byte("MQTT"), 30, true
-	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: cp}
+	cp.ProtocolName, cp.Keepalive, cp.Clean = []byte("MQTT"), 30, clean
+	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: cp, Properties: props}
 	var b bytes.Buffer
 	if err := pk.ConnectEncode(&b); err != nil {
 		c.Close()
@@ -143,3 +150,46 @@ func (r *Raw) Ping(d time.Duration) error {
 
 // Close closes the connection.
 func (r *Raw) Close() error { return r.Conn.Close() }
+
+// Subscribe sends SUBSCRIBE (packet id 1) for filters at qos and waits for
+// the SUBACK, returning its codes; packets before it go to Skipped.
+func (r *Raw) Subscribe(qos byte, filters ...string) ([]byte, error) {
+	pk := packets.Packet{ProtocolVersion: r.version, PacketID: 1,
+		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}}
+	for _, f := range filters {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: qos})
+	}
+	var b bytes.Buffer
+	if err := pk.SubscribeEncode(&b); err != nil {
+		return nil, err
+	}
+	if err := r.Write(b.Bytes()); err != nil {
+		return nil, err
+	}
+	for {
+		ack, err := r.Read(5 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if ack.FixedHeader.Type == packets.Suback {
+			return ack.ReasonCodes, nil
+		}
+		r.Skipped = append(r.Skipped, ack)
+	}
+}
+
+// Puback acknowledges the QoS 1 PUBLISH with packet id.
+func (r *Raw) Puback(id uint16) error {
+	pk := packets.Packet{ProtocolVersion: r.version, PacketID: id, FixedHeader: packets.FixedHeader{Type: packets.Puback}}
+	var b bytes.Buffer
+	if err := pk.PubackEncode(&b); err != nil {
+		return err
+	}
+	return r.Write(b.Bytes())
+}
+
+// Disconnect sends DISCONNECT and closes the connection.
+func (r *Raw) Disconnect() error {
+	_ = r.Write([]byte{0xe0, 0x00})
+	return r.Conn.Close()
+}

@@ -1,4 +1,4 @@
-package hooks
+package im
 
 // Devices that are not MQTT connections (the gateway's SSE streams and
 // long-poll sessions) count for presence exactly like MQTT clients: the first
@@ -9,7 +9,7 @@ package hooks
 // DeviceConnected records a non-MQTT device of user. clientID must not clash
 // with an MQTT client id (the gateway's contain a '/', which MQTT client ids
 // may not); conn identifies this connection of it (see presence.Tracker).
-func (h *IM) DeviceConnected(user, clientID string, conn any) {
+func (h *Service) DeviceConnected(user, clientID string, conn any) {
 	h.d.Metrics.Connections.Inc()
 	if h.d.Presence.Connect(user, clientID, conn) {
 		h.setPresence(user, "online", "")
@@ -17,9 +17,20 @@ func (h *IM) DeviceConnected(user, clientID string, conn any) {
 }
 
 // DeviceDisconnected is DeviceConnected's counterpart.
-func (h *IM) DeviceDisconnected(user, clientID string, conn any) {
+func (h *Service) DeviceDisconnected(user, clientID string, conn any) {
 	h.d.Metrics.Connections.Dec()
 	if h.d.Presence.Disconnect(user, clientID, conn) {
 		h.setPresence(user, "offline", "")
 	}
 }
+
+// StalePresence marks user offline unless a device of theirs is connected:
+// after a restart, a retained presence still says what it said before.
+func (h *Service) StalePresence(user string) {
+	if !h.d.Presence.Online(user) {
+		h.setPresence(user, "offline", "")
+	}
+}
+
+// Online reports whether user has a device connected.
+func (h *Service) Online(user string) bool { return h.d.Presence.Online(user) }

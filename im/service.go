@@ -1,0 +1,376 @@
+// Package im is the chat service: the im/ contract of docs/protocol.md
+// (authorise, validate, stamp, append, deliver, sync, receipts, typing,
+// signals, presence) with no broker types in its API. The MQTT hooks, the
+// HTTP publish and the SSE / long-poll feeds are thin adapters onto it.
+//
+// The data path: a transport hands a Request to Handle; the service checks
+// it (acl.Policy, envelope), appends chat messages to history, and the
+// history store announces each commit to the fan-out (package fanout), from
+// which every transport delivers it. Ephemeral events (receipts, typing,
+// signals, notices, presence) go out through the same fan-out.
+package im
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/mqim/mqim/accounts"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/fanout"
+	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/kvstore"
+	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/topic"
+)
+
+// MaxSignalBytes bounds a ROAP message (an SDP offer is a few KiB).
+const MaxSignalBytes = 64 << 10
+
+// Service is the chat service: it authorises, validates, stamps, appends
+// and delivers every publish under im/, whichever transport brought it
+// (MQTT through hooks.IM, HTTP through the gateway), and keeps presence from
+// devices connecting and leaving. Its API has no broker types: transports
+// adapt onto it.
+type Service struct {
+	d Deps
+}
+
+// New returns the service.
+func New(d Deps) *Service {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Service{d: d}
+}
+
+// Notify tells r.User, on its error topic, why r (a publish outside im/, a
+// subscription the broker's guard refused) was refused.
+func (h *Service) Notify(r Request, e *imerr.Error) { h.notify(r, e) }
+
+// Request is one publish into im/, from MQTT or from the HTTP API.
+type Request struct {
+	User     string
+	ClientID string
+	Topic    string
+	Payload  []byte
+	PacketID uint16
+	Dup      bool // a QoS>0 retransmission
+	// Stamped, if set, receives the stored message of an accepted chat
+	// publish (the HTTP API answers with it).
+	Stamped *envelope.Message
+}
+
+// Handle applies the im/ contract to one publish: authorise, validate, stamp,
+// store and deliver. A refusal is returned after the error notice was sent;
+// nothing of a refused publish is stored or delivered.
+func (h *Service) Handle(r Request) *imerr.Error {
+	t, err := topic.Parse(r.Topic)
+	var e *imerr.Error
+	if rate := h.AllowPublish(r.User); rate != nil {
+		// Checked first: a flood costs one map lookup per message, and
+		// MQTT and HTTP publishes share the user's bucket.
+		e = rate
+	} else if err != nil {
+		e = imerr.New(imerr.Invalid, "unknown im/ topic %q", r.Topic)
+	} else if e = h.d.Policy.CanPublish(r.User, t); e == nil {
+		switch t.Kind {
+		case topic.DM:
+			e = h.dm(r, t)
+		case topic.Group:
+			e = h.group(r, t)
+		case topic.Receipt:
+			e = h.receipt(r, t)
+		case topic.Typing:
+			e = h.typing(r, t)
+		case topic.GroupTyping:
+			e = h.groupTyping(r, t)
+		case topic.Signal:
+			e = h.signal(r, t)
+		case topic.Presence:
+			e = h.presence(r)
+		case topic.SyncRequest:
+			e = h.sync(r)
+		}
+	}
+	if e != nil {
+		h.notify(r, e)
+	}
+	return e
+}
+
+func (h *Service) notify(r Request, e *imerr.Error) {
+	h.d.Metrics.Refusals.WithLabelValues(string(e.Code)).Inc()
+	n := envelope.Notice{Code: e.Code, Topic: r.Topic, Detail: e.Detail}
+	if d, err := envelope.ParseDraft(r.Payload, envelope.Limits{BodyBytes: 1 << 30}); err == nil {
+		n.CID = d.CID
+	}
+	// QoS 1 so a device that reconnects still learns why its message failed.
+	h.publish("error", r.User, topic.ErrorTopic(r.User), envelope.Marshal(n), false, 1)
+}
+
+// publish sends an ephemeral event on topic t to user's devices (user "":
+// to everyone's, for presence) through the fan-out. Chat messages are not
+// published: the log announces them once committed (see fanout).
+func (h *Service) publish(kind, user, t string, payload []byte, retain bool, qos byte) {
+	e := fanout.Event{Topic: t, Payload: payload, QoS: qos, Retain: retain}
+	if user == "" {
+		h.d.Hub.Broadcast(e)
+	} else {
+		h.d.Hub.Send(user, e)
+	}
+	h.d.Metrics.Deliveries.WithLabelValues(kind).Inc()
+}
+
+func (h *Service) exists(user string) *imerr.Error {
+	ok, err := h.d.Accounts.Exists(user)
+	if err != nil {
+		return imerr.New(imerr.Internal, "user lookup failed")
+	}
+	if !ok {
+		return imerr.New(imerr.NotFound, "no such user %q", user)
+	}
+	return nil
+}
+
+// idemKey identifies a publish across retries: by the client's cid when it
+// gives one (any device of the user), else by client id + packet id + payload
+// hash, which only a QoS>0 retransmission (DUP) is checked against.
+func idemKey(r Request, cid string) (key string, check bool) {
+	if cid != "" {
+		return "c/" + r.User + "/" + cid, true
+	}
+	if r.PacketID == 0 {
+		return "", false
+	}
+	f := fnv.New64a()
+	f.Write(r.Payload)
+	return fmt.Sprintf("p/%s/%d/%s", r.ClientID, r.PacketID, hex.EncodeToString(f.Sum(nil))), r.Dup
+}
+
+// storeWait bounds how long a publisher's goroutine (a client's read loop)
+// waits to hand a write to the history store: a stalled store answers
+// "retry" instead of holding every publishing client forever. (A write
+// once queued is waited for, so a stored message is never reported lost.)
+const storeWait = 5 * time.Second
+
+func storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeWait)
+}
+
+func (h *Service) store(r Request, conv history.ConvID, m envelope.Message, recipients []string) (history.AppendResult, *imerr.Error) {
+	key, check := idemKey(r, m.CID)
+	start := time.Now()
+	ctx, cancel := storeContext()
+	defer cancel()
+	res, err := h.d.History.Append(ctx, history.AppendRequest{
+		Conv: conv, Msg: m, Recipients: recipients, IdemKey: key, IdemCheck: check})
+	h.d.Metrics.StoreLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		h.d.Log.Error("history append failed", "conv", conv, "error", err)
+		return res, storeError(err, "message could not be stored; retry")
+	}
+	return res, nil
+}
+
+// storeError is the protocol error for a failed history write.
+func storeError(err error, detail string) *imerr.Error {
+	if errors.Is(err, kvstore.ErrFull) {
+		return imerr.New(imerr.StorageFull, "server storage is full: %s; retry later", strings.TrimSuffix(detail, "; retry"))
+	}
+	return imerr.New(imerr.Internal, "%s", detail)
+}
+
+func (h *Service) dm(r Request, t topic.Topic) *imerr.Error {
+	to, from := t.Owner, r.User
+	if e := h.exists(to); e != nil {
+		return e
+	}
+	d, e := envelope.ParseDraft(r.Payload, h.d.Limits)
+	if e != nil {
+		return e
+	}
+	m := envelope.Message{From: from, To: to, Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta}
+	recipients := []string{to, from}
+	if to == from {
+		recipients = recipients[:1]
+	}
+	res, e := h.store(r, history.DM(from, to), m, recipients)
+	if e != nil {
+		return e
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("dm").Inc()
+	if r.Stamped != nil {
+		*r.Stamped = res.Msg
+	}
+	// Delivered from the log to both feeds (the carbon reaches the
+	// sender's other devices, and acks the sending one); a duplicate was
+	// delivered when first stored.
+	return nil
+}
+
+func (h *Service) group(r Request, t topic.Topic) *imerr.Error {
+	members, err := h.d.Groups.Members(t.Group)
+	if err != nil {
+		return imerr.New(imerr.NotFound, "no such group %q", t.Group)
+	}
+	d, e := envelope.ParseDraft(r.Payload, h.d.Limits)
+	if e != nil {
+		return e
+	}
+	m := envelope.Message{From: r.User, Group: t.Group, Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta}
+	res, e := h.store(r, history.Group(t.Group), m, members)
+	if e != nil {
+		return e
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("group").Inc()
+	if r.Stamped != nil {
+		*r.Stamped = res.Msg
+	}
+	return nil // delivered from the log to every member's feed
+}
+
+func (h *Service) receipt(r Request, t topic.Topic) *imerr.Error {
+	rc, e := envelope.ParseReceipt(r.Payload)
+	if e != nil {
+		return e
+	}
+	conv := history.DM(r.User, t.Owner)
+	if rc.Group != "" {
+		ok, _ := h.d.Groups.IsMember(rc.Group, r.User)
+		if !ok {
+			return imerr.New(imerr.Forbidden, "not a member of group %q", rc.Group)
+		}
+		conv = history.Group(rc.Group)
+	} else if e := h.exists(t.Owner); e != nil {
+		return e
+	}
+	if rc.Type == "read" {
+		ctx, cancel := storeContext()
+		defer cancel()
+		if err := h.d.History.MarkRead(ctx, r.User, conv, rc.Seq); err != nil {
+			h.d.Log.Error("mark read failed", "conv", conv, "error", err)
+			return storeError(err, "read marker not stored; retry")
+		}
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("receipt").Inc()
+	rc.From, rc.TS = r.User, h.d.Now().UnixMilli()
+	h.publish("receipt", t.Owner, t.String(), envelope.Marshal(rc), false, 1)
+	if rc.Type == "read" && rc.Group == "" && t.Owner != r.User {
+		// The reader's other devices learn the conversation was read.
+		rc.Peer = t.Owner
+		self := topic.Topic{Kind: topic.Receipt, Owner: r.User, Peer: r.User}.String()
+		h.publish("receipt", r.User, self, envelope.Marshal(rc), false, 1)
+	}
+	return nil
+}
+
+func (h *Service) typing(r Request, t topic.Topic) *imerr.Error {
+	state, e := envelope.ParseTypingState(r.Payload)
+	if e != nil {
+		return e
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("typing").Inc()
+	// QoS 0: a typing indicator is worthless later and must not queue.
+	h.publish("typing", t.Owner, t.String(), envelope.Marshal(envelope.Typing{From: r.User, State: state, TS: h.d.Now().UnixMilli()}), false, 0)
+	return nil
+}
+
+func (h *Service) groupTyping(r Request, t topic.Topic) *imerr.Error {
+	state, e := envelope.ParseTypingState(r.Payload)
+	if e != nil {
+		return e
+	}
+	members, err := h.d.Groups.Members(t.Group)
+	if err != nil {
+		return imerr.New(imerr.NotFound, "no such group %q", t.Group)
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("typing").Inc()
+	payload := envelope.Marshal(envelope.Typing{From: r.User, State: state, TS: h.d.Now().UnixMilli(), Group: t.Group})
+	for _, u := range members {
+		if u != r.User {
+			h.publish("typing", u, topic.Topic{Kind: topic.Typing, Owner: u, Peer: r.User}.String(), payload, false, 0)
+		}
+	}
+	return nil
+}
+
+// signalFields are the ROAP fields the server reads or rewrites; the rest of
+// the message is relayed untouched.
+type signalFields struct {
+	Type      string `json:"type"`
+	SessionID string `json:"sessionID"`
+}
+
+func (h *Service) signal(r Request, t topic.Topic) *imerr.Error {
+	if len(r.Payload) > MaxSignalBytes {
+		return imerr.New(imerr.TooLarge, "signal over %d bytes", MaxSignalBytes)
+	}
+	var raw map[string]json.RawMessage
+	var f signalFields
+	if err := json.Unmarshal(r.Payload, &raw); err != nil {
+		return imerr.New(imerr.Invalid, "signal must be a JSON object: %v", err)
+	}
+	if err := json.Unmarshal(r.Payload, &f); err != nil || f.Type == "" {
+		return imerr.New(imerr.Invalid, "signal needs a string field type")
+	}
+	if e := h.exists(t.Owner); e != nil {
+		return e
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("signal").Inc()
+	back := topic.Topic{Kind: topic.Signal, Owner: r.User, Peer: t.Owner}.String()
+	if !h.d.Presence.Online(t.Owner) {
+		// Answer at once: a signal must never wait in a queue for minutes.
+		h.publish("signal", r.User, back, envelope.Marshal(map[string]string{
+			"type": "ERROR", "errorType": "OFFLINE", "from": t.Owner, "to": r.User, "sessionID": f.SessionID}), false, 0)
+		return nil
+	}
+	// from/to are the verified identities, whatever the client wrote.
+	raw["from"], _ = json.Marshal(r.User)
+	raw["to"], _ = json.Marshal(t.Owner)
+	out, _ := json.Marshal(raw)
+	h.publish("signal", t.Owner, t.String(), out, false, 0)
+	return nil
+}
+
+func (h *Service) presence(r Request) *imerr.Error {
+	p, e := envelope.ParsePresence(r.Payload)
+	if e != nil {
+		return e
+	}
+	h.d.Metrics.MessagesIn.WithLabelValues("presence").Inc()
+	h.setPresence(r.User, p.Status, p.Text)
+	return nil
+}
+
+func (h *Service) setPresence(user, status, text string) {
+	p := envelope.Presence{User: user, Status: status, Text: text, TS: h.d.Now().UnixMilli()}
+	if k, _ := h.d.Accounts.Kind(user); k == accounts.KindDevice {
+		p.Device = true
+	}
+	h.d.Presence.SetStatus(user, presenceStatus(p))
+	h.publish("presence", "", topic.PresenceTopic(user), envelope.Marshal(p), true, 0)
+}
+
+// InboxTopic is the topic user's devices receive chat message m on: the DM
+// with its other party, or the group's inbox.
+func InboxTopic(user string, m *envelope.Message) string {
+	if m.Group != "" {
+		return topic.Topic{Kind: topic.GroupInbox, Owner: user, Group: m.Group}.String()
+	}
+	peer := m.From
+	if m.From == user {
+		peer = m.To
+	}
+	return topic.Topic{Kind: topic.DM, Owner: user, Peer: peer}.String()
+}
+
+func presenceStatus(p envelope.Presence) presence.Status {
+	return presence.Status{Status: p.Status, Text: p.Text, TS: p.TS}
+}
