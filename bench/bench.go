@@ -83,6 +83,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.histSize, "history-size", 10_000_000, "messages in the large history store (building stops at --history-time)")
 	fs.DurationVar(&o.histTime, "history-time", 3*time.Minute, "time budget for building the history store")
 	idle := fs.String("idle", "10000,50000", "idle WebSocket connection counts")
+	backlogUsers := fs.Int("backlog-users", 100, "backlog: devices with a persistent session (and as many senders)")
+	backlogMsgs := fs.Int("backlog-msgs", 1000, "backlog: messages queued for each device while it is offline")
 	fs.DurationVar(&o.idleTime, "idle-time", 3*time.Minute, "time budget per server for opening idle connections")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -112,7 +114,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o.reps = max(*reps, 1)
 	o.senders = 10
 	o.drain = 10 * time.Second
-	o.backlogN, o.backlogM = 100, 1000
+	o.backlogN, o.backlogM = max(*backlogUsers, 1), max(*backlogMsgs, 1)
 	o.connectN = 2000
 	if o.quick {
 		if *only == "all" {

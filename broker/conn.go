@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -46,6 +47,16 @@ func (c *boundedConn) Write(p []byte) (int, error) {
 		c.Conn.Close()
 		return 0, ErrStalled
 	}
+	if !c.draining && c.q.Len() == 0 {
+		// Nothing queued: try the socket at once without blocking, which
+		// is nearly always all of it (no goroutine, no wake-up per packet).
+		n := c.tryWrite(p)
+		if n == len(p) {
+			c.mu.Unlock()
+			return n, nil
+		}
+		p = p[n:]
+	}
 	c.q.Write(p)
 	if !c.draining {
 		c.draining = true
@@ -54,6 +65,36 @@ func (c *boundedConn) Write(p []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	return len(p), nil
+}
+
+// tryWrite writes what the socket takes right now, without waiting; c.mu is
+// held. Only for sockets (a WebSocket adapter has its own framing).
+func (c *boundedConn) tryWrite(p []byte) int {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = raw.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			m, err := syscall.Write(int(fd), p[n:])
+			if m > 0 {
+				n += m
+			}
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || m <= 0 {
+				break // EAGAIN (full), or an error the drainer will report
+			}
+		}
+		return true // never wait for writability here
+	})
+	return n
 }
 
 func (c *boundedConn) drain() {

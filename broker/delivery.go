@@ -238,30 +238,33 @@ type item struct {
 }
 
 // pump writes what the window allows, then returns; Entry and ack start it
-// again. It holds no goroutine while a device is idle.
+// again. It holds no goroutine while a device is idle. The decision to stop
+// and the end of running are one step under s.mu, so a wake-up that comes
+// meanwhile is never lost.
 func (s *devSession) pump() {
-	defer func() {
-		s.mu.Lock()
-		s.running = false
-		close(s.idle)
-		s.mu.Unlock()
-	}()
 	for {
 		s.mu.Lock()
 		if s.stopped {
-			s.mu.Unlock()
+			s.exit()
 			return
 		}
 		room := s.room()
 		items := s.takeLive(room)
 		read := len(items) == 0 && room > 0 && s.known > s.sent
+		if len(items) == 0 && !read {
+			s.exit()
+			return
+		}
 		from := s.sent
 		s.mu.Unlock()
 		if read {
 			var err error
 			if items, err = s.read(from, room); err != nil {
 				s.d.log.Error("delivery: read feed", "client", s.cl.ID, "error", err)
-				return // the next wake-up tries again
+				s.mu.Lock()
+				s.exit()
+				time.AfterFunc(time.Second, s.kick) // try again
+				return
 			}
 			if len(items) == 0 {
 				s.mu.Lock()
@@ -272,13 +275,19 @@ func (s *devSession) pump() {
 				continue
 			}
 		}
-		if len(items) == 0 {
+		if err := s.write(items); err != nil {
+			s.mu.Lock()
+			s.exit() // the connection is gone; its disconnect stops the session
 			return
 		}
-		if err := s.write(items); err != nil {
-			return // the connection is gone; its disconnect stops the session
-		}
 	}
+}
+
+// exit ends the running pump; s.mu is held, and released.
+func (s *devSession) exit() {
+	s.running = false
+	close(s.idle)
+	s.mu.Unlock()
 }
 
 // room is how many more QoS 1 messages the window allows; s.mu is held.
@@ -505,7 +514,6 @@ func subscribed(cl *mqtt.Client, name string) (qos byte, ids []int, ok bool) {
 	}
 	return min(qos, 1), ids, ok
 }
-
 
 func kindOf(m *envelope.Message) string {
 	if m.Group != "" {

@@ -52,19 +52,49 @@ type sessionStore struct {
 
 	mu      sync.RWMutex
 	expired map[string]time.Time // id -> when it expired; kept for a minute
+
+	// stored are the inflight records written (outbound QoS>0 publishes):
+	// only those are deleted on completion. mochi calls OnQosComplete for
+	// every inbound QoS 1 publish too (its PUBACK passes through the
+	// inflight map), which would cost a Badger transaction each for a key
+	// that was never written.
+	storedMu sync.Mutex
+	stored   map[string]struct{}
 }
 
 func newSessionStore(srv *mqtt.Server, space *kvstore.Space, retained *badger.DB, im *hooks.IM, d *delivery) *sessionStore {
-	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, delivery: d, expired: map[string]time.Time{}}
+	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, delivery: d, expired: map[string]time.Time{}, stored: map[string]struct{}{}}
+}
+
+// recordKey is mochi's storage key of cl's inflight packet pk.
+func recordKey(cl *mqtt.Client, pk packets.Packet) string {
+	return storage.InflightKey + "_" + cl.ID + ":" + pk.FormatID()
+}
+
+// forget reports whether cl's record for pk was written, and forgets it.
+func (h *sessionStore) forget(cl *mqtt.Client, pk packets.Packet) bool {
+	k := recordKey(cl, pk)
+	h.storedMu.Lock()
+	_, ok := h.stored[k]
+	delete(h.stored, k)
+	h.storedMu.Unlock()
+	return ok
 }
 
 // OnQosComplete moves a device's cursor for a chat packet (nothing of it
 // was stored); anything else is mochi's stored inflight record.
 func (h *sessionStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if h.delivery.acked(cl, pk.PacketID) {
+	if h.delivery.acked(cl, pk.PacketID) || !h.forget(cl, pk) {
 		return
 	}
 	h.Hook.OnQosComplete(cl, pk)
+}
+
+// OnQosDropped removes the record of a dropped inflight message, if any.
+func (h *sessionStore) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if h.forget(cl, pk) {
+		h.Hook.OnQosDropped(cl, pk)
+	}
 }
 
 // StoredInflightMessages leaves out chat copies queued by versions that
@@ -73,10 +103,13 @@ func (h *sessionStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 func (h *sessionStore) StoredInflightMessages() ([]storage.Message, error) {
 	all, err := h.Hook.StoredInflightMessages()
 	out := all[:0]
+	h.storedMu.Lock()
+	defer h.storedMu.Unlock()
 	for _, m := range all {
 		if t, perr := topic.Parse(m.TopicName); perr == nil && (t.Kind == topic.DM || t.Kind == topic.GroupInbox) {
 			continue
 		}
+		h.stored[m.ID] = struct{}{}
 		out = append(out, m)
 	}
 	return out, err
@@ -213,14 +246,20 @@ func (h *sessionStore) isExpired(id string) bool {
 }
 
 // OnQosPublish stores a queued message unless its session has expired.
+// The PUBACK of an inbound QoS 1 publish is not stored: mochi completes it
+// in the same call, before anything could need it.
 func (h *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if h.isExpired(cl.ID) || h.full() {
+	if pk.FixedHeader.Type == packets.Puback || h.isExpired(cl.ID) || h.full() {
 		return
 	}
+	h.storedMu.Lock()
+	h.stored[recordKey(cl, pk)] = struct{}{}
+	h.storedMu.Unlock()
 	h.Hook.OnQosPublish(cl, pk, sent, resends)
 	if h.isExpired(cl.ID) {
 		// Expired while we wrote; its cleanup may have run before our write
 		// landed, so remove the record again.
+		h.forget(cl, pk)
 		h.Hook.OnQosDropped(cl, pk)
 	}
 }

@@ -145,6 +145,11 @@ type Summary struct {
 // Store is the history store. See the package doc for the contract.
 type Store interface {
 	Append(ctx context.Context, req AppendRequest) (AppendResult, error)
+	// AppendAsync queues req and returns; then is called once it is
+	// stored or failed (err nil: stored). Appends are committed in the
+	// order they were queued, and then runs in that order, on the store's
+	// writer: it must not block. A non-nil return means nothing was queued.
+	AppendAsync(ctx context.Context, req AppendRequest, then func(AppendResult, error)) error
 	// Page returns up to limit messages of conv with seq < before (0: from
 	// the newest), newest first, and whether older ones exist.
 	Page(ctx context.Context, conv ConvID, before uint64, limit int) ([]envelope.Message, bool, error)

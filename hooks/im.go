@@ -17,7 +17,8 @@ import (
 // what the original packet becomes.
 type IM struct {
 	mqtt.HookBase
-	d *Deps
+	d    *Deps
+	acks acks
 }
 
 // NewIM returns the IM hook.
@@ -55,12 +56,37 @@ func (h *IM) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, erro
 	}
 	req := im.Request{User: string(cl.Properties.Username), ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload,
 		PacketID: pk.PacketID, Dup: pk.FixedHeader.Dup && pk.FixedHeader.Qos > 0}
-	if e := h.d.IM.Handle(req); e != nil {
-		return pk, refuse(cl, pk, e.Code)
+	switch pk.FixedHeader.Qos {
+	case 0:
+		h.d.IM.HandleAsync(req, func(e *imerr.Error) { h.logRefusal(cl, pk, e) }) // nothing to answer
+		return pk, packets.CodeSuccessIgnore
+	case 2:
+		// Rare for chat; mochi runs the PUBREC/PUBREL exchange once the
+		// store has answered.
+		if e := h.d.IM.Handle(req); e != nil {
+			return pk, refuse(cl, pk, e.Code)
+		}
+		return pk, packets.CodeSuccessIgnore
 	}
-	// Accepted: the stamped message is in the log and on its way; the
-	// original is only acknowledged.
-	return pk, packets.CodeSuccessIgnore
+	// QoS 1: answered in arrival order once decided (see acks.go). The
+	// stamped message is in the log and on its way; the original is only
+	// acknowledged.
+	q := h.acks.queue(cl)
+	slot := q.add(pk.PacketID)
+	h.d.IM.HandleAsync(req, func(e *imerr.Error) {
+		h.logRefusal(cl, pk, e)
+		q.complete(cl, slot, e)
+	})
+	return pk, packets.ErrRejectPacket // its PUBACK comes from the queue
+}
+
+// logRefusal leaves one concise line per refused publish (the client, the
+// topic, the reason; never the payload), as broker/log.go makes of mochi's
+// own report for refusals mochi answers.
+func (h *IM) logRefusal(cl *mqtt.Client, pk packets.Packet, e *imerr.Error) {
+	if e != nil {
+		h.d.Log.Warn("publish refused", "client", cl.ID, "topic", pk.TopicName, "reason", refusal[e.Code].Reason, "detail", e.Detail)
+	}
 }
 
 // storable refuses a retained publish outside im/ while the disk is below its
@@ -107,6 +133,7 @@ func (h *IM) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if cl.Net.Inline || cl.Net.Conn == nil {
 		return // the inline client, or a session restored from storage at start
 	}
+	h.acks.forget(cl)
 	if !cl.IsTakenOver() && h.d.Keys != nil {
 		h.d.Keys.Unbind(cl.ID)
 	}

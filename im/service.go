@@ -65,14 +65,34 @@ type Request struct {
 	// Stamped, if set, receives the stored message of an accepted chat
 	// publish (the HTTP API answers with it).
 	Stamped *envelope.Message
+
+	then func(*imerr.Error) // HandleAsync's done
 }
 
 // Handle applies the im/ contract to one publish: authorise, validate, stamp,
 // store and deliver. A refusal is returned after the error notice was sent;
 // nothing of a refused publish is stored or delivered.
 func (h *Service) Handle(r Request) *imerr.Error {
+	r.then = nil
+	e, _ := h.handle(r)
+	return e
+}
+
+// HandleAsync is Handle without waiting for the history store: done gets the
+// outcome exactly once, before HandleAsync returns when it is decided at once
+// (a refusal, a receipt, typing...), or later, on the store's writer, for a
+// chat message being stored. Stored messages are completed in the order of
+// the calls, so a transport can acknowledge in order [MQTT-4.6.0-2] while
+// the next publishes are already being read. done must not block.
+func (h *Service) HandleAsync(r Request, done func(*imerr.Error)) {
+	r.then = done
+	if e, queued := h.handle(r); !queued {
+		done(e)
+	}
+}
+
+func (h *Service) handle(r Request) (e *imerr.Error, queued bool) {
 	t, err := topic.Parse(r.Topic)
-	var e *imerr.Error
 	if rate := h.AllowPublish(r.User); rate != nil {
 		// Checked first: a flood costs one map lookup per message, and
 		// MQTT and HTTP publishes share the user's bucket.
@@ -82,9 +102,9 @@ func (h *Service) Handle(r Request) *imerr.Error {
 	} else if e = h.d.Policy.CanPublish(r.User, t); e == nil {
 		switch t.Kind {
 		case topic.DM:
-			e = h.dm(r, t)
+			e, queued = h.dm(r, t)
 		case topic.Group:
-			e = h.group(r, t)
+			e, queued = h.group(r, t)
 		case topic.Receipt:
 			e = h.receipt(r, t)
 		case topic.Typing:
@@ -102,7 +122,7 @@ func (h *Service) Handle(r Request) *imerr.Error {
 	if e != nil {
 		h.notify(r, e)
 	}
-	return e
+	return e, queued
 }
 
 func (h *Service) notify(r Request, e *imerr.Error) {
@@ -164,19 +184,46 @@ func storeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), storeWait)
 }
 
-func (h *Service) store(r Request, conv history.ConvID, m envelope.Message, recipients []string) (history.AppendResult, *imerr.Error) {
+// store appends m for recipients. With r.then set it only queues the
+// append (queued true) and reports the outcome through r.then, notice
+// included; else it waits.
+func (h *Service) store(r Request, kind string, conv history.ConvID, m envelope.Message, recipients []string) (e *imerr.Error, queued bool) {
 	key, check := idemKey(r, m.CID)
+	req := history.AppendRequest{Conv: conv, Msg: m, Recipients: recipients, IdemKey: key, IdemCheck: check}
 	start := time.Now()
+	finish := func(res history.AppendResult, err error) *imerr.Error {
+		h.d.Metrics.StoreLatency.Observe(time.Since(start).Seconds())
+		if err != nil {
+			h.d.Log.Error("history append failed", "conv", conv, "error", err)
+			return storeError(err, "message could not be stored; retry")
+		}
+		h.d.Metrics.MessagesIn.WithLabelValues(kind).Inc()
+		if r.Stamped != nil {
+			*r.Stamped = res.Msg
+		}
+		// Delivered from the log to every recipient's feed (for a DM the
+		// carbon reaches the sender's other devices); a duplicate was
+		// delivered when first stored.
+		return nil
+	}
 	ctx, cancel := storeContext()
 	defer cancel()
-	res, err := h.d.History.Append(ctx, history.AppendRequest{
-		Conv: conv, Msg: m, Recipients: recipients, IdemKey: key, IdemCheck: check})
-	h.d.Metrics.StoreLatency.Observe(time.Since(start).Seconds())
-	if err != nil {
-		h.d.Log.Error("history append failed", "conv", conv, "error", err)
-		return res, storeError(err, "message could not be stored; retry")
+	if r.then != nil {
+		then := r.then
+		err := h.d.History.AppendAsync(ctx, req, func(res history.AppendResult, err error) {
+			e := finish(res, err)
+			if e != nil {
+				h.notify(r, e)
+			}
+			then(e)
+		})
+		if err != nil {
+			return finish(history.AppendResult{}, err), false
+		}
+		return nil, true
 	}
-	return res, nil
+	res, err := h.d.History.Append(ctx, req)
+	return finish(res, err), false
 }
 
 // storeError is the protocol error for a failed history write.
@@ -187,53 +234,34 @@ func storeError(err error, detail string) *imerr.Error {
 	return imerr.New(imerr.Internal, "%s", detail)
 }
 
-func (h *Service) dm(r Request, t topic.Topic) *imerr.Error {
+func (h *Service) dm(r Request, t topic.Topic) (*imerr.Error, bool) {
 	to, from := t.Owner, r.User
 	if e := h.exists(to); e != nil {
-		return e
+		return e, false
 	}
 	d, e := envelope.ParseDraft(r.Payload, h.d.Limits)
 	if e != nil {
-		return e
+		return e, false
 	}
 	m := envelope.Message{From: from, To: to, Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta}
 	recipients := []string{to, from}
 	if to == from {
 		recipients = recipients[:1]
 	}
-	res, e := h.store(r, history.DM(from, to), m, recipients)
-	if e != nil {
-		return e
-	}
-	h.d.Metrics.MessagesIn.WithLabelValues("dm").Inc()
-	if r.Stamped != nil {
-		*r.Stamped = res.Msg
-	}
-	// Delivered from the log to both feeds (the carbon reaches the
-	// sender's other devices, and acks the sending one); a duplicate was
-	// delivered when first stored.
-	return nil
+	return h.store(r, "dm", history.DM(from, to), m, recipients)
 }
 
-func (h *Service) group(r Request, t topic.Topic) *imerr.Error {
+func (h *Service) group(r Request, t topic.Topic) (*imerr.Error, bool) {
 	members, err := h.d.Groups.Members(t.Group)
 	if err != nil {
-		return imerr.New(imerr.NotFound, "no such group %q", t.Group)
+		return imerr.New(imerr.NotFound, "no such group %q", t.Group), false
 	}
 	d, e := envelope.ParseDraft(r.Payload, h.d.Limits)
 	if e != nil {
-		return e
+		return e, false
 	}
 	m := envelope.Message{From: r.User, Group: t.Group, Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta}
-	res, e := h.store(r, history.Group(t.Group), m, members)
-	if e != nil {
-		return e
-	}
-	h.d.Metrics.MessagesIn.WithLabelValues("group").Inc()
-	if r.Stamped != nil {
-		*r.Stamped = res.Msg
-	}
-	return nil // delivered from the log to every member's feed
+	return h.store(r, "group", history.Group(t.Group), m, members)
 }
 
 func (h *Service) receipt(r Request, t topic.Topic) *imerr.Error {

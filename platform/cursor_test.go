@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -239,4 +240,53 @@ func TestDeviceSessionCursor(t *testing.T) {
 		again.quiet()
 		again.checkOrder(map[string]uint64{"im/u/bob/dm/alice": first + 1})
 	})
+}
+
+// TestPipelinedPublishesAckedInOrder: a 3.1.1 device sends 300 QoS 1 chat
+// messages without waiting; every one is stored, and the PUBACKs come back
+// in the order the publishes were sent [MQTT-4.6.0-2], a refused one (to a
+// user that does not exist) in its place.
+func TestPipelinedPublishesAckedInOrder(t *testing.T) {
+	s := imtest.Start(t, "")
+	s.User("alice")
+	btok := s.User("bob")
+	dv := dialDevice(t, s.MQTT, 4, "alice:pipe", "alice", true, packets.Properties{})
+	const n = 300
+	var b bytes.Buffer
+	for i := 1; i <= n; i++ {
+		to := "bob"
+		if i == 150 {
+			to = "nobody"
+		}
+		pk := packets.Packet{ProtocolVersion: 4, PacketID: uint16(i), TopicName: "im/u/" + to + "/dm/alice",
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, Payload: []byte(fmt.Sprintf(`{"body":"%d"}`, i))}
+		if err := pk.PublishEncode(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dv.raw.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for want := uint16(1); want <= n; want++ {
+		pk, err := dv.raw.Read(10 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for PUBACK %d: %v", want, err)
+		}
+		if pk.FixedHeader.Type != packets.Puback {
+			want--
+			continue
+		}
+		if pk.PacketID != want {
+			t.Fatalf("PUBACK for %d, want %d", pk.PacketID, want)
+		}
+	}
+	page := syncAll(t, s.HTTP, btok)
+	if len(page) != n-1 {
+		t.Fatalf("bob's feed holds %d messages, want %d", len(page), n-1)
+	}
+	for i, m := range page {
+		if want := i + 1 + min(1, i/149); m.Body != fmt.Sprint(want) || m.Seq != uint64(i+1) {
+			t.Fatalf("message %d: body %q seq %d, want body %d", i, m.Body, m.Seq, want)
+		}
+	}
 }

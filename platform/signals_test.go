@@ -108,7 +108,7 @@ func TestRetriedPublishIsStoredAndDeliveredOnce(t *testing.T) {
 	bob.WaitFor("im/u/bob/dm/alice", 2)
 	alice.Publish("im/u/bob/dm/alice", 1, `{"cid":"fence","body":"fence"}`)
 	bob.WaitFor("im/u/bob/dm/alice", 3)
-	if got := bob.Envelopes("im/u/bob/dm/alice"); len(got) != 3 || got[0].Body != "once" || got[1].Seq != 2 {
+	if got := bySeq(bob.Envelopes("im/u/bob/dm/alice")); len(got) != 3 || got[0].Body != "once" || got[1].Seq != 2 {
 		t.Fatalf("bob got %+v", got)
 	}
 	var page struct{ Messages []envelope.Message }

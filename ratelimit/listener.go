@@ -1,8 +1,10 @@
 package ratelimit
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -110,3 +112,13 @@ func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
 }
+
+// SyscallConn exposes the socket (for non-blocking writes), if it is one.
+func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNotSocket
+}
+
+var errNotSocket = errors.New("ratelimit: not a socket")

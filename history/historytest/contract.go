@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/history"
@@ -26,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) history.Store) {
 		{"idempotent append", idempotentAppend},
 		{"conversations and read markers", conversationsAndReadMarkers},
 		{"head and foreign epochs", headAndForeignEpoch},
+		{"async appends complete in order", asyncAppendsInOrder},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
@@ -178,5 +180,48 @@ func conversationsAndReadMarkers(t *testing.T, s history.Store) {
 	sums, _ = s.Conversations(ctx, "b")
 	if sums[1].Read != 3 || sums[1].Unread != 0 {
 		t.Fatalf("after mark read: %+v", sums[1])
+	}
+}
+
+// asyncAppendsInOrder: AppendAsync's callbacks run once each, in the order
+// the appends were queued, with seqs in that order, and what they report is
+// stored (a sync finds it).
+func asyncAppendsInOrder(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	const n = 200
+	var mu sync.Mutex
+	var got []uint64
+	done := make(chan struct{})
+	for i := 0; i < n; i++ {
+		err := s.AppendAsync(ctx, dm("a", "b", fmt.Sprint(i)), func(res history.AppendResult, err error) {
+			if err != nil {
+				t.Errorf("append: %v", err)
+			}
+			mu.Lock()
+			got = append(got, res.Msg.Seq)
+			if len(got) == n {
+				close(done)
+			}
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("async appends not all completed after 10s")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, seq := range got {
+		if seq != uint64(i+1) {
+			t.Fatalf("callback %d reported seq %d", i, seq)
+		}
+	}
+	p, err := s.Sync(ctx, "b", history.Cursor{}, n+1)
+	if err != nil || len(p.Messages) != n || p.Messages[n-1].Body != fmt.Sprint(n-1) {
+		t.Fatalf("sync after async appends: %d messages, %v", len(p.Messages), err)
 	}
 }
