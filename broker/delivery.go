@@ -335,7 +335,13 @@ func (s *devSession) read(from uint64, n int) ([]item, error) {
 	out := make([]item, len(page.Messages))
 	for i := range page.Messages {
 		// Feed positions have no gaps: the i-th message is at from+i+1.
-		out[i] = item{pos: from + uint64(i) + 1, msg: &page.Messages[i], payload: envelope.Marshal(page.Messages[i])}
+		var payload []byte
+		if i < len(page.Raw) {
+			payload = page.Raw[i]
+		} else {
+			payload = envelope.Marshal(page.Messages[i])
+		}
+		out[i] = item{pos: from + uint64(i) + 1, msg: &page.Messages[i], payload: payload}
 	}
 	if page.More {
 		s.mu.Lock()
@@ -353,9 +359,20 @@ func (s *devSession) write(items []item) error {
 	var buf bytes.Buffer
 	fl := make([]flight, 0, len(items))
 	max := cl.Properties.Props.MaximumPacketSize
+	type match struct {
+		qos byte
+		ids []int
+		ok  bool
+	}
+	matches := map[string]match{} // a batch is mostly one or two topics
 	for _, it := range items {
 		name := im.InboxTopic(s.user, it.msg)
-		qos, ids, ok := subscribed(cl, name)
+		m, seen := matches[name]
+		if !seen {
+			m.qos, m.ids, m.ok = subscribed(cl, name)
+			matches[name] = m
+		}
+		qos, ids, ok := m.qos, m.ids, m.ok
 		if !ok {
 			fl = append(fl, flight{pos: it.pos, done: true})
 			continue

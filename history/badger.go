@@ -508,13 +508,22 @@ func (s *Badger) lookupIdem(txn *badger.Txn, key string) (envelope.Message, bool
 }
 
 func getMsg(txn *badger.Txn, conv ConvID, seq uint64) (envelope.Message, error) {
+	m, _, err := getMsgRaw(txn, conv, seq)
+	return m, err
+}
+
+// getMsgRaw is getMsg that also returns the stored JSON.
+func getMsgRaw(txn *badger.Txn, conv ConvID, seq uint64) (envelope.Message, []byte, error) {
 	var m envelope.Message
 	it, err := txn.Get(msgKey(conv, seq))
 	if err != nil {
-		return m, err
+		return m, nil, err
 	}
-	err = it.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
-	return m, err
+	v, err := it.ValueCopy(nil)
+	if err == nil {
+		err = json.Unmarshal(v, &m)
+	}
+	return m, v, err
 }
 
 // lastUnder returns the big-endian counter of the greatest key under prefix.
@@ -673,7 +682,7 @@ func (s *Badger) Sync(_ context.Context, user string, after Cursor, limit int) (
 			if !ok {
 				return fmt.Errorf("corrupt feed entry %d of %s", pos, user)
 			}
-			m, err := getMsg(txn, conv, seq)
+			m, raw, err := getMsgRaw(txn, conv, seq)
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				// Messages are never deleted: a feed entry always has one.
 				err = ErrCorrupt
@@ -682,6 +691,7 @@ func (s *Badger) Sync(_ context.Context, user string, after Cursor, limit int) (
 				return fmt.Errorf("feed entry %d of %s: %w", pos, user, err)
 			}
 			page.Messages = append(page.Messages, m)
+			page.Raw = append(page.Raw, raw)
 			page.Next.Pos = pos
 		}
 		if page.Next.Pos < head {

@@ -130,8 +130,11 @@ func ParseCursor(s string) (Cursor, error) {
 // SyncPage is one page of a user's feed.
 type SyncPage struct {
 	Messages []envelope.Message
-	Next     Cursor
-	More     bool
+	// Raw, if set, holds each message's JSON as stored (what
+	// envelope.Marshal gives), for transports that relay it as is.
+	Raw  [][]byte
+	Next Cursor
+	More bool
 }
 
 // Summary describes one conversation for the conversation list.
