@@ -1,5 +1,6 @@
 // The conversation pane: header, message list with paging, composer.
 
+import { presenceLine } from '../presence.js';
 import { splitConv } from '../topics.js';
 import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
 import { presenceOf } from './sidebar.js';
@@ -115,8 +116,7 @@ export class ChatPane {
       this.sub.textContent = n ? `${n} members · ${g.members.join(', ')}` : 'Group';
       this.sub.dataset.status = 'group';
     } else {
-      const doc = c.presence.get(this.name);
-      this.sub.textContent = p === 'away' && doc && doc.text ? `away · ${doc.text}` : p;
+      this.sub.textContent = presenceLine(c.presence.get(this.name), Date.now());
       this.sub.dataset.status = p;
     }
     this.typingLine.hidden = !typer;
@@ -125,13 +125,14 @@ export class ChatPane {
     this.typingLine.querySelector('.typing-text').textContent = typer ? `${typer} is typing` : '';
   }
 
-  setState({ state }) {
+  setState({ state, reason = '' }) {
     if (!this.banner) return;
     this.banner.hidden = state === 'online';
     this.banner.dataset.state = state;
+    const why = reason ? ` (${reason})` : '';
     this.banner.textContent = state === 'connecting'
-      ? 'Connecting…'
-      : 'You are offline. Messages you write now are sent when the connection is back.';
+      ? `Connecting…${why}`
+      : `You are offline${why}. Messages you write now are sent when the connection is back.`;
   }
 
   /**

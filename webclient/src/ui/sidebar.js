@@ -39,11 +39,13 @@ export class Sidebar {
       this.list);
   }
 
-  setState({ state, retryIn, transport = '' }) {
+  setState({ state, retryIn, transport = '', reason = '' }) {
     this.connState.dataset.state = state;
     this.connState.dataset.transport = transport;
+    this.connState.title = reason ? `Connection to the server: ${reason}` : 'Connection to the server';
     let text = stateText[state] || state;
-    if (state === 'offline' && retryIn) text = `Offline · retrying in ${Math.ceil(retryIn / 1000)}s`;
+    if (state === 'offline' && reason === 'no network') text = 'Offline · no network';
+    else if (state === 'offline' && retryIn) text = `Offline · retrying in ${Math.ceil(retryIn / 1000)}s`;
     // The transport shows, so "it works but slowly" has an explanation.
     if (state === 'online' && transport) text += ` · ${transportText[transport] || transport}`;
     this.connState.querySelector('.conn-text').textContent = text;
