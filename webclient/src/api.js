@@ -125,6 +125,11 @@ export class Api {
     return this.request('DELETE', `/groups/${encodeURIComponent(gid)}/members/${encodeURIComponent(user)}`);
   }
 
+  /** Which node to use, ICE servers and limits: `{node, ws, ..., ice_servers, limits: {body_bytes}}`. */
+  connectInfo() {
+    return this.request('GET', '/connect');
+  }
+
   /** @param {string[]} users */
   presence(users) {
     return this.request('GET', `/presence?${new URLSearchParams({ users: users.join(',') })}`);

@@ -18,6 +18,7 @@
 
 import { ApiError } from './api.js';
 import { Connection, claimDevice } from './connection.js';
+import { defaultBodyBytes } from './limits.js';
 import { MessageStore, RecentList } from './store.js';
 import {
   convOf, dmConv, groupConv, parseTopic, presenceTopic, receiptTopic, sendTopic, splitConv,
@@ -80,6 +81,8 @@ export class ChatClient extends EventTarget {
     this.visible = document.visibilityState === 'visible';
     this.awayTimer = 0;
     this.away = false;
+    /** The server's message body limit in bytes (GET /api/v1/connect). */
+    this.bodyLimit = defaultBodyBytes;
   }
 
   emit(type, detail = {}) {
@@ -108,6 +111,10 @@ export class ChatClient extends EventTarget {
     document.addEventListener('visibilitychange', this.onVisibility);
     window.addEventListener('pagehide', this.onPageHide);
     this.refreshGroups().catch(() => {});
+    this.api.connectInfo().then((info) => {
+      const n = info && info.limits && info.limits.body_bytes;
+      if (Number.isInteger(n) && n > 0) this.bodyLimit = n;
+    }, () => {});
   }
 
   stop() {

@@ -1,5 +1,6 @@
 // The conversation pane: header, message list with paging, composer.
 
+import { checkBody } from '../limits.js';
 import { presenceLine } from '../presence.js';
 import { splitConv } from '../topics.js';
 import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
@@ -56,10 +57,12 @@ export class ChatPane {
     this.banner = h('div', { class: 'banner', id: 'offline-banner', hidden: true });
     this.input = h('textarea', {
       id: 'composer', class: 'composer-input', rows: 1, placeholder: 'Write a message…',
-      'aria-label': 'Message', maxlength: 16000, enterkeyhint: 'send',
+      'aria-label': 'Message', enterkeyhint: 'send', 'aria-describedby': 'composer-count',
     });
+    // The server counts bytes, not characters: say so before sending.
+    this.count = h('div', { class: 'composer-count', id: 'composer-count', 'aria-live': 'polite', hidden: true });
     this.sendBtn = h('button', { class: 'send-btn', id: 'send', type: 'submit', title: 'Send', 'aria-label': 'Send' }, icon('send'));
-    const form = h('form', { class: 'composer', id: 'composer-form' }, this.input, this.sendBtn);
+    const form = h('form', { class: 'composer', id: 'composer-form' }, this.count, this.input, this.sendBtn);
     this.form = form;
     this.leftNote = h('div', { class: 'left-note', id: 'left-note', hidden: true, text: 'You are no longer a member of this group.' });
     this.input.addEventListener('keydown', (ev) => {
@@ -70,14 +73,14 @@ export class ChatPane {
     });
     this.input.addEventListener('input', () => {
       if (this.input.value.trim()) this.client.typingActivity(conv);
-      this.sendBtn.classList.toggle('ready', !!this.input.value.trim());
+      this.renderCount();
     });
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const body = this.input.value.trim();
-      if (!body) return;
+      if (!body || this.renderCount().over) return;
       this.input.value = '';
-      this.sendBtn.classList.remove('ready');
+      this.renderCount();
       this.client.send(conv, body);
       this.input.focus();
     });
@@ -95,6 +98,19 @@ export class ChatPane {
     this.renderHead();
     this.setState({ state: this.client.state });
     this.renderMessages('reset');
+  }
+
+  /** Shows the byte counter near and over the limit; the send button only when it can go. */
+  renderCount() {
+    const body = this.input.value.trim();
+    const chk = checkBody(body, this.client.bodyLimit);
+    this.count.hidden = !chk.near;
+    this.count.textContent = chk.text;
+    this.count.classList.toggle('over', chk.over);
+    this.input.setAttribute('aria-invalid', String(chk.over));
+    this.sendBtn.disabled = chk.over;
+    this.sendBtn.classList.toggle('ready', !!body && !chk.over);
+    return chk;
   }
 
   renderHead() {
