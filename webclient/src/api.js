@@ -130,6 +130,11 @@ export class Api {
     return this.request('GET', '/connect');
   }
 
+  /** `{user, kind}` of an existing user; 404 `not_found` if there is none. */
+  user(id) {
+    return this.request('GET', `/users/${encodeURIComponent(id)}`);
+  }
+
   /** @param {string[]} users */
   presence(users) {
     return this.request('GET', `/presence?${new URLSearchParams({ users: users.join(',') })}`);

@@ -17,6 +17,7 @@
 //   signout        {reason}                  the session ended (token refused)
 
 import { ApiError } from './api.js';
+import { humanError } from './errors.js';
 import { Connection, claimDevice } from './connection.js';
 import { defaultBodyBytes } from './limits.js';
 import { MessageStore, RecentList } from './store.js';
@@ -359,13 +360,10 @@ export class ChatClient extends EventTarget {
       }
     }
     const item = n.cid && this.outbox.get(n.cid);
-    if (item) {
-      item.state = 'failed';
-      item.error = n.detail || n.code;
-      this.store.removeOutbox(item.cid).catch(() => {});
-      if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
-    }
-    this.notice(`Message not sent: ${n.detail || n.code || 'refused'}`, 'error');
+    const { kind, name } = item ? splitConv(item.conv) : { kind: '', name: '' };
+    const text = humanError(n, { action: 'send', group: kind === 'group', user: kind === 'dm' && n.code === 'not_found' ? name : '' });
+    if (item) this.failItem(item, text);
+    this.notice(text, 'error');
   }
 
   // ---- messages ---------------------------------------------------------------
@@ -588,7 +586,7 @@ export class ChatClient extends EventTarget {
     } catch (err) {
       view.error = err instanceof ApiError && err.code === 'network'
         ? 'Offline: older messages will load when you reconnect.'
-        : `Could not load older messages (${err.message}).`;
+        : `Older messages did not load. ${humanError(err, { user: err.code === 'not_found' && view.conv.startsWith('dm:') ? splitConv(view.conv).name : '' })}`;
     } finally {
       view.loading = false;
     }
@@ -628,13 +626,19 @@ export class ChatClient extends EventTarget {
       if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
     } catch (err) {
       if (err && typeof err.code === 'number' && err.code >= 0x80) {
-        item.state = 'failed';
-        item.error = err.message;
-        this.store.removeOutbox(item.cid).catch(() => {});
-        if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
+        // The error notice that follows says it in more detail (and replaces this).
+        if (item.state !== 'failed') this.failItem(item, humanError(err.code, { action: 'send' }));
       }
       // Otherwise we went offline mid-flight: it stays queued for the next connect.
     }
+  }
+
+  /** A refused message: kept in view as failed, with the reason, never re-sent. */
+  failItem(item, text) {
+    item.state = 'failed';
+    item.error = text;
+    this.store.removeOutbox(item.cid).catch(() => {});
+    if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
   }
 
   async flushOutbox() {
@@ -709,6 +713,14 @@ export class ChatClient extends EventTarget {
       this.emit('view', { conv: groupConv(gid), kind: 'update' });
     }
     return g;
+  }
+
+  /**
+   * Whether `user` exists on the server (GET /users/{id}); rejects with the
+   * ApiError otherwise (404 not_found for nobody by that name).
+   */
+  lookupUser(user) {
+    return this.api.user(user);
   }
 
   /** Starts (or reopens) a DM with `peer` in the recent list. */

@@ -192,8 +192,8 @@ export class ChatPane {
       if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: m.from }));
       row.append(bubble);
       if (m.pending === 'failed') {
-        row.append(h('div', { class: 'failed-note' },
-          `Not sent${m.error ? `: ${m.error}` : ''} · `,
+        row.append(h('div', { class: 'failed-note', role: 'alert' },
+          `${m.error || 'The message was not sent.'} `,
           h('button', { class: 'link', type: 'button', text: 'Dismiss', onclick: () => c.discard(m.cid) })));
       }
       nodes.push(row);
