@@ -135,6 +135,11 @@ export class Api {
     return this.request('GET', `/users/${encodeURIComponent(id)}`);
   }
 
+  /** Hands the group to member `user` (owner only). */
+  transferOwner(gid, user) {
+    return this.request('POST', `/groups/${encodeURIComponent(gid)}/owner`, { user });
+  }
+
   /** @param {string[]} users */
   presence(users) {
     return this.request('GET', `/presence?${new URLSearchParams({ users: users.join(',') })}`);

@@ -293,6 +293,9 @@ export class ChatClient extends EventTarget {
       case 'error':
         this.handleError(parseJSON(text) || {});
         break;
+      case 'groups':
+        this.handleGroupEvent(parseJSON(text) || {});
+        break;
       default:
         // signal/... belong to file transfer, which listens on the connection itself.
         break;
@@ -326,8 +329,36 @@ export class ChatClient extends EventTarget {
     if (this.view && this.view.conv === conv) this.emit('view', { conv, kind: 'update' });
   }
 
+  /**
+   * A group changed (im/u/{me}/groups): a new group shows at once, a removed
+   * member's view turns read-only, names and members stay current.
+   */
+  handleGroupEvent({ event, group: g }) {
+    if (!g || typeof g.id !== 'string') return;
+    const conv = groupConv(g.id);
+    if (event === 'removed') {
+      this.groups.delete(g.id);
+      const e = this.recent.get(conv);
+      if (!e) return; // left from this device: the entry is gone already
+      e.left = true;
+    } else if (event === 'added' || event === 'changed') {
+      this.groups.set(g.id, g);
+      const known = this.recent.get(conv);
+      const e = this.ensureEntry(conv);
+      e.name = g.name || g.id;
+      e.left = false;
+      if (!known) e.touched = Date.now();
+    } else {
+      return;
+    }
+    this.recent.save();
+    this.emit('conversations');
+    if (this.view && this.view.conv === conv) this.emit('view', { conv, kind: 'update' });
+  }
+
   handleTyping(from, doc) {
-    const conv = dmConv(from);
+    // In a group the server adds "group"; otherwise it is the DM with `from`.
+    const conv = typeof doc.group === 'string' ? groupConv(doc.group) : dmConv(from);
     if (doc.state === 'typing') {
       this.typing.set(conv, { user: from, until: Date.now() + typingTTL });
       setTimeout(() => {
@@ -657,15 +688,16 @@ export class ChatClient extends EventTarget {
     if (item && this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
   }
 
-  /** Called on composer input: tells the DM peer we are typing (throttled). */
+  /** Called on composer input: tells the DM peer, or the group, we are typing (throttled). */
   typingActivity(conv) {
-    const { kind, name } = splitConv(conv);
-    if (kind !== 'dm' || !this.conn || !this.conn.online) return;
+    if (!this.conn || !this.conn.online) return;
+    const e = this.recent.get(conv);
+    if (e && e.left) return;
     const now = Date.now();
-    if (now - this.typingSent > typingEvery || this.typingTo !== name) {
+    if (now - this.typingSent > typingEvery || this.typingTo !== conv) {
       this.typingSent = now;
-      this.typingTo = name;
-      this.conn.publish(typingTopic(this.me, name), JSON.stringify({ state: 'typing' }), 0).catch(() => {});
+      this.typingTo = conv;
+      this.conn.publish(typingTopic(this.me, conv), JSON.stringify({ state: 'typing' }), 0).catch(() => {});
     }
     clearTimeout(this.typingIdleTimer);
     this.typingIdleTimer = setTimeout(() => this.stopTyping(), 5000);
@@ -697,6 +729,14 @@ export class ChatClient extends EventTarget {
 
   async addMember(gid, user) {
     const g = await this.api.addMember(gid, user);
+    this.groups.set(gid, g);
+    this.emit('view', { conv: groupConv(gid), kind: 'update' });
+    return g;
+  }
+
+  /** Hands `gid` to member `user` (we must own it); we stay a member. */
+  async transferOwner(gid, user) {
+    const g = await this.api.transferOwner(gid, user);
     this.groups.set(gid, g);
     this.emit('view', { conv: groupConv(gid), kind: 'update' });
     return g;

@@ -124,7 +124,7 @@ export class ChatPane {
     this.avatarSlot.replaceChildren(avatar(display, { presence: p, group: isGroup }));
     const typer = c.typingIn(this.conv);
     if (typer) {
-      this.sub.textContent = 'typing…';
+      this.sub.textContent = isGroup ? `${typer} is typing…` : 'typing…';
       this.sub.dataset.status = 'typing';
     } else if (isGroup) {
       const g = c.groups.get(this.name);

@@ -112,16 +112,36 @@ export async function groupInfoDialog(client, gid, onLeft) {
   const g0 = client.groups.get(gid);
   const dlg = modal('group-info-dialog', g0 && g0.name ? g0.name : gid, body);
 
+  const ownerNote = h('p', { class: 'hint', id: 'owner-note', hidden: true,
+    text: 'You own this group, so you cannot leave it. Make another member the owner first; then you can leave.' });
+  body.insertBefore(ownerNote, list.nextSibling);
+
   function render(g) {
     const owner = g.owner;
+    const iOwn = client.me === owner;
+    // The owner cannot leave (the server refuses): it is offered the handover instead.
+    ownerNote.hidden = !iOwn;
     list.replaceChildren(...(g.members || []).map((u) => {
-      const canRemove = u === client.me || client.me === owner;
+      const canRemove = u === client.me ? !iOwn : iOwn;
       return h('li', { class: 'member', dataset: { user: u } },
         avatar(u, { presence: presenceOf(client, u), size: 'sm' }),
         h('span', { class: 'member-name' }, u, u === owner ? h('span', { class: 'tag', text: 'owner' }) : null),
+        iOwn && u !== client.me ? h('button', {
+          class: 'btn subtle small', type: 'button', dataset: { owner: u }, text: 'Make owner',
+          'aria-label': `Make ${u} the owner`,
+          onclick: async () => {
+            try {
+              render(await client.transferOwner(gid, u));
+              error.textContent = '';
+            } catch (err) {
+              error.textContent = humanError(err, { group: true });
+            }
+          },
+        }) : null,
         canRemove ? h('button', {
           class: 'btn subtle small', type: 'button', dataset: { remove: u },
           text: u === client.me ? 'Leave' : 'Remove',
+          'aria-label': u === client.me ? 'Leave the group' : `Remove ${u}`,
           onclick: async () => {
             try {
               const ng = await client.removeMember(gid, u);
