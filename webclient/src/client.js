@@ -14,6 +14,7 @@
 //   view           {conv, kind}              the open conversation changed:
 //                                            kind "reset" | "append" | "prepend" | "update"
 //   notice         {text, level}             something to tell the user
+//   incoming       {conv, msg}               a new live message from someone else
 //   signout        {reason}                  the session ended (token refused)
 
 import { ApiError } from './api.js';
@@ -424,6 +425,7 @@ export class ChatClient extends EventTarget {
     await this.store.put(rows, cursor);
 
     const touched = new Set();
+    const fresh = []; // new live messages from others, for notifications
     const toAck = new Map(); // DM peer -> highest seq received from them
     let gap = false; // a live message skipped seqs: the broker dropped or has not yet resent some
     for (const m of rows) {
@@ -436,6 +438,7 @@ export class ChatClient extends EventTarget {
         const e = this.ensureEntry(m.conv);
         if (source === 'live' && e.lastSeq && m.seq > e.lastSeq + 1) gap = true;
         if (m.seq > (e.lastSeq || 0)) {
+          if (source === 'live' && m.from !== this.me) fresh.push(m);
           e.lastSeq = m.seq;
           e.last = summary(m);
           if (m.from !== this.me && m.seq > (e.read || 0) && !this.isViewing(m.conv)) e.unread = (e.unread || 0) + 1;
@@ -458,6 +461,7 @@ export class ChatClient extends EventTarget {
       this.emit('view', { conv: this.view.conv, kind: 'append' });
       if (this.visible) this.markRead(this.view.conv);
     }
+    for (const m of fresh) this.emit('incoming', { conv: m.conv, msg: m });
     for (const [peer, seq] of toAck) {
       if (!this.isViewing(dmConv(peer))) this.sendReceipt(peer, 'delivered', seq);
     }
@@ -761,6 +765,14 @@ export class ChatClient extends EventTarget {
    */
   lookupUser(user) {
     return this.api.user(user);
+  }
+
+  /** Mutes (or unmutes) `conv`: no desktop notifications, not in the title count. */
+  setMuted(conv, muted) {
+    const e = this.ensureEntry(conv);
+    e.muted = !!muted;
+    this.recent.save();
+    this.emit('conversations');
   }
 
   /** Starts (or reopens) a DM with `peer` in the recent list. */

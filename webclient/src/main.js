@@ -12,6 +12,7 @@ import { ChatPane } from './ui/chat.js';
 import { groupInfoDialog, newChatDialog, newGroupDialog } from './ui/dialogs.js';
 import { h } from './ui/dom.js';
 import { renderLogin } from './ui/login.js';
+import { Notifications } from './ui/notifications.js';
 import { Sidebar } from './ui/sidebar.js';
 import { attachComposer, TransferPanel } from './ui/transfer.js';
 import { Transfers } from './transfers.js';
@@ -127,6 +128,8 @@ function startApp(session) {
     onGroupInfo: (gid) => groupInfoDialog(c, gid, () => navigate('')),
     onShow: (conv, parts) => attachComposer(chat, conv, parts, transfers, c),
   });
+  const notes = new Notifications(c, { onOpen: (conv) => navigate(conv) });
+  sidebar.el.insertBefore(notes.prompt, sidebar.list);
   transfers = new Transfers(c);
   // For tests, and for trying transfer resume from the console.
   window.mqimDebug = { transfers };

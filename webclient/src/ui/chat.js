@@ -84,6 +84,14 @@ export class ChatPane {
       this.client.send(conv, body);
       this.input.focus();
     });
+    this.muteBtn = h('button', {
+      class: 'icon-btn', type: 'button', id: 'mute', 'aria-pressed': 'false',
+      onclick: () => {
+        const e = this.client.recent.get(conv);
+        this.client.setMuted(conv, !(e && e.muted));
+        this.renderHead();
+      },
+    });
     const info = kind === 'group'
       ? h('button', { class: 'icon-btn', type: 'button', id: 'group-info', title: 'Group members', 'aria-label': 'Group members', onclick: () => this.actions.onGroupInfo(name) }, icon('info'))
       : null;
@@ -92,7 +100,7 @@ export class ChatPane {
         h('button', { class: 'icon-btn back', type: 'button', id: 'back', title: 'Back', 'aria-label': 'Back to conversations', onclick: this.actions.onBack }, icon('back')),
         this.avatarSlot,
         h('div', { class: 'chat-head-text' }, this.title, this.sub),
-        info),
+        this.muteBtn, info),
       this.banner, this.scroller, this.typingLine, form, this.leftNote);
     if (this.actions.onShow) this.actions.onShow(conv, { form, input: this.input });
     this.renderHead();
@@ -135,6 +143,11 @@ export class ChatPane {
       this.sub.textContent = presenceLine(c.presence.get(this.name), Date.now());
       this.sub.dataset.status = p;
     }
+    const muted = !!e.muted;
+    this.muteBtn.setAttribute('aria-pressed', String(muted));
+    this.muteBtn.title = muted ? 'Unmute: notify me of new messages here' : 'Mute: no notifications from this conversation';
+    this.muteBtn.setAttribute('aria-label', muted ? 'Unmute conversation' : 'Mute conversation');
+    this.muteBtn.replaceChildren(icon(muted ? 'bellOff' : 'bell'));
     this.typingLine.hidden = !typer;
     this.form.hidden = !!e.left;
     this.leftNote.hidden = !e.left;

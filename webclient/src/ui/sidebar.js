@@ -74,13 +74,14 @@ export class Sidebar {
       } else preview = h('span', { class: 'muted', text: isGroup ? 'New group' : 'Say hello 👋' });
       const unread = e.unread > 0 && e.conv !== open;
       return h('li', {
-        class: `conv${e.conv === open ? ' active' : ''}${unread ? ' unread' : ''}`,
+        class: `conv${e.conv === open ? ' active' : ''}${unread ? ' unread' : ''}${e.muted ? ' silenced' : ''}`,
         dataset: { conv: e.conv },
       }, h('button', { type: 'button', class: 'conv-btn', onclick: () => this.actions.onOpen(e.conv) },
         avatar(e.name || e.conv, { presence: p, group: isGroup }),
         h('span', { class: 'conv-main' },
           h('span', { class: 'conv-top' },
             h('span', { class: 'conv-name', text: e.name || e.conv }),
+            e.muted ? icon('bellOff', 'muted-icon') : null,
             !isGroup && c.presence.get(e.peer)?.device ? h('span', { class: 'device-badge', text: 'device', title: 'A device account (sensor, bot), not a person' }) : null,
             h('span', { class: 'conv-time', text: e.last ? shortWhen(e.last.ts) : '' })),
           h('span', { class: 'conv-bottom' },
