@@ -52,7 +52,11 @@ function routeConv() {
   return m ? decodeURIComponent(m[1]) : '';
 }
 
-function navigate(conv) {
+/** Set by navigate(conv, {focus: true}): the composer takes the focus once the pane is built. */
+let focusComposer = false;
+
+function navigate(conv, { focus = false } = {}) {
+  focusComposer = focus;
   const hash = conv ? `#/c/${conv}` : '#/';
   if (location.hash !== hash) location.hash = hash;
   else route();
@@ -74,6 +78,8 @@ function route() {
     return;
   }
   if (chat.conv !== conv) chat.show(conv);
+  if (focusComposer && chat.input && !chat.form.hidden) chat.input.focus();
+  focusComposer = false;
   client.open(conv);
 }
 
@@ -119,8 +125,9 @@ function startApp(session) {
   const c = client;
   sidebar = new Sidebar(c, {
     onOpen: (conv) => navigate(conv),
-    onNewChat: () => newChatDialog(c, navigate),
-    onNewGroup: () => newGroupDialog(c, navigate),
+    // Typing a name and Enter, then straight on typing the message.
+    onNewChat: () => newChatDialog(c, (conv) => navigate(conv, { focus: true })),
+    onNewGroup: () => newGroupDialog(c, (conv) => navigate(conv, { focus: true })),
     onSignOut: () => signOut(),
   });
   chat = new ChatPane(c, {

@@ -193,7 +193,7 @@ export class ChatPane {
       if (mine) {
         state = m.pending || c.receiptOf(m);
         const ic = { pending: 'clock', sent: 'check', delivered: 'checks', read: 'checks', failed: 'alert' }[state] || 'check';
-        meta.append(h('span', { class: `tick ${state}`, title: state, 'aria-label': state }, icon(ic)));
+        meta.append(h('span', { class: `tick ${state}`, role: 'img', title: state, 'aria-label': state }, icon(ic)));
       }
       const body = m.type === 'file' ? fileCard(m)
         : h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
