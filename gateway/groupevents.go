@@ -27,8 +27,10 @@ type groupEvent struct {
 	Group groups.Group `json:"group"`
 }
 
-// announce publishes event about grp to each of users' inboxes (QoS 1, so a
-// persistent session that is briefly away still gets it).
+// announce publishes event about grp to each of users' inboxes, at QoS 0
+// like typing: never queued for a device that is away, which reads the
+// state from GET /groups when it connects (the web client does on every
+// connect).
 func (g *Gateway) announce(event string, grp groups.Group, users ...string) {
 	b := g.o.Transport.Broker
 	if b == nil {
@@ -44,7 +46,7 @@ func (g *Gateway) announce(event string, grp groups.Group, users ...string) {
 	}
 	for _, u := range users {
 		t := topic.Topic{Kind: topic.GroupEvent, Owner: u}.String()
-		if err := b.Publish(t, payload, false, 1); err != nil {
+		if err := b.Publish(t, payload, false, 0); err != nil {
 			g.o.Log.Warn("group event not published", "topic", t, "err", err)
 		}
 	}

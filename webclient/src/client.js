@@ -9,7 +9,7 @@
 // seen twice is one record), updates the recent list, and the open view.
 //
 // Events (an EventTarget, all CustomEvent):
-//   state          {state, retryIn}          connection state changed
+//   state          {state, retryIn, reason}  connection state changed
 //   conversations  {}                        recent list / presence / typing changed
 //   view           {conv, kind}              the open conversation changed:
 //                                            kind "reset" | "append" | "prepend" | "update"

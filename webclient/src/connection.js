@@ -67,7 +67,7 @@ const authFailures = new Set([0x86, 0x87, 0x8c, 4, 5]);
 /**
  * Connection events (an EventTarget):
  *  - "state":   detail {state: "connecting"|"online"|"offline", retryIn?: ms,
- *               transport: "websocket"|"sse"|"poll"|""}
+ *               transport: "websocket"|"sse"|"poll"|"", reason: why it was lost ("" when online)}
  *  - "connect": detail {sessionPresent} after subscriptions are in place
  *  - "message": detail {topic, text}
  *  - "authfailed": the broker refused our credentials; no more retries
