@@ -106,7 +106,7 @@ export class Connection extends EventTarget {
     this.reason = '';
     this.liveness = new Liveness({
       ping: () => this.client && this.client.sendPing(),
-      dead: (why) => this.lost(`no answer from the server (${why})`),
+      dead: (why) => this.lost(`no answer from the server: ${why}`),
     });
     /** The transport in use: "websocket", "sse", "poll" or "" (none). */
     this.transport = '';
