@@ -89,8 +89,12 @@ export class Connection extends EventTarget {
     this.retryTimer = 0;
     this.stopped = false;
     this.onOnline = () => {
-      if (this.client && this.client.connected) this.liveness.probe('network changed');
-      else this.retryNow();
+      if (this.client && this.client.connected) {
+        this.liveness.probe('network changed');
+      } else {
+        if (this.reason === 'no network') this.reason = ''; // the network is back: no longer why
+        this.retryNow();
+      }
     };
     // The browser knows the network is gone: say so at once, do not wait
     // for a keepalive to time out.
