@@ -119,7 +119,7 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			return imerr.New(imerr.Forbidden, "not a member of group %q", t.Group)
 		}
 		return nil
-	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply:
+	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply, topic.GroupEvent:
 		return imerr.New(imerr.Forbidden, "only the server publishes to %s", t.String())
 	}
 	return imerr.New(imerr.Invalid, "unknown im/ topic")

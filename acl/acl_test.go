@@ -76,6 +76,7 @@ func TestCanPublish(t *testing.T) {
 		{"alice", "im/sync/alice", ""},
 		{"alice", "im/sync/bob", imerr.Forbidden},
 		{"alice", "im/u/alice/sync", imerr.Forbidden},
+		{"alice", "im/u/alice/groups", imerr.Forbidden},
 	}
 	for _, c := range cases {
 		tp, err := topic.Parse(c.topic)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -245,9 +246,17 @@ func sendFile(args []string, stdout, stderr io.Writer) int {
 	}
 	defer ep.close()
 
-	s, err := ep.peer.Dial(ctx, *to)
+	// ICE with no working candidate pair may never fail by itself: give the
+	// connection a bound, and say what can be done about it.
+	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
+	s, err := ep.peer.Dial(dctx, *to)
+	dcancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "mqim: cannot reach %s: %v\n", *to, err)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			addrs, _ := net.InterfaceAddrs()
+			fmt.Fprintln(stderr, "mqim:", noPathHint(routable(addrs), f.loopback))
+		}
 		return exitFor(err)
 	}
 	defer s.Close()
@@ -289,6 +298,30 @@ func sendFile(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// dialTimeout bounds the wait for a session's data channel to open.
+const dialTimeout = 30 * time.Second
+
+// noPathHint says why a connection may not have formed, and what to do.
+func noPathHint(routableAddr, loopback bool) string {
+	h := "no direct network path; the operator can configure a TURN server (ice_servers), or pass one with --ice"
+	if !routableAddr && !loopback {
+		h += "; this host has only loopback addresses: between Go peers on it, try --loopback"
+	}
+	return h
+}
+
+// routable reports whether addrs hold an address other than loopback and
+// link-local, which ICE host candidates need.
+func routable(addrs []net.Addr) bool {
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() && !ipn.IP.IsUnspecified() {
+			return true
+		}
+	}
+	return false
 }
 
 // postFileMessage records a delivered file in the DM with peer.

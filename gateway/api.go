@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -44,6 +45,7 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 		"GET /api/v1/groups/{gid}":                   g.getGroup,
 		"POST /api/v1/groups/{gid}/members":          g.addMember,
 		"DELETE /api/v1/groups/{gid}/members/{user}": g.removeMember,
+		"POST /api/v1/groups/{gid}/owner":            g.transferGroup,
 		"GET /api/v1/presence":                       g.presence,
 	}
 	for pattern, h := range authed {
@@ -384,6 +386,7 @@ func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, user strin
 	if err != nil {
 		return g.groupErr(err)
 	}
+	g.announceChange(grp, grp.Members, nil)
 	writeJSON(w, http.StatusCreated, grp)
 	return nil
 }
@@ -420,9 +423,13 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, user string)
 	if err := g.requireUsers(body.User); err != nil {
 		return err
 	}
+	before, _ := g.o.Groups.Members(r.PathValue("gid"))
 	grp, err := g.o.Groups.AddMember(r.PathValue("gid"), user, body.User)
 	if err != nil {
 		return g.groupErr(err)
+	}
+	if !slices.Contains(before, body.User) {
+		g.announceChange(grp, []string{body.User}, nil)
 	}
 	writeJSON(w, http.StatusOK, grp)
 	return nil
@@ -433,6 +440,7 @@ func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, user stri
 	if err != nil {
 		return g.groupErr(err)
 	}
+	g.announceChange(grp, nil, []string{r.PathValue("user")})
 	writeJSON(w, http.StatusOK, grp)
 	return nil
 }

@@ -48,6 +48,9 @@ type Options struct {
 
 	// ICEServers (STUN/TURN) are advertised by GET /api/v1/connect.
 	ICEServers []config.ICEServer
+	// BodyBytes, the largest message body the server takes, is advertised by
+	// GET /api/v1/connect so a composer can count against it before sending.
+	BodyBytes int
 }
 
 // Gateway serves HTTP.

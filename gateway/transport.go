@@ -127,7 +127,8 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, _ string) erro
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"node": node.ID, "ws": ws, "mqtt": mqttURL, "ice_servers": ice,
-		"sse": base + "/api/v1/stream", "poll": base + "/api/v1/poll", "publish": base + "/api/v1/publish",
+		"limits": map[string]int{"body_bytes": g.o.BodyBytes},
+		"sse":    base + "/api/v1/stream", "poll": base + "/api/v1/poll", "publish": base + "/api/v1/publish",
 	})
 	return nil
 }

@@ -282,6 +282,39 @@ func (s *Store) RemoveMember(gid, actor, user string) (Group, error) {
 	return clone(&n), nil
 }
 
+// Transfer makes member `to` the owner of gid; only the owner may. The old
+// owner stays a member (and may then leave). The new owner's Owned limit
+// applies.
+func (s *Store) Transfer(gid, actor, to string) (Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.g[gid]
+	if !ok {
+		return Group{}, ErrNotFound
+	}
+	if actor != g.Owner {
+		return Group{}, ErrNotPermitted
+	}
+	if !has(g.Members, to) {
+		return Group{}, ErrNotMember
+	}
+	if to == g.Owner {
+		return clone(g), nil
+	}
+	if n := s.owned[to]; s.limits.Owned > 0 && n >= s.limits.Owned {
+		return Group{}, fmt.Errorf("%w: %s already owns %d groups", ErrQuota, to, n)
+	}
+	n := clone(g)
+	n.Owner = to
+	if err := s.save(&n); err != nil {
+		return Group{}, err
+	}
+	s.g[gid] = &n
+	s.owned[actor]--
+	s.owned[to]++
+	return clone(&n), nil
+}
+
 func has(sorted []string, x string) bool {
 	i := sort.SearchStrings(sorted, x)
 	return i < len(sorted) && sorted[i] == x

@@ -47,3 +47,30 @@ func TestICEServersFromEnvironment(t *testing.T) {
 		t.Fatalf("ICEServers %+v, want %+v", cfg.ICEServers, want)
 	}
 }
+
+// GET /api/v1/connect tells clients the message body limit, so a composer
+// can refuse an over-long message before the server does.
+func TestConnectAdvertisesBodyLimit(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		limit, want int
+	}{{"default", 0, config.Default().BodyLimit}, {"configured", 1000, 1000}} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := imtest.Start(t, "", func(cfg *config.Config) {
+				if c.limit > 0 {
+					cfg.BodyLimit = c.limit
+				}
+			})
+			want := c.want
+			var out struct {
+				Limits struct {
+					BodyBytes int `json:"body_bytes"`
+				} `json:"limits"`
+			}
+			srv.MustAPI(200, "GET", "/api/v1/connect", srv.User("alice"), nil, &out)
+			if out.Limits.BodyBytes != want {
+				t.Fatalf("limits.body_bytes %d, want %d", out.Limits.BodyBytes, want)
+			}
+		})
+	}
+}

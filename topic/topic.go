@@ -26,6 +26,7 @@ const (
 	SyncRequest      // im/sync/{user}: a device asks for what it missed
 	SyncReply        // im/u/{user}/sync: the server's answer
 	GroupTyping      // im/g/{gid}/typing: typing in a group, fanned out by the server
+	GroupEvent       // im/u/{user}/groups: the server tells a member a group changed
 )
 
 // Topic is a parsed concrete im/ topic. Owner is the inbox owner ({to} or
@@ -73,6 +74,8 @@ func Parse(name string) (Topic, error) {
 		return Topic{Kind: ErrorNotice, Owner: p[1]}, nil
 	case len(p) == 3 && p[0] == "u" && p[2] == "sync" && ValidUser(p[1]):
 		return Topic{Kind: SyncReply, Owner: p[1]}, nil
+	case len(p) == 3 && p[0] == "u" && p[2] == "groups" && ValidUser(p[1]):
+		return Topic{Kind: GroupEvent, Owner: p[1]}, nil
 	case len(p) == 4 && p[0] == "u" && ValidUser(p[1]):
 		owner := p[1]
 		if p[2] == "g" {
@@ -118,6 +121,8 @@ func (t Topic) String() string {
 		return "im/u/" + t.Owner + "/sync"
 	case GroupTyping:
 		return "im/g/" + t.Group + "/typing"
+	case GroupEvent:
+		return "im/u/" + t.Owner + "/groups"
 	}
 	return ""
 }

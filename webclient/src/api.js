@@ -125,6 +125,21 @@ export class Api {
     return this.request('DELETE', `/groups/${encodeURIComponent(gid)}/members/${encodeURIComponent(user)}`);
   }
 
+  /** Which node to use, ICE servers and limits: `{node, ws, ..., ice_servers, limits: {body_bytes}}`. */
+  connectInfo() {
+    return this.request('GET', '/connect');
+  }
+
+  /** `{user, kind}` of an existing user; 404 `not_found` if there is none. */
+  user(id) {
+    return this.request('GET', `/users/${encodeURIComponent(id)}`);
+  }
+
+  /** Hands the group to member `user` (owner only). */
+  transferOwner(gid, user) {
+    return this.request('POST', `/groups/${encodeURIComponent(gid)}/owner`, { user });
+  }
+
   /** @param {string[]} users */
   presence(users) {
     return this.request('GET', `/presence?${new URLSearchParams({ users: users.join(',') })}`);

@@ -9,15 +9,18 @@
 // seen twice is one record), updates the recent list, and the open view.
 //
 // Events (an EventTarget, all CustomEvent):
-//   state          {state, retryIn}          connection state changed
+//   state          {state, retryIn, reason}  connection state changed
 //   conversations  {}                        recent list / presence / typing changed
 //   view           {conv, kind}              the open conversation changed:
 //                                            kind "reset" | "append" | "prepend" | "update"
 //   notice         {text, level}             something to tell the user
+//   incoming       {conv, msg}               a new live message from someone else
 //   signout        {reason}                  the session ended (token refused)
 
 import { ApiError } from './api.js';
+import { humanError } from './errors.js';
 import { Connection, claimDevice } from './connection.js';
+import { defaultBodyBytes } from './limits.js';
 import { MessageStore, RecentList } from './store.js';
 import {
   convOf, dmConv, groupConv, parseTopic, presenceTopic, receiptTopic, sendTopic, splitConv,
@@ -80,6 +83,8 @@ export class ChatClient extends EventTarget {
     this.visible = document.visibilityState === 'visible';
     this.awayTimer = 0;
     this.away = false;
+    /** The server's message body limit in bytes (GET /api/v1/connect). */
+    this.bodyLimit = defaultBodyBytes;
   }
 
   emit(type, detail = {}) {
@@ -108,6 +113,10 @@ export class ChatClient extends EventTarget {
     document.addEventListener('visibilitychange', this.onVisibility);
     window.addEventListener('pagehide', this.onPageHide);
     this.refreshGroups().catch(() => {});
+    this.api.connectInfo().then((info) => {
+      const n = info && info.limits && info.limits.body_bytes;
+      if (Number.isInteger(n) && n > 0) this.bodyLimit = n;
+    }, () => {});
   }
 
   stop() {
@@ -285,6 +294,9 @@ export class ChatClient extends EventTarget {
       case 'error':
         this.handleError(parseJSON(text) || {});
         break;
+      case 'groups':
+        this.handleGroupEvent(parseJSON(text) || {});
+        break;
       default:
         // signal/... belong to file transfer, which listens on the connection itself.
         break;
@@ -318,8 +330,36 @@ export class ChatClient extends EventTarget {
     if (this.view && this.view.conv === conv) this.emit('view', { conv, kind: 'update' });
   }
 
+  /**
+   * A group changed (im/u/{me}/groups): a new group shows at once, a removed
+   * member's view turns read-only, names and members stay current.
+   */
+  handleGroupEvent({ event, group: g }) {
+    if (!g || typeof g.id !== 'string') return;
+    const conv = groupConv(g.id);
+    if (event === 'removed') {
+      this.groups.delete(g.id);
+      const e = this.recent.get(conv);
+      if (!e) return; // left from this device: the entry is gone already
+      e.left = true;
+    } else if (event === 'added' || event === 'changed') {
+      this.groups.set(g.id, g);
+      const known = this.recent.get(conv);
+      const e = this.ensureEntry(conv);
+      e.name = g.name || g.id;
+      e.left = false;
+      if (!known) e.touched = Date.now();
+    } else {
+      return;
+    }
+    this.recent.save();
+    this.emit('conversations');
+    if (this.view && this.view.conv === conv) this.emit('view', { conv, kind: 'update' });
+  }
+
   handleTyping(from, doc) {
-    const conv = dmConv(from);
+    // In a group the server adds "group"; otherwise it is the DM with `from`.
+    const conv = typeof doc.group === 'string' ? groupConv(doc.group) : dmConv(from);
     if (doc.state === 'typing') {
       this.typing.set(conv, { user: from, until: Date.now() + typingTTL });
       setTimeout(() => {
@@ -352,13 +392,10 @@ export class ChatClient extends EventTarget {
       }
     }
     const item = n.cid && this.outbox.get(n.cid);
-    if (item) {
-      item.state = 'failed';
-      item.error = n.detail || n.code;
-      this.store.removeOutbox(item.cid).catch(() => {});
-      if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
-    }
-    this.notice(`Message not sent: ${n.detail || n.code || 'refused'}`, 'error');
+    const { kind, name } = item ? splitConv(item.conv) : { kind: '', name: '' };
+    const text = humanError(n, { action: 'send', group: kind === 'group', user: kind === 'dm' && n.code === 'not_found' ? name : '' });
+    if (item) this.failItem(item, text);
+    this.notice(text, 'error');
   }
 
   // ---- messages ---------------------------------------------------------------
@@ -388,6 +425,7 @@ export class ChatClient extends EventTarget {
     await this.store.put(rows, cursor);
 
     const touched = new Set();
+    const fresh = []; // new live messages from others, for notifications
     const toAck = new Map(); // DM peer -> highest seq received from them
     let gap = false; // a live message skipped seqs: the broker dropped or has not yet resent some
     for (const m of rows) {
@@ -400,6 +438,7 @@ export class ChatClient extends EventTarget {
         const e = this.ensureEntry(m.conv);
         if (source === 'live' && e.lastSeq && m.seq > e.lastSeq + 1) gap = true;
         if (m.seq > (e.lastSeq || 0)) {
+          if (source === 'live' && m.from !== this.me) fresh.push(m);
           e.lastSeq = m.seq;
           e.last = summary(m);
           if (m.from !== this.me && m.seq > (e.read || 0) && !this.isViewing(m.conv)) e.unread = (e.unread || 0) + 1;
@@ -422,6 +461,7 @@ export class ChatClient extends EventTarget {
       this.emit('view', { conv: this.view.conv, kind: 'append' });
       if (this.visible) this.markRead(this.view.conv);
     }
+    for (const m of fresh) this.emit('incoming', { conv: m.conv, msg: m });
     for (const [peer, seq] of toAck) {
       if (!this.isViewing(dmConv(peer))) this.sendReceipt(peer, 'delivered', seq);
     }
@@ -581,7 +621,7 @@ export class ChatClient extends EventTarget {
     } catch (err) {
       view.error = err instanceof ApiError && err.code === 'network'
         ? 'Offline: older messages will load when you reconnect.'
-        : `Could not load older messages (${err.message}).`;
+        : `Older messages did not load. ${humanError(err, { user: err.code === 'not_found' && view.conv.startsWith('dm:') ? splitConv(view.conv).name : '' })}`;
     } finally {
       view.loading = false;
     }
@@ -621,13 +661,19 @@ export class ChatClient extends EventTarget {
       if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
     } catch (err) {
       if (err && typeof err.code === 'number' && err.code >= 0x80) {
-        item.state = 'failed';
-        item.error = err.message;
-        this.store.removeOutbox(item.cid).catch(() => {});
-        if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
+        // The error notice that follows says it in more detail (and replaces this).
+        if (item.state !== 'failed') this.failItem(item, humanError(err.code, { action: 'send' }));
       }
       // Otherwise we went offline mid-flight: it stays queued for the next connect.
     }
+  }
+
+  /** A refused message: kept in view as failed, with the reason, never re-sent. */
+  failItem(item, text) {
+    item.state = 'failed';
+    item.error = text;
+    this.store.removeOutbox(item.cid).catch(() => {});
+    if (this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
   }
 
   async flushOutbox() {
@@ -646,15 +692,16 @@ export class ChatClient extends EventTarget {
     if (item && this.view && this.view.conv === item.conv) this.emit('view', { conv: item.conv, kind: 'update' });
   }
 
-  /** Called on composer input: tells the DM peer we are typing (throttled). */
+  /** Called on composer input: tells the DM peer, or the group, we are typing (throttled). */
   typingActivity(conv) {
-    const { kind, name } = splitConv(conv);
-    if (kind !== 'dm' || !this.conn || !this.conn.online) return;
+    if (!this.conn || !this.conn.online) return;
+    const e = this.recent.get(conv);
+    if (e && e.left) return;
     const now = Date.now();
-    if (now - this.typingSent > typingEvery || this.typingTo !== name) {
+    if (now - this.typingSent > typingEvery || this.typingTo !== conv) {
       this.typingSent = now;
-      this.typingTo = name;
-      this.conn.publish(typingTopic(this.me, name), JSON.stringify({ state: 'typing' }), 0).catch(() => {});
+      this.typingTo = conv;
+      this.conn.publish(typingTopic(this.me, conv), JSON.stringify({ state: 'typing' }), 0).catch(() => {});
     }
     clearTimeout(this.typingIdleTimer);
     this.typingIdleTimer = setTimeout(() => this.stopTyping(), 5000);
@@ -691,6 +738,14 @@ export class ChatClient extends EventTarget {
     return g;
   }
 
+  /** Hands `gid` to member `user` (we must own it); we stay a member. */
+  async transferOwner(gid, user) {
+    const g = await this.api.transferOwner(gid, user);
+    this.groups.set(gid, g);
+    this.emit('view', { conv: groupConv(gid), kind: 'update' });
+    return g;
+  }
+
   async removeMember(gid, user) {
     const g = await this.api.removeMember(gid, user);
     if (user === this.me) {
@@ -702,6 +757,22 @@ export class ChatClient extends EventTarget {
       this.emit('view', { conv: groupConv(gid), kind: 'update' });
     }
     return g;
+  }
+
+  /**
+   * Whether `user` exists on the server (GET /users/{id}); rejects with the
+   * ApiError otherwise (404 not_found for nobody by that name).
+   */
+  lookupUser(user) {
+    return this.api.user(user);
+  }
+
+  /** Mutes (or unmutes) `conv`: no desktop notifications, not in the title count. */
+  setMuted(conv, muted) {
+    const e = this.ensureEntry(conv);
+    e.muted = !!muted;
+    this.recent.save();
+    this.emit('conversations');
   }
 
   /** Starts (or reopens) a DM with `peer` in the recent list. */

@@ -8,6 +8,7 @@
 
 import mqtt from 'mqtt';
 import { HttpFallback } from './fallback.js';
+import { Liveness } from './liveness.js';
 import { inboxFilter, presenceFilter } from './topics.js';
 
 const deviceKey = 'mqim.device';
@@ -57,13 +58,16 @@ const secondaryExpiry = 300;
 /** How often a client on the HTTP fallback tries the WebSocket again. */
 const upgradeEvery = 5000;
 
+/** A QoS 1 publish not acknowledged in this long makes us probe the connection. */
+const slowAck = 3000;
+
 /** CONNACK reason codes after which retrying with the same credentials is pointless. */
 const authFailures = new Set([0x86, 0x87, 0x8c, 4, 5]);
 
 /**
  * Connection events (an EventTarget):
  *  - "state":   detail {state: "connecting"|"online"|"offline", retryIn?: ms,
- *               transport: "websocket"|"sse"|"poll"|""}
+ *               transport: "websocket"|"sse"|"poll"|"", reason: why it was lost ("" when online)}
  *  - "connect": detail {sessionPresent} after subscriptions are in place
  *  - "message": detail {topic, text}
  *  - "authfailed": the broker refused our credentials; no more retries
@@ -84,7 +88,30 @@ export class Connection extends EventTarget {
     this.attempt = 0;
     this.retryTimer = 0;
     this.stopped = false;
-    this.onOnline = () => this.retryNow();
+    this.onOnline = () => {
+      if (this.client && this.client.connected) {
+        this.liveness.probe('network changed');
+      } else {
+        if (this.reason === 'no network') this.reason = ''; // the network is back: no longer why
+        this.retryNow();
+      }
+    };
+    // The browser knows the network is gone: say so at once, do not wait
+    // for a keepalive to time out.
+    this.onOffline = () => this.lost('no network');
+    this.onVisibility = () => {
+      const visible = document.visibilityState === 'visible';
+      this.liveness.schedule(visible);
+      if (!visible) return;
+      if (this.client && this.client.connected) this.liveness.probe('tab visible again');
+      else if (!this.stopped && this.transport !== 'websocket') this.retryNow();
+    };
+    /** Why the connection was last lost ("" while up), for the UI. */
+    this.reason = '';
+    this.liveness = new Liveness({
+      ping: () => this.client && this.client.sendPing(),
+      dead: (why) => this.lost(`no answer from the server: ${why}`),
+    });
     /** The transport in use: "websocket", "sse", "poll" or "" (none). */
     this.transport = '';
     // When the WebSocket fails, the inbox comes over HTTP (SSE or long-poll)
@@ -136,6 +163,7 @@ export class Connection extends EventTarget {
     });
     const c = this.client;
     c.on('connect', (connack) => this.handleConnect(connack));
+    c.on('packetreceive', () => this.liveness.alive());
     c.on('message', (topic, payload) => {
       this.dispatchEvent(new CustomEvent('message', { detail: { topic, text: payload.toString() } }));
     });
@@ -144,14 +172,51 @@ export class Connection extends EventTarget {
         this.stopped = true;
         this.setState('offline');
         this.dispatchEvent(new CustomEvent('authfailed', { detail: { code: err.code } }));
+        return;
       }
+      // Any other client error (a refused CONNECT, a protocol error, a
+      // broken socket) leaves MQTT.js in a state we cannot trust: show it,
+      // drop the socket, and reconnect with the usual backoff.
+      console.warn('mqim: mqtt error', err);
+      this.lost(`connection error: ${err.message || err}`);
     });
     c.on('close', () => this.handleClose());
     window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOffline);
+    document.addEventListener('visibilitychange', this.onVisibility);
+  }
+
+  /**
+   * The connection is known (or judged) dead: the socket is dropped so the
+   * close path shows "offline" and schedules the reconnect.
+   * @param {string} why shown to the user
+   */
+  lost(why) {
+    if (this.stopped || !this.client) return;
+    this.liveness.stop();
+    this.reason = why;
+    if (this.transport === 'websocket') this.transport = '';
+    const stream = this.client.stream;
+    if (stream && !stream.destroyed) {
+      // As if the network closed it: MQTT.js fails the in-flight publishes
+      // (they stay in our outbox) and emits "close", which schedules the retry.
+      stream.destroy();
+    } else if (this.retryTimer) {
+      this.setState(this.fallback.online ? 'online' : 'offline'); // already waiting to retry: show why
+    } else {
+      this.handleClose();
+    }
+  }
+
+  /** Probes the connection now (e.g. a publish is slow to be acknowledged). */
+  probe(why) {
+    if (this.client && this.client.connected && this.transport === 'websocket') this.liveness.probe(why);
   }
 
   async handleConnect(connack) {
     this.attempt = 0;
+    this.reason = '';
+    this.liveness.start(document.visibilityState === 'visible');
     try {
       await this.client.subscribeAsync({
         [inboxFilter(this.user)]: { qos: 1 },
@@ -169,6 +234,7 @@ export class Connection extends EventTarget {
   }
 
   handleClose() {
+    this.liveness.stop();
     if (this.stopped) {
       this.setState('offline');
       return;
@@ -202,7 +268,8 @@ export class Connection extends EventTarget {
   setState(state, retryIn) {
     this.state = state;
     const transport = state === 'online' ? this.transport : '';
-    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryIn, transport } }));
+    const reason = state === 'online' ? '' : this.reason;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryIn, transport, reason } }));
   }
 
   get online() {
@@ -217,7 +284,15 @@ export class Connection extends EventTarget {
     if (this.transport !== 'websocket' && this.fallback.online) return this.fallback.publish(topic, payload);
     if (!this.client || !this.client.connected) return Promise.reject(new Error('not connected'));
     return new Promise((resolve, reject) => {
-      this.client.publish(topic, payload, { qos }, (err) => (err ? reject(err) : resolve()));
+      // An acknowledgement that does not come soon puts the connection in
+      // doubt: probe it (a dead one is then dropped and the message stays
+      // queued for the reconnect).
+      const slow = qos > 0 ? setTimeout(() => this.probe('publish not acknowledged'), slowAck) : 0;
+      this.client.publish(topic, payload, { qos }, (err) => {
+        clearTimeout(slow);
+        if (err) reject(err);
+        else resolve();
+      });
     });
   }
 
@@ -226,6 +301,9 @@ export class Connection extends EventTarget {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOffline);
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    this.liveness.stop();
     this.fallback.stop();
     this.transport = '';
     if (this.client) this.client.end(true);

@@ -12,6 +12,7 @@ import { ChatPane } from './ui/chat.js';
 import { groupInfoDialog, newChatDialog, newGroupDialog } from './ui/dialogs.js';
 import { h } from './ui/dom.js';
 import { renderLogin } from './ui/login.js';
+import { Notifications } from './ui/notifications.js';
 import { Sidebar } from './ui/sidebar.js';
 import { attachComposer, TransferPanel } from './ui/transfer.js';
 import { Transfers } from './transfers.js';
@@ -51,7 +52,11 @@ function routeConv() {
   return m ? decodeURIComponent(m[1]) : '';
 }
 
-function navigate(conv) {
+/** Set by navigate(conv, {focus: true}): the composer takes the focus once the pane is built. */
+let focusComposer = false;
+
+function navigate(conv, { focus = false } = {}) {
+  focusComposer = focus;
   const hash = conv ? `#/c/${conv}` : '#/';
   if (location.hash !== hash) location.hash = hash;
   else route();
@@ -73,6 +78,8 @@ function route() {
     return;
   }
   if (chat.conv !== conv) chat.show(conv);
+  if (focusComposer && chat.input && !chat.form.hidden) chat.input.focus();
+  focusComposer = false;
   client.open(conv);
 }
 
@@ -118,8 +125,9 @@ function startApp(session) {
   const c = client;
   sidebar = new Sidebar(c, {
     onOpen: (conv) => navigate(conv),
-    onNewChat: () => newChatDialog(c, navigate),
-    onNewGroup: () => newGroupDialog(c, navigate),
+    // Typing a name and Enter, then straight on typing the message.
+    onNewChat: () => newChatDialog(c, (conv) => navigate(conv, { focus: true })),
+    onNewGroup: () => newGroupDialog(c, (conv) => navigate(conv, { focus: true })),
     onSignOut: () => signOut(),
   });
   chat = new ChatPane(c, {
@@ -127,6 +135,8 @@ function startApp(session) {
     onGroupInfo: (gid) => groupInfoDialog(c, gid, () => navigate('')),
     onShow: (conv, parts) => attachComposer(chat, conv, parts, transfers, c),
   });
+  const notes = new Notifications(c, { onOpen: (conv) => navigate(conv) });
+  sidebar.el.insertBefore(notes.prompt, sidebar.list);
   transfers = new Transfers(c);
   // For tests, and for trying transfer resume from the console.
   window.mqimDebug = { transfers };

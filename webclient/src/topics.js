@@ -20,8 +20,10 @@ export function receiptTopic(me, to) {
   return `im/u/${to}/receipt/${me}`;
 }
 
-export function typingTopic(me, to) {
-  return `im/u/${to}/typing/${me}`;
+/** Where our "typing" goes: to the DM peer, or to a group (the server fans it out). */
+export function typingTopic(me, conv) {
+  const { kind, name } = splitConv(conv);
+  return kind === 'group' ? `im/g/${name}/typing` : `im/u/${name}/typing/${me}`;
 }
 
 export function presenceTopic(user) {
@@ -52,7 +54,7 @@ export function convOf(me, msg) {
 /**
  * Parses a topic delivered to `me`.
  * @returns {{kind: string, other?: string} | null} kind is one of
- *   dm, g, receipt, typing, signal, error, presence; null for anything else.
+ *   dm, g, receipt, typing, signal, error, groups, presence; null for anything else.
  */
 export function parseTopic(me, topic) {
   const parts = topic.split('/');
@@ -60,6 +62,7 @@ export function parseTopic(me, topic) {
   if (parts[1] === 'presence' && parts.length === 3) return { kind: 'presence', other: parts[2] };
   if (parts[1] !== 'u' || parts[2] !== me) return null;
   if (parts.length === 4 && parts[3] === 'error') return { kind: 'error' };
+  if (parts.length === 4 && parts[3] === 'groups') return { kind: 'groups' };
   if (parts.length === 5) return { kind: parts[3], other: parts[4] };
   return null;
 }

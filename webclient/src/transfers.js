@@ -32,6 +32,15 @@ const ANSWER_TIMEOUT = 10000;
 const GATHER_WAIT = 100;
 const RECONNECT_TRIES = 3;
 const RESUME_GRACE = 30000;
+/**
+ * From OFFER (caller) or a new session's OFFER received (callee) to an open
+ * data channel. Without a network path (no candidate pair works, e.g. only
+ * loopback, or both behind NATs with no TURN server) ICE may never report
+ * "failed": this ends the wait with a reason on both sides.
+ */
+const CONNECT_TIMEOUT = 20000;
+/** What a person (or their operator) can do when no connection forms. */
+export const NO_PATH = 'no direct network path; the operator can configure a TURN server';
 const LABEL = 'filexfer';
 const INCOMING_DIR = 'mqim-incoming';
 const signalRe = /^im\/u\/([^/]+)\/signal\/([^/]+)$/;
@@ -48,7 +57,7 @@ const errorText = {
   [RoapErrorType.REFUSED]: 'refused the connection',
   [RoapErrorType.TIMEOUT]: 'did not answer',
   [RoapErrorType.BAD_SDP]: 'could not negotiate a connection',
-  [RoapErrorType.FAILED]: 'could not be reached directly',
+  [RoapErrorType.FAILED]: `could not be connected: ${NO_PATH}`,
 };
 
 /**
@@ -67,6 +76,12 @@ export class Transfers extends EventTarget {
     this.me = client.me;
     this.conn = null;
     this.iceServers = [];
+    /**
+     * Peer connection settings: how long to wait for a connection, and the
+     * ICE transport policy ("all"; "relay" uses TURN only, and, with no TURN
+     * server, finds no path: how the browser tests make one fail).
+     */
+    this.settings = { connectTimeout: CONNECT_TIMEOUT, iceTransportPolicy: 'all' };
     /** `${peer}/${sessionID}` -> Session */
     this.sessions = new Map();
     /** key -> Item, in the order they appeared */
@@ -401,7 +416,7 @@ class Session {
       if (this.transport) this.engine.detach(this.transport);
       this.pc.close();
     }
-    const pc = new RTCPeerConnection({ iceServers: this.mgr.iceServers });
+    const pc = new RTCPeerConnection({ iceServers: this.mgr.iceServers, iceTransportPolicy: this.mgr.settings.iceTransportPolicy });
     this.pc = pc;
     this.transport = null;
     this.remoteSet = false;
@@ -428,6 +443,7 @@ class Session {
     this.transport = t;
     dc.addEventListener('open', () => {
       this.reconnects = 0;
+      clearTimeout(this.connectTimer);
       this.resolveOpen();
     }, { once: true });
     dc.addEventListener('close', () => this.connectionLost(pc));
@@ -485,6 +501,19 @@ class Session {
     for (const c of this.remoteCands.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
   }
 
+  /**
+   * Waits at most settings.connectTimeout for the data channel of a new
+   * session to open; then it ends on this side with NO_PATH (the caller
+   * also tells the peer; a callee ends quietly, see connectionLost).
+   */
+  armConnect() {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => {
+      if (this.ended || this.transport && this.transport.dc && this.transport.dc.readyState === 'open') return;
+      this.end(RoapErrorType.FAILED, false, this.offerer);
+    }, this.mgr.settings.connectTimeout);
+  }
+
   arm(ms) {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.end(RoapErrorType.TIMEOUT, false, true), ms);
@@ -508,6 +537,7 @@ class Session {
     this.state = 'offer-sent';
     this.send({ type: RoapType.OFFER, sdp: withoutCandidates(pc.localDescription.sdp) });
     this.arm(OFFER_TIMEOUT);
+    if (!this.connectTimer) this.armConnect(); // a new session (a resume has its own tries)
     await this.opened;
     this.openMs = performance.now() - t0; // offer-to-open, for the benchmark
   }
@@ -519,6 +549,7 @@ class Session {
       // Glare: both offered in this session; the lower user id's offer wins.
       if (this.mgr.me < this.peer) return;
     }
+    if (this.state === 'new') this.armConnect();
     const pc = this.state === 'new' ? this.pc : this.newConnection();
     await pc.setRemoteDescription({ type: 'offer', sdp });
     await this.flushRemote();
@@ -596,10 +627,20 @@ class Session {
         this.send(errorType ? { type: RoapType.ERROR, errorType } : { type: RoapType.SHUTDOWN });
       } catch { /* offline: the peer times out */ }
     }
+    clearTimeout(this.connectTimer);
     this.mgr.sessions.delete(`${this.peer}/${this.id}`);
     this.rejectOpen(new SessionError(errorType || 'SHUTDOWN'));
     const why = errorType ? `${this.peer} ${errorText[errorType] || `failed (${errorType})`}` : 'connection closed';
     for (const it of this.items) if (it.state === 'connecting') this.mgr.fail(it, why);
+    if (!this.offerer && errorType === RoapErrorType.FAILED && !this.items.length && this.state !== 'new') {
+      // The receiving side never learnt which file it was: say that a
+      // transfer was tried, and why it could not connect.
+      const it = this.mgr.addItem({
+        key: `in-${this.id}`, fileID: '', peer: this.peer, dir: 'receiving', name: `File from ${this.peer}`,
+        size: 0, mime: '', state: 'connecting',
+      });
+      this.mgr.fail(it, `could not connect to ${this.peer}: ${NO_PATH}`);
+    }
     this.engine.close(); // unfinished files end with "closed"
     this.pc.close();
   }

@@ -1,5 +1,7 @@
 // The conversation pane: header, message list with paging, composer.
 
+import { checkBody } from '../limits.js';
+import { presenceLine } from '../presence.js';
 import { splitConv } from '../topics.js';
 import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
 import { presenceOf } from './sidebar.js';
@@ -55,10 +57,12 @@ export class ChatPane {
     this.banner = h('div', { class: 'banner', id: 'offline-banner', hidden: true });
     this.input = h('textarea', {
       id: 'composer', class: 'composer-input', rows: 1, placeholder: 'Write a message…',
-      'aria-label': 'Message', maxlength: 16000, enterkeyhint: 'send',
+      'aria-label': 'Message', enterkeyhint: 'send', 'aria-describedby': 'composer-count',
     });
+    // The server counts bytes, not characters: say so before sending.
+    this.count = h('div', { class: 'composer-count', id: 'composer-count', 'aria-live': 'polite', hidden: true });
     this.sendBtn = h('button', { class: 'send-btn', id: 'send', type: 'submit', title: 'Send', 'aria-label': 'Send' }, icon('send'));
-    const form = h('form', { class: 'composer', id: 'composer-form' }, this.input, this.sendBtn);
+    const form = h('form', { class: 'composer', id: 'composer-form' }, this.count, this.input, this.sendBtn);
     this.form = form;
     this.leftNote = h('div', { class: 'left-note', id: 'left-note', hidden: true, text: 'You are no longer a member of this group.' });
     this.input.addEventListener('keydown', (ev) => {
@@ -69,16 +73,24 @@ export class ChatPane {
     });
     this.input.addEventListener('input', () => {
       if (this.input.value.trim()) this.client.typingActivity(conv);
-      this.sendBtn.classList.toggle('ready', !!this.input.value.trim());
+      this.renderCount();
     });
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const body = this.input.value.trim();
-      if (!body) return;
+      if (!body || this.renderCount().over) return;
       this.input.value = '';
-      this.sendBtn.classList.remove('ready');
+      this.renderCount();
       this.client.send(conv, body);
       this.input.focus();
+    });
+    this.muteBtn = h('button', {
+      class: 'icon-btn', type: 'button', id: 'mute', 'aria-pressed': 'false',
+      onclick: () => {
+        const e = this.client.recent.get(conv);
+        this.client.setMuted(conv, !(e && e.muted));
+        this.renderHead();
+      },
     });
     const info = kind === 'group'
       ? h('button', { class: 'icon-btn', type: 'button', id: 'group-info', title: 'Group members', 'aria-label': 'Group members', onclick: () => this.actions.onGroupInfo(name) }, icon('info'))
@@ -88,12 +100,25 @@ export class ChatPane {
         h('button', { class: 'icon-btn back', type: 'button', id: 'back', title: 'Back', 'aria-label': 'Back to conversations', onclick: this.actions.onBack }, icon('back')),
         this.avatarSlot,
         h('div', { class: 'chat-head-text' }, this.title, this.sub),
-        info),
+        this.muteBtn, info),
       this.banner, this.scroller, this.typingLine, form, this.leftNote);
     if (this.actions.onShow) this.actions.onShow(conv, { form, input: this.input });
     this.renderHead();
     this.setState({ state: this.client.state });
     this.renderMessages('reset');
+  }
+
+  /** Shows the byte counter near and over the limit; the send button only when it can go. */
+  renderCount() {
+    const body = this.input.value.trim();
+    const chk = checkBody(body, this.client.bodyLimit);
+    this.count.hidden = !chk.near;
+    this.count.textContent = chk.text;
+    this.count.classList.toggle('over', chk.over);
+    this.input.setAttribute('aria-invalid', String(chk.over));
+    this.sendBtn.disabled = chk.over;
+    this.sendBtn.classList.toggle('ready', !!body && !chk.over);
+    return chk;
   }
 
   renderHead() {
@@ -107,7 +132,7 @@ export class ChatPane {
     this.avatarSlot.replaceChildren(avatar(display, { presence: p, group: isGroup }));
     const typer = c.typingIn(this.conv);
     if (typer) {
-      this.sub.textContent = 'typing…';
+      this.sub.textContent = isGroup ? `${typer} is typing…` : 'typing…';
       this.sub.dataset.status = 'typing';
     } else if (isGroup) {
       const g = c.groups.get(this.name);
@@ -115,23 +140,28 @@ export class ChatPane {
       this.sub.textContent = n ? `${n} members · ${g.members.join(', ')}` : 'Group';
       this.sub.dataset.status = 'group';
     } else {
-      const doc = c.presence.get(this.name);
-      this.sub.textContent = p === 'away' && doc && doc.text ? `away · ${doc.text}` : p;
+      this.sub.textContent = presenceLine(c.presence.get(this.name), Date.now());
       this.sub.dataset.status = p;
     }
+    const muted = !!e.muted;
+    this.muteBtn.setAttribute('aria-pressed', String(muted));
+    this.muteBtn.title = muted ? 'Unmute: notify me of new messages here' : 'Mute: no notifications from this conversation';
+    this.muteBtn.setAttribute('aria-label', muted ? 'Unmute conversation' : 'Mute conversation');
+    this.muteBtn.replaceChildren(icon(muted ? 'bellOff' : 'bell'));
     this.typingLine.hidden = !typer;
     this.form.hidden = !!e.left;
     this.leftNote.hidden = !e.left;
     this.typingLine.querySelector('.typing-text').textContent = typer ? `${typer} is typing` : '';
   }
 
-  setState({ state }) {
+  setState({ state, reason = '' }) {
     if (!this.banner) return;
     this.banner.hidden = state === 'online';
     this.banner.dataset.state = state;
+    const why = reason ? ` (${reason})` : '';
     this.banner.textContent = state === 'connecting'
-      ? 'Connecting…'
-      : 'You are offline. Messages you write now are sent when the connection is back.';
+      ? `Connecting…${why}`
+      : `You are offline${why}. Messages you write now are sent when the connection is back.`;
   }
 
   /**
@@ -163,7 +193,7 @@ export class ChatPane {
       if (mine) {
         state = m.pending || c.receiptOf(m);
         const ic = { pending: 'clock', sent: 'check', delivered: 'checks', read: 'checks', failed: 'alert' }[state] || 'check';
-        meta.append(h('span', { class: `tick ${state}`, title: state, 'aria-label': state }, icon(ic)));
+        meta.append(h('span', { class: `tick ${state}`, role: 'img', title: state, 'aria-label': state }, icon(ic)));
       }
       const body = m.type === 'file' ? fileCard(m)
         : h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
@@ -175,8 +205,8 @@ export class ChatPane {
       if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: m.from }));
       row.append(bubble);
       if (m.pending === 'failed') {
-        row.append(h('div', { class: 'failed-note' },
-          `Not sent${m.error ? `: ${m.error}` : ''} · `,
+        row.append(h('div', { class: 'failed-note', role: 'alert' },
+          `${m.error || 'The message was not sent.'} `,
           h('button', { class: 'link', type: 'button', text: 'Dismiss', onclick: () => c.discard(m.cid) })));
       }
       nodes.push(row);

@@ -1,5 +1,6 @@
 // Modal dialogs: new chat, new group, group members.
 
+import { humanError } from '../errors.js';
 import { validUser } from '../topics.js';
 import { avatar, h, icon } from './dom.js';
 import { presenceOf } from './sidebar.js';
@@ -32,16 +33,31 @@ export function newChatDialog(client, onOpen) {
     h('label', { for: 'new-chat-user', text: 'Who do you want to talk to?' }), input, error,
     h('div', { class: 'dialog-actions' }, h('button', { class: 'btn primary', type: 'submit', text: 'Start chat' })));
   const dlg = modal('new-chat-dialog', 'New chat', form);
-  form.addEventListener('submit', (ev) => {
+  const submit = form.querySelector('button[type="submit"]');
+  form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const u = input.value.trim().toLowerCase();
     if (!validUser(u)) {
-      error.textContent = 'Not a valid user name.';
+      error.textContent = 'A user name is 1-32 lowercase letters, digits, dots, dashes or underscores.';
       return;
     }
     if (u === client.me) {
-      error.textContent = 'That is you.';
+      error.textContent = 'That is you. Pick someone else to talk to.';
       return;
+    }
+    // Known already (in the list): no need to ask. Otherwise the server says
+    // whether there is such a user, before anything appears in the sidebar.
+    if (!client.recent.get(`dm:${u}`)) {
+      submit.disabled = true;
+      error.textContent = '';
+      try {
+        await client.lookupUser(u);
+      } catch (err) {
+        submit.disabled = false;
+        error.textContent = humanError(err, { user: err.code === 'not_found' ? u : '' });
+        input.focus();
+        return;
+      }
     }
     dlg.close();
     onOpen(client.startDM(u));
@@ -69,7 +85,7 @@ export function newGroupDialog(client, onOpen) {
       return;
     }
     if (bad) {
-      error.textContent = `Not a valid user name: ${bad}`;
+      error.textContent = `“${bad}” is not a valid user name.`;
       return;
     }
     submit.disabled = true;
@@ -79,7 +95,7 @@ export function newGroupDialog(client, onOpen) {
       onOpen(`g:${g.id}`);
     } catch (err) {
       submit.disabled = false;
-      error.textContent = err.message;
+      error.textContent = humanError(err);
     }
   });
   name.focus();
@@ -96,16 +112,36 @@ export async function groupInfoDialog(client, gid, onLeft) {
   const g0 = client.groups.get(gid);
   const dlg = modal('group-info-dialog', g0 && g0.name ? g0.name : gid, body);
 
+  const ownerNote = h('p', { class: 'hint', id: 'owner-note', hidden: true,
+    text: 'You own this group, so you cannot leave it. Make another member the owner first; then you can leave.' });
+  body.insertBefore(ownerNote, list.nextSibling);
+
   function render(g) {
     const owner = g.owner;
+    const iOwn = client.me === owner;
+    // The owner cannot leave (the server refuses): it is offered the handover instead.
+    ownerNote.hidden = !iOwn;
     list.replaceChildren(...(g.members || []).map((u) => {
-      const canRemove = u === client.me || client.me === owner;
+      const canRemove = u === client.me ? !iOwn : iOwn;
       return h('li', { class: 'member', dataset: { user: u } },
         avatar(u, { presence: presenceOf(client, u), size: 'sm' }),
         h('span', { class: 'member-name' }, u, u === owner ? h('span', { class: 'tag', text: 'owner' }) : null),
+        iOwn && u !== client.me ? h('button', {
+          class: 'btn subtle small', type: 'button', dataset: { owner: u }, text: 'Make owner',
+          'aria-label': `Make ${u} the owner`,
+          onclick: async () => {
+            try {
+              render(await client.transferOwner(gid, u));
+              error.textContent = '';
+            } catch (err) {
+              error.textContent = humanError(err, { group: true });
+            }
+          },
+        }) : null,
         canRemove ? h('button', {
           class: 'btn subtle small', type: 'button', dataset: { remove: u },
           text: u === client.me ? 'Leave' : 'Remove',
+          'aria-label': u === client.me ? 'Leave the group' : `Remove ${u}`,
           onclick: async () => {
             try {
               const ng = await client.removeMember(gid, u);
@@ -114,7 +150,7 @@ export async function groupInfoDialog(client, gid, onLeft) {
                 onLeft();
               } else render(ng);
             } catch (err) {
-              error.textContent = err.message;
+              error.textContent = humanError(err, { group: true });
             }
           },
         }) : null);
@@ -126,13 +162,13 @@ export async function groupInfoDialog(client, gid, onLeft) {
     client.groups.set(gid, g);
     render(g);
   } catch (err) {
-    error.textContent = err.message;
+    error.textContent = humanError(err, { group: true });
   }
   addForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const u = input.value.trim().toLowerCase();
     if (!validUser(u)) {
-      error.textContent = 'Not a valid user name.';
+      error.textContent = 'A user name is 1-32 lowercase letters, digits, dots, dashes or underscores.';
       return;
     }
     try {
@@ -140,7 +176,7 @@ export async function groupInfoDialog(client, gid, onLeft) {
       input.value = '';
       error.textContent = '';
     } catch (err) {
-      error.textContent = err.message;
+      error.textContent = humanError(err, { user: u });
     }
   });
 }

@@ -1,5 +1,6 @@
 // Sign in / sign up screen.
 
+import { humanError } from '../errors.js';
 import { ApiError } from '../api.js';
 import { validUser } from '../topics.js';
 import { h } from './dom.js';
@@ -69,7 +70,7 @@ export function renderLogin(root, { api, onSignedIn, message = '' }) {
       if (err.status === 409) error.textContent = 'That user name is taken.';
       else if (err.status === 401) error.textContent = 'Wrong user name or password.';
       else if (err.code === 'network') error.textContent = 'Cannot reach the server. Check your connection.';
-      else error.textContent = err.message;
+      else error.textContent = humanError(err);
     }
   });
 

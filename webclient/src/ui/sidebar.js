@@ -39,11 +39,13 @@ export class Sidebar {
       this.list);
   }
 
-  setState({ state, retryIn, transport = '' }) {
+  setState({ state, retryIn, transport = '', reason = '' }) {
     this.connState.dataset.state = state;
     this.connState.dataset.transport = transport;
+    this.connState.title = reason ? `Connection to the server: ${reason}` : 'Connection to the server';
     let text = stateText[state] || state;
-    if (state === 'offline' && retryIn) text = `Offline · retrying in ${Math.ceil(retryIn / 1000)}s`;
+    if (state === 'offline' && reason === 'no network') text = 'Offline · no network';
+    else if (state === 'offline' && retryIn) text = `Offline · retrying in ${Math.ceil(retryIn / 1000)}s`;
     // The transport shows, so "it works but slowly" has an explanation.
     if (state === 'online' && transport) text += ` · ${transportText[transport] || transport}`;
     this.connState.querySelector('.conn-text').textContent = text;
@@ -65,20 +67,21 @@ export class Sidebar {
       const p = isGroup ? undefined : presenceOf(c, e.peer);
       const typer = c.typingIn(e.conv);
       let preview;
-      if (typer) preview = h('span', { class: 'typing-preview', text: 'typing…' });
+      if (typer) preview = h('span', { class: 'typing-preview', text: isGroup ? `${typer} is typing…` : 'typing…' });
       else if (e.last) {
         const who = e.last.from === c.me ? 'You: ' : isGroup ? `${e.last.from}: ` : '';
         preview = h('span', { text: who + (e.last.type === 'text' ? e.last.body : e.last.type === 'file' ? `File: ${e.last.body}` : `[${e.last.type}]`) });
       } else preview = h('span', { class: 'muted', text: isGroup ? 'New group' : 'Say hello 👋' });
       const unread = e.unread > 0 && e.conv !== open;
       return h('li', {
-        class: `conv${e.conv === open ? ' active' : ''}${unread ? ' unread' : ''}`,
+        class: `conv${e.conv === open ? ' active' : ''}${unread ? ' unread' : ''}${e.muted ? ' silenced' : ''}`,
         dataset: { conv: e.conv },
       }, h('button', { type: 'button', class: 'conv-btn', onclick: () => this.actions.onOpen(e.conv) },
         avatar(e.name || e.conv, { presence: p, group: isGroup }),
         h('span', { class: 'conv-main' },
           h('span', { class: 'conv-top' },
             h('span', { class: 'conv-name', text: e.name || e.conv }),
+            e.muted ? icon('bellOff', 'muted-icon') : null,
             !isGroup && c.presence.get(e.peer)?.device ? h('span', { class: 'device-badge', text: 'device', title: 'A device account (sensor, bot), not a person' }) : null,
             h('span', { class: 'conv-time', text: e.last ? shortWhen(e.last.ts) : '' })),
           h('span', { class: 'conv-bottom' },

@@ -116,7 +116,7 @@ export class TransferPanel {
     row.replaceChildren(
       h('div', { class: 'xfer-icon' }, svgIcon(sending ? 'up' : 'down')),
       h('div', { class: 'xfer-main' },
-        h('div', { class: 'xfer-title' }, h('span', { class: 'xfer-name', text: it.name, title: it.name }), h('span', { class: 'xfer-size', text: formatBytes(it.size) })),
+        h('div', { class: 'xfer-title' }, h('span', { class: 'xfer-name', text: it.name, title: it.name }), h('span', { class: 'xfer-size', text: it.fileID || sending ? formatBytes(it.size) : '' })),
         h('div', { class: 'xfer-sub', text: statusLine(it, pct) }),
         itemEnded(it) && it.state !== 'done' ? null : bar),
       h('div', { class: 'xfer-actions' }, actions));

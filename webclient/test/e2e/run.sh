@@ -7,7 +7,9 @@ cd "$(dirname "$0")/../.."   # webclient/
 root="$(cd .. && pwd)"
 
 . test/e2e/lib.sh
-ensure_apt chromium:/usr/bin/chromium mosquitto-clients:mosquitto_pub
+ensure_apt chromium:/usr/bin/chromium mosquitto-clients:mosquitto_pub \
+  fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc \
+  fonts-noto-color-emoji:/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 ensure_built
 
 tmp="$(mktemp -d)"
