@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/mqim/mqim/fanout"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/topic"
 )
@@ -32,8 +33,8 @@ type groupEvent struct {
 // state from GET /groups when it connects (the web client does on every
 // connect).
 func (g *Gateway) announce(event string, grp groups.Group, users ...string) {
-	b := g.o.Transport.Broker
-	if b == nil {
+	hub := g.o.Transport.Hub
+	if hub == nil {
 		return
 	}
 	if event == groupRemoved {
@@ -46,9 +47,8 @@ func (g *Gateway) announce(event string, grp groups.Group, users ...string) {
 	}
 	for _, u := range users {
 		t := topic.Topic{Kind: topic.GroupEvent, Owner: u}.String()
-		if err := b.Publish(t, payload, false, 0); err != nil {
-			g.o.Log.Warn("group event not published", "topic", t, "err", err)
-		}
+		// Through the fan-out: MQTT devices, SSE streams and polls alike.
+		hub.Send(u, fanout.Event{Topic: t, Payload: payload})
 	}
 }
 
