@@ -50,65 +50,89 @@ func ValidClientID(user, id string) bool {
 // so a foreign id would let one user take over another's session.
 func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
-	ok := h.authenticate(cl, pk, user)
+	r := h.authenticate(cl, pk, user)
 	switch {
-	case ok:
+	case r == nil:
 		h.d.Metrics.Connects.WithLabelValues("ok").Inc()
-	case cl.Closed():
+		return true
+	case r.retry:
 		h.d.Metrics.Connects.WithLabelValues("retry_later").Inc()
 	default:
 		h.d.Metrics.Connects.WithLabelValues("refused").Inc()
 	}
-	return ok
+	return false
 }
 
-func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) bool {
+// authenticate returns nil for an accepted CONNECT; a refused one has had
+// its CONNACK written and its connection stopped.
+func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) *connectRefusal {
 	log := h.d.Log.With("client", pk.Connect.ClientIdentifier, "user", user, "remote", cl.Net.Remote)
+	refuse := func(r connectRefusal, detail string, args ...any) *connectRefusal {
+		log.Info("connect refused: "+r.why, args...)
+		h.refuseConnect(cl, r, detail)
+		return &r
+	}
 	if !topic.ValidUser(user) || !ValidClientID(user, pk.Connect.ClientIdentifier) {
-		log.Info("connect refused: client id must be {user}:{device}")
-		return false
+		return refuse(refuseClientID, "client id must be {user}:{device}")
 	}
 	cred, err := h.d.Accounts.Authenticate(remoteHost(cl.Net.Remote), user, pk.Connect.ClientIdentifier, string(pk.Connect.Password))
 	if secs, ok := accounts.RetryAfter(err); ok {
-		log.Info("connect refused: retry later", "error", err)
-		h.refuseRetry(cl, err, secs)
-		return false
+		if errors.Is(err, accounts.ErrThrottled) {
+			return refuse(refuseThrottled, fmt.Sprintf("too many failed logins; retry in %d s", secs), "error", err)
+		}
+		return refuse(refuseBusy, fmt.Sprintf("server busy; retry in %d s", secs), "error", err)
 	}
 	if err != nil {
-		log.Info("connect refused: bad credentials")
-		return false
+		return refuse(refuseCredentials, "bad user name, password, key or token")
 	}
 	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, pk.Connect.ClientIdentifier, pk.Connect.WillTopic) {
 		// mochi publishes wills without OnPublish or ACL checks, so a will
 		// into im/ would bypass stamping; refuse it up front, visibly.
-		log.Info("connect refused: will topic not allowed", "topic", pk.Connect.WillTopic)
-		return false
+		return refuse(refuseWill, fmt.Sprintf("will topic %q not allowed", truncate(pk.Connect.WillTopic, 64)), "topic", pk.Connect.WillTopic)
 	}
 	h.d.Keys.Bind(pk.Connect.ClientIdentifier, Binding{User: user, Credential: cred})
-	return true
+	return nil
 }
 
-// refuseRetry answers a CONNECT that could not be checked now (the KDF is
-// busy, or the IP or account is throttled) with a CONNACK that says so
-// and closes the connection. mochi can only refuse an authentication with
-// "bad user name or password", which would tell a client its password is
-// wrong: MQTT 5 gets 0x89 server busy or 0x9F connection rate exceeded with
-// a reason string, MQTT 3.1.1 0x03 server unavailable. Closing the client
+// connectRefusal is one reason a CONNECT is refused, with its CONNACK codes.
+type connectRefusal struct {
+	why    string
+	v5, v3 packets.Code
+	retry  bool // the CONNECT could not be checked now; the client may retry
+}
+
+// The refusals of a CONNECT. mochi itself can only answer "bad user name or
+// password" (and sends 3.1.1 clients 5 not authorized for it), which would
+// tell a client with a bad client id, or one only throttled, that its
+// password is wrong.
+var (
+	refuseClientID    = connectRefusal{why: "client id not accepted", v5: packets.ErrClientIdentifierNotValid, v3: packets.Err3ClientIdentifierNotValid}
+	refuseCredentials = connectRefusal{why: "bad credentials", v5: packets.ErrBadUsernameOrPassword, v3: packets.ErrMalformedUsernameOrPassword}
+	refuseWill        = connectRefusal{why: "will topic not allowed", v5: packets.ErrNotAuthorized, v3: packets.Err3NotAuthorized}
+	refuseBusy        = connectRefusal{why: "retry later", v5: packets.ErrServerBusy, v3: packets.Err3ServerUnavailable, retry: true}
+	refuseThrottled   = connectRefusal{why: "retry later", v5: packets.ErrConnectionRateExceeded, v3: packets.Err3ServerUnavailable, retry: true}
+
+	connectRefusals = []connectRefusal{refuseClientID, refuseCredentials, refuseWill, refuseBusy, refuseThrottled}
+)
+
+// refuseConnect answers a refused CONNECT with r's CONNACK, and for MQTT 5
+// detail as its reason string, and closes the connection. Closing the client
 // makes mochi's own refusal CONNACK fail to write.
-func (h *Auth) refuseRetry(cl *mqtt.Client, err error, secs int) {
-	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}
-	switch {
-	case cl.Properties.ProtocolVersion < 5:
-		ack.ReasonCode = packets.Err3ServerUnavailable.Code
-	case errors.Is(err, accounts.ErrThrottled):
-		ack.ReasonCode = packets.ErrConnectionRateExceeded.Code
-		ack.Properties.ReasonString = fmt.Sprintf("too many failed logins; retry in %d s", secs)
-	default:
-		ack.ReasonCode = packets.ErrServerBusy.Code
-		ack.Properties.ReasonString = fmt.Sprintf("server busy; retry in %d s", secs)
+func (h *Auth) refuseConnect(cl *mqtt.Client, r connectRefusal, detail string) {
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: r.v3.Code}
+	if cl.Properties.ProtocolVersion == 5 {
+		ack.ReasonCode = r.v5.Code
+		ack.Properties.ReasonString = detail
 	}
 	_ = cl.WritePacket(ack)
-	cl.Stop(err)
+	cl.Stop(fmt.Errorf("connect refused: %s", r.why))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // remoteHost is the IP of a "host:port" remote address.

@@ -49,7 +49,7 @@ func (h *IM) Provides(b byte) bool {
 var refusal = map[imerr.Code]packets.Code{
 	imerr.Forbidden:     packets.ErrNotAuthorized,
 	imerr.Invalid:       packets.ErrPayloadFormatInvalid,
-	imerr.TooLarge:      packets.ErrPacketTooLarge,
+	imerr.TooLarge:      packets.ErrQuotaExceeded, // not 0x95: a CONNACK/DISCONNECT code only
 	imerr.RateLimited:   packets.ErrQuotaExceeded,
 	imerr.QuotaExceeded: packets.ErrQuotaExceeded,
 	imerr.NotFound:      packets.ErrTopicNameInvalid,
