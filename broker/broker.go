@@ -154,19 +154,28 @@ func (e guardEnvOf) refused(g *packetGuard, reason string, err error) {
 	e.b.deps.Log.Warn("mqtt: packet refused", "remote", g.RemoteAddr().String(), "client", g.id, "error", err.Error())
 }
 
-// client finds the mochi client reading from g: by the CONNECT's client id,
-// checked against the connection (a later connection may have taken the id
-// over; mochi may have assigned one to an empty id).
+// client finds the mochi client reading from g: by the session key the
+// auth hook gives the CONNECT's client id, checked against the connection
+// (a later connection may have taken the session over), and remembers it.
+// Only a client whose id mochi assigned (an empty one) is searched for
+// among all clients, once.
 func (e guardEnvOf) client(g *packetGuard) *mqtt.Client {
+	if g.cl != nil {
+		return g.cl
+	}
 	reads := func(cl *mqtt.Client) bool {
 		ac, ok := cl.Net.Conn.(*attachConn)
 		return ok && ac.Conn == net.Conn(g)
 	}
-	if cl, ok := e.b.Server.Clients.Get(g.id); ok && reads(cl) {
-		return cl
+	if g.key != "" {
+		if cl, ok := e.b.Server.Clients.Get(g.key); ok && reads(cl) {
+			g.cl = cl
+		}
+		return g.cl
 	}
 	for _, cl := range e.b.Server.Clients.GetAll() {
 		if reads(cl) {
+			g.cl = cl
 			return cl
 		}
 	}

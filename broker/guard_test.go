@@ -45,6 +45,8 @@ func TestGuard(t *testing.T) {
 		{"v3 subscribe too deep: filter blanked for mochi", cat(connect4, []byte{0x82, 0x0c, 0x00, 0x01, 0x00, 0x07, 'a', '/', 'b', '/', 'c', '/', 'd', 0x01}),
 			cat(connect4, []byte{0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x01}), io.EOF, nil},
 		{"truncated stream", cat(connect5, publish5[:4]), connect5, io.ErrUnexpectedEOF, nil},
+		{"v3 persistent session with empty client id: identifier rejected", []byte{0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x00, 0x00, 0x1e, 0x00, 0x00},
+			nil, ErrMalformed, []byte{0x20, 0x02, 0x00, 0x02}},
 		{"v5 length over four bytes: DISCONNECT 0x81", cat(connect5, []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}), connect5, ErrMalformed, []byte{0xe0}},
 		{"v5 server-only packet: DISCONNECT 0x82", cat(connect5, []byte{0x90, 0x03, 0x00, 0x01, 0x00}), connect5, ErrMalformed, []byte{0xe0}},
 		{"v5 publish QoS 2 too deep: PUBREC 0x90", cat(connect5, []byte{0x34, 0x0d, 0x00, 0x07, 'a', '/', 'b', '/', 'c', '/', 'd', 0x00, 0x05, 0x00, 'x'}), connect5, io.EOF,
@@ -106,6 +108,8 @@ func checkReasonCodes(t *testing.T, out []byte) {
 			allowed = reasoncode.Pubrec
 		case packets.Disconnect:
 			allowed, at = reasoncode.Disconnect, 0
+		case packets.Connack: // only to 3.1.1 clients
+			allowed, at = reasoncode.Connack3, 1
 		default:
 			t.Fatalf("guard wrote packet type %d", first>>4)
 		}

@@ -31,23 +31,52 @@ func (h *Auth) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead}, []byte{b})
 }
 
-// ValidClientID reports whether id is "{user}:{device}" for user.
-func ValidClientID(user, id string) bool {
-	dev, ok := strings.CutPrefix(id, user+":")
-	if !ok || len(dev) < 1 || len(dev) > 64 {
-		return false
-	}
-	for _, r := range dev {
-		if r < 0x21 || r == 0x7f || r == '/' || r == '+' || r == '#' {
-			return false
+// MaxClientIDBytes bounds the client id a CONNECT may carry.
+const MaxClientIDBytes = 256
+
+// SessionKey is the internal id of user's MQTT client id: mochi's cl.ID, by
+// which it keys sessions (and which %c in operator rules, presence and
+// credential bindings see). It is "{user}:{device}", the device being id
+// without a leading "{user}:" (so bob's "phone" and "bob:phone" are one
+// device, and ids of that older, once required form keep their sessions,
+// keys and bindings), with '/', '+', '#', spaces and control bytes
+// percent-escaped so a device stays one topic level. A user name has no ':'
+// (topic.ValidUser), so a key's user is everything before its first ':', and
+// no client id of one user is ever another user's key: bob's "alice:phone"
+// is "bob:alice:phone". (Escaping is not injective within one user: bob's
+// "a/b" and "a%2Fb" share a session; no other user's.)
+func SessionKey(user, id string) string {
+	dev := strings.TrimPrefix(id, user+":")
+	var b strings.Builder
+	b.Grow(len(user) + 1 + len(dev))
+	b.WriteString(user)
+	b.WriteByte(':')
+	for i := 0; i < len(dev); i++ {
+		c := dev[i]
+		if c <= ' ' || c == 0x7f || c == '/' || c == '+' || c == '#' {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
 		}
+		b.WriteByte(c)
 	}
-	return true
+	return b.String()
 }
 
-// OnConnectAuthenticate checks the user's password or token and that the
-// client id belongs to that user: MQTT keys persistent sessions by client id,
-// so a foreign id would let one user take over another's session.
+// UserOf is the user of a session key (SessionKey).
+func UserOf(key string) string {
+	u, _, _ := strings.Cut(key, ":")
+	return u
+}
+
+// OnConnectAuthenticate checks the user's password, key or token and keys
+// the session by user and client id (SessionKey), rewriting cl.ID: MQTT
+// keys persistent sessions by client id, so a bare id would let one user
+// take over another's session. Any client id is accepted (mosquitto_sub
+// without -i, MQTT.js's mqttjs_..., a device's fixed id); an empty one has
+// been assigned one by mochi, which an MQTT 5 client is told in the
+// CONNACK's Assigned Client Identifier [MQTT-3.2.2-16]. (A 3.1.1 client with
+// an empty id and a persistent session is refused before: see broker's
+// packet guard.)
 func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
 	r := h.authenticate(cl, pk, user)
@@ -72,10 +101,18 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) *co
 		h.refuseConnect(cl, r, detail)
 		return &r
 	}
-	if !topic.ValidUser(user) || !ValidClientID(user, pk.Connect.ClientIdentifier) {
-		return refuse(refuseClientID, "client id must be {user}:{device}")
+	if !topic.ValidUser(user) {
+		return refuse(refuseCredentials, "no such user name")
 	}
-	cred, err := h.d.Accounts.Authenticate(remoteHost(cl.Net.Remote), user, pk.Connect.ClientIdentifier, string(pk.Connect.Password))
+	if len(pk.Connect.ClientIdentifier) > MaxClientIDBytes {
+		return refuse(refuseClientID, fmt.Sprintf("client id of %d bytes: at most %d", len(pk.Connect.ClientIdentifier), MaxClientIDBytes))
+	}
+	id := pk.Connect.ClientIdentifier
+	if id == "" {
+		id = cl.ID // assigned by mochi
+	}
+	key := SessionKey(user, id)
+	cred, err := h.d.Accounts.Authenticate(remoteHost(cl.Net.Remote), user, key, string(pk.Connect.Password))
 	if secs, ok := accounts.RetryAfter(err); ok {
 		if errors.Is(err, accounts.ErrThrottled) {
 			return refuse(refuseThrottled, fmt.Sprintf("too many failed logins; retry in %d s", secs), "error", err)
@@ -85,12 +122,13 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) *co
 	if err != nil {
 		return refuse(refuseCredentials, "bad user name, password, key or token")
 	}
-	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, pk.Connect.ClientIdentifier, pk.Connect.WillTopic) {
+	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, key, pk.Connect.WillTopic) {
 		// mochi publishes wills without OnPublish or ACL checks, so a will
 		// into im/ would bypass stamping; refuse it up front, visibly.
 		return refuse(refuseWill, fmt.Sprintf("will topic %q not allowed", truncate(pk.Connect.WillTopic, 64)), "topic", pk.Connect.WillTopic)
 	}
-	h.d.Keys.Bind(pk.Connect.ClientIdentifier, Binding{User: user, Credential: cred})
+	cl.ID = key
+	h.d.Keys.Bind(key, Binding{User: user, Credential: cred})
 	return nil
 }
 

@@ -45,13 +45,6 @@ func operatorTopic(t string) bool {
 	return !strings.HasPrefix(t, topic.Prefix) && !strings.HasPrefix(t, "$")
 }
 
-// userOf is the user part of a client id "{user}:{device}" (mochi keeps
-// only the client id of a retained message's publisher).
-func userOf(clientID string) string {
-	u, _, _ := strings.Cut(clientID, ":")
-	return u
-}
-
 // OnPublish refuses a publish over the user's rate, or a retained one over
 // its retained quota. A retained delete (empty payload) is never refused by
 // the quota: it only frees.
@@ -108,7 +101,8 @@ func (h *Namespaces) OnRetainedExpired(t string) {
 func (h *Namespaces) OnStarted() {
 	for t, pk := range h.srv.Topics.Retained.GetAll() {
 		if operatorTopic(t) {
-			h.d.Retained.Load(userOf(pk.Origin), t, len(pk.Payload))
+			// mochi keeps only the client id of a retained message's publisher.
+			h.d.Retained.Load(UserOf(pk.Origin), t, len(pk.Payload))
 		}
 	}
 }

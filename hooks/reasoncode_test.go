@@ -37,3 +37,27 @@ func TestConnackCodesAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionKey: any client id gives a key of its own user; the older
+// "{user}:{device}" form keeps its key; nothing one user sends is a key of
+// another's.
+func TestSessionKey(t *testing.T) {
+	cases := []struct{ user, id, want string }{
+		{"bob", "bob:phone", "bob:phone"},
+		{"bob", "phone", "bob:phone"},
+		{"bob", "alice:phone", "bob:alice:phone"},
+		{"bob", "bob:a:b", "bob:a:b"},
+		{"bob", "mqttjs_1f2e", "bob:mqttjs_1f2e"},
+		{"bob", "a/b+#c d\x00", "bob:a%2Fb%2B%23c%20d%00"},
+		{"bob", "inline", "bob:inline"},
+	}
+	for _, c := range cases {
+		got := SessionKey(c.user, c.id)
+		if got != c.want {
+			t.Errorf("SessionKey(%q, %q) = %q, want %q", c.user, c.id, got, c.want)
+		}
+		if UserOf(got) != c.user {
+			t.Errorf("UserOf(%q) = %q, want %q", got, UserOf(got), c.user)
+		}
+	}
+}

@@ -39,6 +39,17 @@ func DialRaw(url string, version byte, clientID, user, password string) (*Raw, b
 // DialRawConnect is DialRaw with the CONNECT's parameters (a will, say);
 // the protocol name, keepalive and clean start are filled in.
 func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, byte, error) {
+	return dialRaw(url, version, cp, true)
+}
+
+// DialRawPersistent is DialRawConnect without clean session / clean start:
+// a 3.1.1 persistent session (MQTT 5: set cp.SessionExpiryInterval too).
+// A refused CONNECT is no error: the CONNACK's code says why.
+func DialRawPersistent(url string, version byte, cp packets.ConnectParams) (*Raw, byte, error) {
+	return dialRaw(url, version, cp, false)
+}
+
+func dialRaw(url string, version byte, cp packets.ConnectParams, clean bool) (*Raw, byte, error) {
 	var c net.Conn
 	var err error
 	if strings.HasPrefix(url, "ws://") {
@@ -50,7 +61,7 @@ func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, b
 		return nil, 0, err
 	}
 	r := &Raw{Conn: c, r: bufio.NewReader(c), version: version}
-	cp.ProtocolName, cp.Keepalive, cp.Clean = []byte("MQTT"), 30, true
+	cp.ProtocolName, cp.Keepalive, cp.Clean = []byte("MQTT"), 30, clean
 	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: cp}
 	var b bytes.Buffer
 	if err := pk.ConnectEncode(&b); err != nil {
