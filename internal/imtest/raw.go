@@ -127,6 +127,8 @@ func (r *Raw) Read(d time.Duration) (packets.Packet, error) {
 		err = pk.PublishDecode(body)
 	case packets.Puback:
 		err = pk.PubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
 	case packets.Disconnect:
@@ -149,6 +151,7 @@ func (r *Raw) Ping(d time.Duration) error {
 		if pk.FixedHeader.Type == packets.Pingresp {
 			return nil
 		}
+		r.Skipped = append(r.Skipped, pk)
 	}
 }
 

@@ -81,6 +81,7 @@ func (r *Raw5) publish(pk packets.Packet) (byte, error) {
 		if ack.FixedHeader.Type == packets.Puback && ack.PacketID == pid {
 			return ack.ReasonCode, nil
 		}
+		r.Skipped = append(r.Skipped, ack)
 	}
 }
 
@@ -102,5 +103,6 @@ func (r *Raw5) Subscribe(filters ...string) ([]byte, error) {
 		if ack.FixedHeader.Type == packets.Suback && ack.PacketID == r.pid {
 			return ack.ReasonCodes, nil
 		}
+		r.Skipped = append(r.Skipped, ack)
 	}
 }
