@@ -1,8 +1,9 @@
 // Package hooks holds the mochi broker hooks that turn a plain MQTT broker into
 // the IM platform. The data path reads top to bottom:
 //
-//	listener -> Auth (CONNECT: credentials, client id) -> ACL (subscribe filters)
-//	-> IM.OnPublish (ACL decision, validate, stamp, store, fan-out) -> inboxes
+//	listener -> Auth (CONNECT: credentials, session key {user}:{device}) -> ACL (subscribe filters)
+//	-> IM.OnPublish (im/: ACL decision, validate, stamp, store, fan-out) -> inboxes
+//	-> Namespaces.OnPublish (outside im/: ACL decision, rate, retained quota)
 //
 // Every im/ delivery is a server-side (inline) publish of the stamped copy;
 // the client's original packet is acknowledged but never delivered itself.

@@ -127,3 +127,20 @@ func TestMosquittoWithoutClientID(t *testing.T) {
 		})
 	}
 }
+
+// TestConnackAdvertisesLimits: an MQTT 5 CONNACK tells the client the
+// broker's maximum packet size and topic alias maximum (mochi enforces the
+// one and accepts the other without saying so); a 3.1.1 CONNACK has no
+// properties.
+func TestConnackAdvertisesLimits(t *testing.T) {
+	s := imtest.Start(t, "")
+	s.User("alice")
+	r, code, err := imtest.DialRaw5(s.MQTT, "", "alice", imtest.Password)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %#x %v", code, err)
+	}
+	defer r.Close()
+	if p := r.Connack.Properties; p.MaximumPacketSize != 256<<10 || p.TopicAliasMaximum != 64 {
+		t.Fatalf("CONNACK Maximum Packet Size %d, Topic Alias Maximum %d; want %d and 64", p.MaximumPacketSize, p.TopicAliasMaximum, 256<<10)
+	}
+}
