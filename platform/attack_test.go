@@ -158,6 +158,15 @@ func TestConnectRefusals(t *testing.T) {
 			}
 		})
 	}
+	// MQTT 3.1.1 gets the return code of the same reason (mochi alone sent
+	// 5 not authorized for bad credentials).
+	for _, c := range cases {
+		if r, code, err := imtest.DialRaw(s.MQTT, 4, c.clientID, c.user, c.password); err != nil {
+			t.Fatalf("3.1.1 %s: %v", c.name, err)
+		} else if r.Close(); code != map[byte]byte{0x85: 2, 0x86: 4}[c.code] {
+			t.Fatalf("3.1.1 %s: return code %d", c.name, code)
+		}
+	}
 	// A token works as the MQTT password, and bob's session was never taken over.
 	r, code, err := imtest.DialRaw5(s.MQTT, "alice:tok", "alice", s.Login("alice"))
 	if err != nil || code != 0 {
