@@ -78,6 +78,11 @@ type Broker struct {
 // limits, this protects the broker from giant frames.
 const MaxPacketSize = 256 << 10
 
+// TopicAliasMaximum is the most topic aliases an MQTT 5 client may set up
+// (advertised in CONNACK). mochi's default, 65535, would let one client
+// keep 65535 topics of up to topic_bytes each in its alias map.
+const TopicAliasMaximum = 64
+
 // New creates the broker; Start begins serving.
 func New(o Options, d *hooks.Deps) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -90,6 +95,7 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	// a client further behind than this catches up through sync.
 	caps.MaximumClientWritesPending = o.WritesPending
 	caps.MaximumPacketSize = MaxPacketSize
+	caps.TopicAliasMaximum = TopicAliasMaximum
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 
 	srv := mqtt.New(&mqtt.Options{
@@ -107,6 +113,9 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 		}
 	}
 
+	if err := b.addHook(&connackProps{maxPacket: MaxPacketSize, topicAliases: caps.TopicAliasMaximum}, nil); err != nil {
+		return nil, err
+	}
 	if err := b.addHook(hooks.NewAuth(d), nil); err != nil {
 		return nil, err
 	}
@@ -171,19 +180,28 @@ func (e guardEnvOf) refused(g *packetGuard, reason string, err error) {
 	e.b.deps.Log.Warn("mqtt: packet refused", "remote", g.RemoteAddr().String(), "client", g.id, "error", err.Error())
 }
 
-// client finds the mochi client reading from g: by the CONNECT's client id,
-// checked against the connection (a later connection may have taken the id
-// over; mochi may have assigned one to an empty id).
+// client finds the mochi client reading from g: by the session key the
+// auth hook gives the CONNECT's client id, checked against the connection
+// (a later connection may have taken the session over), and remembers it.
+// Only a client whose id mochi assigned (an empty one) is searched for
+// among all clients, once.
 func (e guardEnvOf) client(g *packetGuard) *mqtt.Client {
+	if g.cl != nil {
+		return g.cl
+	}
 	reads := func(cl *mqtt.Client) bool {
 		ac, ok := cl.Net.Conn.(*attachConn)
 		return ok && ac.Conn == net.Conn(g)
 	}
-	if cl, ok := e.b.Server.Clients.Get(g.id); ok && reads(cl) {
-		return cl
+	if g.key != "" {
+		if cl, ok := e.b.Server.Clients.Get(g.key); ok && reads(cl) {
+			g.cl = cl
+		}
+		return g.cl
 	}
 	for _, cl := range e.b.Server.Clients.GetAll() {
 		if reads(cl) {
+			g.cl = cl
 			return cl
 		}
 	}
@@ -192,6 +210,29 @@ func (e guardEnvOf) client(g *packetGuard) *mqtt.Client {
 
 func (e guardEnvOf) notify(cl *mqtt.Client, topic string, err *imerr.Error) {
 	e.b.deps.IM.Notify(im.Request{User: string(cl.Properties.Username), ClientID: cl.ID, Topic: topic}, err)
+}
+
+// connackProps tells an MQTT 5 client, in the CONNACK of an accepted
+// connection, the limits mochi enforces but does not advertise (v2.7.9):
+// Maximum Packet Size [MQTT-3.2.2-15], so a client knows that a larger
+// packet ends its connection instead of finding out, and Topic Alias
+// Maximum, without which a client may not use topic aliases at all
+// [MQTT-3.2.2-17].
+type connackProps struct {
+	mqtt.HookBase
+	maxPacket    uint32
+	topicAliases uint16
+}
+
+func (h *connackProps) ID() string           { return "mqim-connack" }
+func (h *connackProps) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
+
+func (h *connackProps) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
+		pk.Properties.MaximumPacketSize = h.maxPacket
+		pk.Properties.TopicAliasMaximum = h.topicAliases
+	}
+	return pk
 }
 
 // keepaliveCap bounds the keepalive [MQTT-3.1.2-21]: an MQTT 5 client asking

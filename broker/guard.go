@@ -13,6 +13,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/imerr"
 )
 
@@ -49,6 +50,8 @@ type packetGuard struct {
 	r       *bufio.Reader
 	version byte   // protocol version from the CONNECT; 0 until then
 	id      string // client identifier from the CONNECT
+	key     string // the session key mochi will know the client by (hooks.SessionKey); "" for an empty id
+	cl      *mqtt.Client
 	out     []byte // the current checked packet, not yet read by mochi
 	buf     []byte // out's backing buffer, returned to bufPool when read
 	err     error
@@ -178,6 +181,12 @@ func (g *packetGuard) read() (pass bool, err error) {
 	case packets.Connect:
 		if g.version == 0 {
 			g.version, g.id = pk.ProtocolVersion, strings.Clone(pk.Connect.ClientIdentifier)
+			if g.id != "" {
+				g.key = hooks.SessionKey(string(pk.Connect.Username), g.id)
+			} else if g.version < 5 && !pk.Connect.Clean {
+				g.release()
+				return false, g.refuseEmptyID()
+			}
 		}
 	case packets.Publish:
 		if why := g.topicProblem(pk.TopicName); why != "" {
@@ -216,6 +225,19 @@ func (g *packetGuard) refuse(code packets.Code, why string) error {
 	}
 	if g.env != nil {
 		g.env.refused(g, code.Reason, err)
+	}
+	return err
+}
+
+// refuseEmptyID answers a 3.1.1 CONNECT with an empty client id and a
+// persistent session with return code 2 identifier rejected, as 3.1.1
+// requires [MQTT-3.1.3-8]: there is no session to come back to. (mochi
+// would refuse it with 0x80, which is no 3.1.1 return code.)
+func (g *packetGuard) refuseEmptyID() error {
+	_, _ = g.Conn.Write([]byte{0x20, 0x02, 0x00, packets.Err3ClientIdentifierNotValid.Code})
+	err := fmt.Errorf("%w: empty client id with a persistent session", ErrMalformed)
+	if g.env != nil {
+		g.env.refused(g, "client_id", err)
 	}
 	return err
 }

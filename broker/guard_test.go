@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/internal/reasoncode"
 )
 
 var connect5 = []byte{0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x1e, 0x00, 0x00, 0x00}
@@ -43,6 +45,12 @@ func TestGuard(t *testing.T) {
 		{"v3 subscribe too deep: filter blanked for mochi", cat(connect4, []byte{0x82, 0x0c, 0x00, 0x01, 0x00, 0x07, 'a', '/', 'b', '/', 'c', '/', 'd', 0x01}),
 			cat(connect4, []byte{0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x01}), io.EOF, nil},
 		{"truncated stream", cat(connect5, publish5[:4]), connect5, io.ErrUnexpectedEOF, nil},
+		{"v3 persistent session with empty client id: identifier rejected", []byte{0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x00, 0x00, 0x1e, 0x00, 0x00},
+			nil, ErrMalformed, []byte{0x20, 0x02, 0x00, 0x02}},
+		{"v5 length over four bytes: DISCONNECT 0x81", cat(connect5, []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}), connect5, ErrMalformed, []byte{0xe0}},
+		{"v5 server-only packet: DISCONNECT 0x82", cat(connect5, []byte{0x90, 0x03, 0x00, 0x01, 0x00}), connect5, ErrMalformed, []byte{0xe0}},
+		{"v5 publish QoS 2 too deep: PUBREC 0x90", cat(connect5, []byte{0x34, 0x0d, 0x00, 0x07, 'a', '/', 'b', '/', 'c', '/', 'd', 0x00, 0x05, 0x00, 'x'}), connect5, io.EOF,
+			[]byte{0x50, 0x03, 0x00, 0x05, 0x90}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -68,7 +76,46 @@ func TestGuard(t *testing.T) {
 			if !bytes.HasPrefix(wire.out.Bytes(), c.toClient) || (c.toClient == nil) != (wire.out.Len() == 0) {
 				t.Errorf("client got % x, want prefix % x", wire.out.Bytes(), c.toClient)
 			}
+			checkReasonCodes(t, wire.out.Bytes())
 		})
+	}
+}
+
+// checkReasonCodes checks every reason code in the MQTT 5 packets the guard
+// wrote against the spec's list for that packet type (internal/reasoncode).
+func checkReasonCodes(t *testing.T, out []byte) {
+	t.Helper()
+	r := bufio.NewReader(bytes.NewReader(out))
+	for {
+		first, err := r.ReadByte()
+		if err != nil {
+			return
+		}
+		n, err := r.ReadByte() // the guard's answers are all under 128 bytes
+		if err != nil || n&0x80 != 0 {
+			t.Fatalf("guard wrote % x: not a short packet", out)
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			t.Fatalf("guard wrote % x: truncated", out)
+		}
+		var allowed reasoncode.Set
+		at := 2 // after the packet id
+		switch first >> 4 {
+		case packets.Puback:
+			allowed = reasoncode.Puback
+		case packets.Pubrec:
+			allowed = reasoncode.Pubrec
+		case packets.Disconnect:
+			allowed, at = reasoncode.Disconnect, 0
+		case packets.Connack: // only to 3.1.1 clients
+			allowed, at = reasoncode.Connack3, 1
+		default:
+			t.Fatalf("guard wrote packet type %d", first>>4)
+		}
+		if len(body) > at && !allowed.Allows(body[at]) {
+			t.Errorf("guard sent packet type %d with reason code %#x, which the spec does not allow in it", first>>4, body[at])
+		}
 	}
 }
 

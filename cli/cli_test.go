@@ -24,28 +24,17 @@ func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func TestUserAndGroupCommands(t *testing.T) {
-	dir := t.TempDir()
-	if code, out, _ := run(t, "rabbit-hole-42\n", "user", "add", "--data", dir, "alice"); code != 0 || !strings.Contains(out, "created user alice") {
-		t.Fatalf("user add: %d %q", code, out)
-	}
-	run(t, "builder-yes-we-can\n", "user", "add", "--data", dir, "bob")
-	cases := []struct {
-		name  string
-		stdin string
-		args  []string
-		code  int
-		msg   string
-	}{
-		{"duplicate user", "x-password\n", []string{"user", "add", "--data", dir, "alice"}, 1, "user exists"},
-		{"bad user id", "x-password\n", []string{"user", "add", "--data", dir, "Bad Name"}, 1, "invalid user id"},
-		{"short password", "short\n", []string{"user", "add", "--data", dir, "carol"}, 1, "8-256 bytes"},
-		{"group with unknown member", "", []string{"group", "create", "--data", dir, "--owner", "alice", "g1", "zed"}, 1, `no such user "zed"`},
-		{"group create", "", []string{"group", "create", "--data", dir, "--owner", "alice", "--name", "Team", "team", "bob"}, 0, "created group team with members alice,bob"},
-		{"group id taken", "", []string{"group", "create", "--data", dir, "--owner", "bob", "team"}, 1, "taken"},
-		{"unknown command", "", []string{"frobnicate"}, 2, "unknown command"},
-		{"version", "", []string{"version"}, 0, "mqim " + cli.Version},
-	}
+// cliCase is one run of the command line and what it must answer.
+type cliCase struct {
+	name  string
+	stdin string
+	args  []string
+	code  int
+	msg   string // in stdout or stderr
+}
+
+func runCases(t *testing.T, cases []cliCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, errs := run(t, c.stdin, c.args...)
@@ -54,6 +43,24 @@ func TestUserAndGroupCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestUserAndGroupCommands(t *testing.T) {
+	dir := t.TempDir()
+	if code, out, _ := run(t, "rabbit-hole-42\n", "user", "add", "--data", dir, "alice"); code != 0 || !strings.Contains(out, "created user alice") {
+		t.Fatalf("user add: %d %q", code, out)
+	}
+	run(t, "builder-yes-we-can\n", "user", "add", "--data", dir, "bob")
+	runCases(t, []cliCase{
+		{"duplicate user", "x-password\n", []string{"user", "add", "--data", dir, "alice"}, 1, "user exists"},
+		{"bad user id", "x-password\n", []string{"user", "add", "--data", dir, "Bad Name"}, 1, "invalid user id"},
+		{"short password", "short\n", []string{"user", "add", "--data", dir, "carol"}, 1, "8-256 bytes"},
+		{"group with unknown member", "", []string{"group", "create", "--data", dir, "--owner", "alice", "g1", "zed"}, 1, `no such user "zed"`},
+		{"group create", "", []string{"group", "create", "--data", dir, "--owner", "alice", "--name", "Team", "team", "bob"}, 0, "created group team with members alice,bob"},
+		{"group id taken", "", []string{"group", "create", "--data", dir, "--owner", "bob", "team"}, 1, "taken"},
+		{"unknown command", "", []string{"frobnicate"}, 2, "unknown command"},
+		{"version", "", []string{"version"}, 0, "mqim " + cli.Version},
+	})
 	// The server sees what the CLI wrote.
 	s := imtest.Start(t, dir)
 	var g struct{ Members []string }

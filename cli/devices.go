@@ -65,11 +65,12 @@ func (c *apiClient) call(method, path string, body, out any) error {
 	return nil
 }
 
-func login(fs *flag.FlagSet, args []string) (*apiClient, []string, error) {
-	base := fs.String("http", envOr("MQIM_URL", "http://127.0.0.1:8080"), "server URL")
+func login(fs *flag.FlagSet, args []string, stdout io.Writer) (*apiClient, []string, error) {
+	base := fs.String("http", envOr("MQIM_URL", "http://127.0.0.1:8080"), "server URL (env MQIM_URL)")
 	user := fs.String("user", "", "your user id")
-	pw := fs.String("password", os.Getenv("MQIM_PASSWORD"), "your password")
-	if err := fs.Parse(args); err != nil {
+	pw := fs.String("password", os.Getenv("MQIM_PASSWORD"), "your password (env MQIM_PASSWORD)")
+	rest, err := parseArgs(fs, deviceUsage, args, stdout)
+	if err != nil {
 		return nil, nil, err
 	}
 	if *user == "" || *pw == "" {
@@ -81,7 +82,7 @@ func login(fs *flag.FlagSet, args []string) (*apiClient, []string, error) {
 		return nil, nil, fmt.Errorf("login: %w", err)
 	}
 	c.token = tok.Token
-	return c, fs.Args(), nil
+	return c, rest, nil
 }
 
 func envOr(k, def string) string {
@@ -92,18 +93,19 @@ func envOr(k, def string) string {
 }
 
 func device(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(deviceUsage)
+	if len(args) == 0 || isHelp(args[0]) || (args[0] == "key" && (len(args) < 2 || isHelp(args[1]))) {
+		fmt.Fprintln(stdout, deviceUsage)
+		return nil
 	}
 	sub := args[0]
 	if sub == "key" {
-		if len(args) < 2 {
-			return errors.New(deviceUsage)
-		}
 		return deviceKey(args[1], args[2:], stdout)
 	}
+	if sub != "create" && sub != "list" {
+		return fmt.Errorf("unknown device command %q\n%s", sub, deviceUsage)
+	}
 	fs := flag.NewFlagSet("device "+sub, flag.ContinueOnError)
-	c, rest, err := login(fs, args[1:])
+	c, rest, err := login(fs, args[1:], stdout)
 	if err != nil {
 		return err
 	}
@@ -131,9 +133,15 @@ func device(args []string, stdout io.Writer) error {
 }
 
 func deviceKey(sub string, args []string, stdout io.Writer) error {
+	if sub != "create" && sub != "list" && sub != "revoke" {
+		return fmt.Errorf("unknown device key command %q\n%s", sub, deviceUsage)
+	}
 	fs := flag.NewFlagSet("device key "+sub, flag.ContinueOnError)
-	clientID := fs.String("client-id", "", "bind the key to this client id")
-	c, rest, err := login(fs, args)
+	var clientID *string
+	if sub == "create" {
+		clientID = fs.String("client-id", "", "bind the key to this client id")
+	}
+	c, rest, err := login(fs, args, stdout)
 	if err != nil {
 		return err
 	}

@@ -194,19 +194,21 @@ type sendItem struct {
 func sendFile(args []string, stdout, stderr io.Writer) int {
 	fs, f := newXferFlags("send-file", "send-file", stderr)
 	to := fs.String("to", "", "user to send to")
-	if err := fs.Parse(args); err != nil {
+	files, err := parseArgs(fs, sendUsage, args, stdout)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		fmt.Fprintln(stderr, "mqim:", err)
 		return exitUsage
 	}
-	if *to == "" || fs.NArg() == 0 || !topic.ValidUser(*to) {
-		fmt.Fprintln(stderr, "usage: mqim send-file --http URL --user U --password P --to PEER FILE...")
+	if *to == "" || len(files) == 0 || !topic.ValidUser(*to) {
+		fmt.Fprintln(stderr, sendUsage)
 		return exitUsage
 	}
 	defer p2p.TuneGC()()
 	var items []*sendItem
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		fh, err := os.Open(path)
 		if err == nil {
 			var st os.FileInfo
@@ -433,6 +435,8 @@ func parseSize(v string) (uint64, error) {
 	return n * mult, nil
 }
 
+const sendUsage = "usage: mqim send-file --http URL --user U --password P --to PEER FILE..."
+
 const recvUsage = "usage: mqim recv-files --http URL --user U --password P (--from PEER[,PEER...] | --accept-anyone) --dir DIR [--count N] [--max-size 4G]"
 
 // recvFiles implements `mqim recv-files`.
@@ -453,13 +457,15 @@ func recvFilesContext(parent context.Context, args []string, stdout, stderr io.W
 	maxOffers := fs.Int("max-offers", 16, "files received at once, from all peers; more are refused (0: no limit)")
 	maxPerPeer := fs.Int("max-offers-per-peer", 4, "files received at once from one peer; more are refused (0: no limit)")
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "give up a file that got no data, and a session whose connection was down, for this long; partial files are removed")
-	if err := fs.Parse(args); err != nil {
+	extra, err := parseArgs(fs, recvUsage, args, stdout)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		fmt.Fprintln(stderr, "mqim:", err)
 		return exitUsage
 	}
-	if fs.NArg() != 0 || *count < 0 || *maxOffers < 0 || *maxPerPeer < 0 || *idle <= 0 {
+	if len(extra) != 0 || *count < 0 || *maxOffers < 0 || *maxPerPeer < 0 || *idle <= 0 {
 		fmt.Fprintln(stderr, recvUsage)
 		return exitUsage
 	}

@@ -35,6 +35,10 @@ type Config struct {
 	Durability string   `yaml:"durability"`
 	Admins     []string `yaml:"admins"`
 	LogLevel   string   `yaml:"log_level"`
+	// AdminToken, if set (at least 32 characters), opens the operator's
+	// HTTP endpoints (POST /api/v1/admin/users) to requests bearing it;
+	// unset, they do not exist. Prefer MQIM_ADMIN_TOKEN to the file.
+	AdminToken string `yaml:"admin_token"`
 	// ICEServers are the STUN/TURN servers GET /api/v1/connect hands to
 	// clients for WebRTC file transfer (default none: host candidates
 	// work when peers reach each other directly).
@@ -92,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: durability must be batch or none, got %q", c.Durability)
 	case c.BodyLimit < 1 || c.BodyLimit > 1<<20:
 		return fmt.Errorf("config: body_limit must be 1..1048576")
+	case c.AdminToken != "" && len(c.AdminToken) < MinAdminToken:
+		return fmt.Errorf("config: admin_token must be at least %d characters (e.g. openssl rand -hex 32)", MinAdminToken)
 	case c.TokenTTL < time.Minute:
 		return fmt.Errorf("config: token_ttl must be at least 1m")
 	case c.SessionExpiry < time.Minute:
@@ -113,6 +119,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// MinAdminToken is the shortest admin_token accepted: it is the only
+// secret between the network and creating accounts.
+const MinAdminToken = 32
+
 // Load parses args (without the program/subcommand name) into a Config.
 func Load(args []string) (Config, error) {
 	c := Default()
@@ -124,6 +134,9 @@ func Load(args []string) (Config, error) {
 	pprofAddr := fs.String("pprof", os.Getenv("MQIM_PPROF"), "serve Go profiles at this loopback address (env MQIM_PPROF; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("serve takes no arguments, got %q (its flags: --data --http --mqtt --config --pprof)", fs.Args())
 	}
 	if *file != "" {
 		b, err := os.ReadFile(*file)

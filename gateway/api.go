@@ -52,6 +52,7 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 		mux.Handle(pattern, g.wrap(pattern, h, true))
 	}
 	g.deviceRoutes(func(pattern string, h handler) { mux.Handle(pattern, g.wrap(pattern, h, true)) })
+	g.adminRoutes(mux)
 	mux.Handle("GET /api/v1/connect", g.wrap("GET /api/v1/connect", g.connect, true))
 	g.transportRoutes(func(pattern string, h handler, auth bool) { mux.Handle(pattern, g.wrap(pattern, h, auth)) })
 	mux.HandleFunc("OPTIONS /api/v1/", g.preflight)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/imerr"
 )
 
@@ -85,10 +86,14 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request, user string)
 	if err := g.ownDevice(user, id); err != nil {
 		return err
 	}
-	if body.ClientID != "" && len(body.ClientID) > len(id)+65 {
-		return fail(http.StatusBadRequest, imerr.Invalid, "client_id too long")
+	clientID := body.ClientID
+	if clientID != "" {
+		if len(clientID) > hooks.MaxClientIDBytes {
+			return fail(http.StatusBadRequest, imerr.Invalid, "client_id too long (at most %d bytes)", hooks.MaxClientIDBytes)
+		}
+		clientID = hooks.SessionKey(id, clientID) // what a CONNECT with it is checked as
 	}
-	secret, k, err := g.o.Accounts.CreateKey(id, body.ClientID)
+	secret, k, err := g.o.Accounts.CreateKey(id, clientID)
 	if err != nil {
 		return err
 	}

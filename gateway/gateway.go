@@ -35,6 +35,7 @@ type Options struct {
 	WS               *broker.ChanListener
 	AllowedOrigins   []string
 	OpenRegistration bool
+	AdminToken       string // opens the admin endpoints (admin.go); "" keeps them closed
 	MQTTAddr         string // advertised by GET /api/v1/connect
 	// Transport: HTTP fallback transports, per-IP limits, node registry.
 	Transport TransportOptions

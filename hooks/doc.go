@@ -1,9 +1,10 @@
 // Package hooks holds the mochi broker hooks that turn a plain MQTT broker into
 // the IM platform. The data path reads top to bottom:
 //
-//	listener -> Auth (CONNECT: credentials, client id) -> ACL (subscribe filters)
-//	-> IM.OnPublish -> im.Service (authorise, validate, stamp, append)
+//	listener -> Auth (CONNECT: credentials, session key {user}:{device}) -> ACL (subscribe filters)
+//	-> IM.OnPublish -> im.Service (im/: authorise, validate, stamp, append)
 //	-> history -> fanout -> device sessions (broker) / feeds (gateway)
+//	-> Namespaces.OnPublish (outside im/: ACL decision, rate, retained quota)
 //
 // The client's original packet is acknowledged but never delivered itself.
 // A chat message is appended to history once; the history store announces

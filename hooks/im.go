@@ -36,7 +36,7 @@ func (h *IM) Provides(b byte) bool {
 var refusal = map[imerr.Code]packets.Code{
 	imerr.Forbidden:     packets.ErrNotAuthorized,
 	imerr.Invalid:       packets.ErrPayloadFormatInvalid,
-	imerr.TooLarge:      packets.ErrPacketTooLarge,
+	imerr.TooLarge:      packets.ErrQuotaExceeded, // not 0x95: a CONNACK/DISCONNECT code only
 	imerr.RateLimited:   packets.ErrQuotaExceeded,
 	imerr.QuotaExceeded: packets.ErrQuotaExceeded,
 	imerr.NotFound:      packets.ErrTopicNameInvalid,
@@ -64,7 +64,7 @@ func (h *IM) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, erro
 		// Rare for chat; mochi runs the PUBREC/PUBREL exchange once the
 		// store has answered.
 		if e := h.d.IM.Handle(req); e != nil {
-			return pk, refuse(cl, pk, e.Code)
+			return pk, refuseQoS2(cl, pk, refuse(cl, pk, e.Code))
 		}
 		return pk, packets.CodeSuccessIgnore
 	}

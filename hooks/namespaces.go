@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -12,10 +13,11 @@ import (
 	"github.com/mqim/mqim/topic"
 )
 
-// Namespaces applies the per-user limits to the operator namespaces (topics
-// outside im/, opened by config rules), where mochi otherwise behaves as a
-// plain broker: the publish rate shared with im/ (im.Service.AllowPublish), and the
-// retained-message quota (Deps.Retained). A refusal is the same as in im/:
+// Namespaces authorises publishes to the operator namespaces (topics
+// outside im/, opened by config rules) and applies the per-user limits
+// there, where mochi otherwise behaves as a plain broker: the publish rate
+// shared with im/ (im.Service.AllowPublish), and the retained-message quota
+// (Deps.Retained). A refusal is the same as in im/:
 // an error notice on im/u/{me}/error, MQTT 5 PUBACK 0x97, and for MQTT 3.1.1
 // a plain PUBACK with the message dropped.
 //
@@ -45,30 +47,41 @@ func operatorTopic(t string) bool {
 	return !strings.HasPrefix(t, topic.Prefix) && !strings.HasPrefix(t, "$")
 }
 
-// userOf is the user part of a client id "{user}:{device}" (mochi keeps
-// only the client id of a retained message's publisher).
-func userOf(clientID string) string {
-	u, _, _ := strings.Cut(clientID, ":")
-	return u
-}
-
-// OnPublish refuses a publish over the user's rate, or a retained one over
-// its retained quota. A retained delete (empty payload) is never refused by
-// the quota: it only frees.
+// OnPublish refuses a publish outside im/ that no operator rule lets the
+// user make (Auth.OnACLCheck lets every write through to here), one over
+// the user's rate, or a retained one over its retained quota. A retained
+// delete (empty payload) is never refused by the quota: it only frees.
 func (h *Namespaces) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || !operatorTopic(pk.TopicName) {
+	if cl.Net.Inline || strings.HasPrefix(pk.TopicName, topic.Prefix) {
 		return pk, nil
 	}
 	user := string(cl.Properties.Username)
-	e := h.d.IM.AllowPublish(user)
-	if e == nil && pk.FixedHeader.Retain && !h.d.Retained.Admit(user, pk.TopicName, len(pk.Payload)) {
+	e := h.d.IM.AllowPublish(user) // first: a flood of refused publishes costs a lookup each
+	if e == nil && !h.d.Policy.CanWrite(user, cl.ID, pk.TopicName) {
+		e = imerr.New(imerr.Forbidden, "no operator rule lets %s publish to %q", user, truncate(pk.TopicName, 128))
+	}
+	if e == nil && pk.FixedHeader.Retain && operatorTopic(pk.TopicName) && !h.d.Retained.Admit(user, pk.TopicName, len(pk.Payload)) {
 		e = h.retainedQuotaErr()
 	}
 	if e == nil {
 		return pk, nil
 	}
 	h.d.IM.Notify(im.Request{User: user, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload}, e)
-	return pk, refuse(cl, pk, e.Code)
+	return pk, refuseQoS2(cl, pk, refuse(cl, pk, e.Code))
+}
+
+// refuseQoS2 answers a refused MQTT 5 QoS 2 publish with PUBREC and its
+// reason code itself: mochi answers a reason-code error from OnPublish
+// with a PUBACK whatever the QoS (v2.7.9 server.go:919), which a QoS 2
+// publisher cannot match to its flow. A PUBREC of 0x80 or more ends the
+// flow [MQTT-4.3.3], and packets.ErrRejectPacket leaves mochi no state of it.
+func refuseQoS2(cl *mqtt.Client, pk packets.Packet, err error) error {
+	var code packets.Code
+	if pk.FixedHeader.Qos != 2 || !errors.As(err, &code) || code.Code < packets.ErrUnspecifiedError.Code {
+		return err
+	}
+	_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID, ReasonCode: code.Code})
+	return packets.ErrRejectPacket
 }
 
 func (h *Namespaces) retainedQuotaErr() *imerr.Error {
@@ -108,7 +121,8 @@ func (h *Namespaces) OnRetainedExpired(t string) {
 func (h *Namespaces) OnStarted() {
 	for t, pk := range h.srv.Topics.Retained.GetAll() {
 		if operatorTopic(t) {
-			h.d.Retained.Load(userOf(pk.Origin), t, len(pk.Payload))
+			// mochi keeps only the client id of a retained message's publisher.
+			h.d.Retained.Load(UserOf(pk.Origin), t, len(pk.Payload))
 		}
 	}
 }

@@ -180,7 +180,7 @@ func TestConformanceWillWithDelay(t *testing.T) {
 	c := paho.NewClient(paho.ClientConfig{Conn: conn})
 	ca, _ := c.Connect(context.Background(), &paho.Connect{ClientID: "dev:b", Username: "dev", UsernameFlag: true, Password: []byte(key), PasswordFlag: true,
 		CleanStart: true, WillMessage: &paho.WillMessage{Topic: "im/presence/dev", Payload: []byte(`{"status":"online"}`)}})
-	if ca == nil || ca.ReasonCode != 0x86 {
+	if ca == nil || ca.ReasonCode != 0x87 || ca.Properties == nil || !strings.Contains(ca.Properties.ReasonString, "will topic") {
 		t.Fatalf("will into im/: %+v", ca)
 	}
 }

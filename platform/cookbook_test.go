@@ -4,12 +4,16 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/mqim/mqim/acl"
+	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/internal/imtest"
 )
 
@@ -42,6 +46,27 @@ func cookbook(t *testing.T) []step {
 	return steps
 }
 
+// cookbookRules parses the rules of the cookbook's yaml block.
+func cookbookRules(t *testing.T) []acl.Rule {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	s = s[strings.Index(s, "<!-- cookbook:start -->"):strings.Index(s, "<!-- cookbook:end -->")]
+	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(s)
+	if m == nil {
+		t.Fatal("the cookbook shows no yaml block of rules")
+	}
+	var c struct {
+		Rules []acl.Rule `yaml:"rules"`
+	}
+	if err := yaml.Unmarshal([]byte(m[1]), &c); err != nil {
+		t.Fatalf("cookbook rules: %v", err)
+	}
+	return c.Rules
+}
+
 // matchLine treats "…" in the documented output as "anything".
 func matchLine(want, got string) bool {
 	parts := strings.Split(want, "…")
@@ -63,12 +88,18 @@ func TestREADMECookbook(t *testing.T) {
 	if len(steps) < 5 {
 		t.Fatalf("cookbook has only %d steps", len(steps))
 	}
-	// The rules the README shows for the device part of the cookbook.
+	// The quick start's sample config, as shipped (its addresses and data
+	// directory are the test's own), whose rules the README shows.
+	example, err := config.Load([]string{"--config", "../mqim.example.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shown := cookbookRules(t); !reflect.DeepEqual(shown, example.Rules) {
+		t.Fatalf("the cookbook shows rules %+v, mqim.example.yaml has %+v", shown, example.Rules)
+	}
 	s := imtest.Start(t, "", func(c *imtestConfig) {
-		c.Rules = []acl.Rule{
-			{Role: "device", Access: "readwrite", Topics: []string{"devices/%u/#"}},
-			{Role: "person", Access: "read", Topics: []string{"devices/+/telemetry"}},
-		}
+		example.Data, example.HTTP, example.MQTT, example.Durability = c.Data, c.HTTP, c.MQTT, c.Durability
+		*c = example
 	})
 	work := t.TempDir() // the cookbook keeps a key file in its working directory
 	httpHost := strings.TrimPrefix(s.HTTP, "http://")

@@ -175,7 +175,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
-		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,
+		AdminToken: cfg.AdminToken, MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,
 		KeyRevoked:   func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		TokenRevoked: func(tokenID string) { p.Broker.DisconnectToken(tokenID) },
 		UserRevoked:  func(user string) { p.Broker.DisconnectUser(user) },

@@ -42,6 +42,14 @@ func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, b
 	return DialRawSession(url, version, cp, true, packets.Properties{})
 }
 
+// DialRawPersistent is DialRawConnect without clean session / clean start:
+// a 3.1.1 persistent session (MQTT 5: use DialRawSession with a Session
+// Expiry Interval). A refused CONNECT is no error: the CONNACK's code says
+// why.
+func DialRawPersistent(url string, version byte, cp packets.ConnectParams) (*Raw, byte, error) {
+	return DialRawSession(url, version, cp, false, packets.Properties{})
+}
+
 // DialRawSession is DialRawConnect with the clean session (3.1.1) or clean
 // start (5) flag and the CONNECT's MQTT 5 properties (Session Expiry
 // Interval, Receive Maximum) given.
@@ -123,6 +131,8 @@ func (r *Raw) Read(d time.Duration) (packets.Packet, error) {
 		err = pk.PublishDecode(body)
 	case packets.Puback:
 		err = pk.PubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
 	case packets.Disconnect:
@@ -145,6 +155,7 @@ func (r *Raw) Ping(d time.Duration) error {
 		if pk.FixedHeader.Type == packets.Pingresp {
 			return nil
 		}
+		r.Skipped = append(r.Skipped, pk)
 	}
 }
 

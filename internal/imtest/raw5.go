@@ -8,7 +8,9 @@ import (
 )
 
 // Raw5 is a minimal MQTT 5 client built on mochi's packet codec, for tests
-// that need reason codes (paho.mqtt.golang speaks 3.1.1 only).
+// that need reason codes (paho.mqtt.golang speaks 3.1.1 only). Its helpers
+// speak the Raw's protocol version: Raw.Client gives them to a 3.1.1 Raw
+// (whose PUBACKs carry no reason code: 0).
 type Raw5 struct {
 	*Raw
 	pid uint16
@@ -29,6 +31,9 @@ func DialRaw5Connect(addr string, cp packets.ConnectParams) (*Raw5, byte, error)
 	}
 	return &Raw5{Raw: r}, code, nil
 }
+
+// Client gives r the publish and subscribe helpers of Raw5.
+func (r *Raw) Client() *Raw5 { return &Raw5{Raw: r} }
 
 func (r *Raw5) write(pk *packets.Packet, enc func(*packets.Packet, *bytes.Buffer) error) error {
 	var b bytes.Buffer
@@ -51,7 +56,7 @@ func (r *Raw5) Publish(topic string, payload []byte) (byte, error) {
 // PublishID is Publish with a chosen packet id and DUP flag, to replay a
 // retransmission as a client does after reconnecting.
 func (r *Raw5) PublishID(topic string, payload []byte, pid uint16, dup bool) (byte, error) {
-	return r.publish(packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
+	return r.publish(packets.Packet{ProtocolVersion: r.version, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
 		TopicName: topic, Payload: payload, PacketID: pid})
 }
 
@@ -59,7 +64,7 @@ func (r *Raw5) PublishID(topic string, payload []byte, pid uint16, dup bool) (by
 // the topic's retained message).
 func (r *Raw5) PublishRetained(topic string, payload []byte) (byte, error) {
 	r.pid++
-	return r.publish(packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+	return r.publish(packets.Packet{ProtocolVersion: r.version, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
 		TopicName: topic, Payload: payload, PacketID: r.pid})
 }
 
@@ -76,13 +81,14 @@ func (r *Raw5) publish(pk packets.Packet) (byte, error) {
 		if ack.FixedHeader.Type == packets.Puback && ack.PacketID == pid {
 			return ack.ReasonCode, nil
 		}
+		r.Skipped = append(r.Skipped, ack)
 	}
 }
 
 // Subscribe subscribes to filters and returns the SUBACK reason codes.
 func (r *Raw5) Subscribe(filters ...string) ([]byte, error) {
 	r.pid++
-	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: r.pid}
+	pk := packets.Packet{ProtocolVersion: r.version, FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: r.pid}
 	for _, f := range filters {
 		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
 	}
@@ -97,5 +103,6 @@ func (r *Raw5) Subscribe(filters ...string) ([]byte, error) {
 		if ack.FixedHeader.Type == packets.Suback && ack.PacketID == r.pid {
 			return ack.ReasonCodes, nil
 		}
+		r.Skipped = append(r.Skipped, ack)
 	}
 }
