@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,7 @@ const feedWait = 5 * time.Second
 
 // maxLive bounds the entries a session buffers from the fan-out between
 // writes; past it the session reads the log instead.
-const maxLive = 1024
+const maxLive = 128
 
 // delivery is the set of connected device sessions of this broker.
 type delivery struct {
@@ -77,6 +78,7 @@ type devSession struct {
 	known   uint64   // the feed is known to reach at least this position
 	flights []flight // positions acked < pos <= sent, in order
 	live    []fanout.Entry
+	ready   bool // acked/sent set: the pump may run
 	running bool
 	stopped bool
 	idle    chan struct{} // closed when the running pump returns
@@ -133,28 +135,34 @@ func (d *delivery) attach(cl *mqtt.Client, clean bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
 	defer cancel()
+	s := &devSession{d: d, cl: cl, user: user, durable: durable(cl)}
+	// Subscribed before the head is read, so nothing committed after it is
+	// missed; the pump waits for ready.
+	s.cancel = d.hub.Subscribe(user, s, false)
+	head, err := d.hist.Head(ctx, user)
+	if err != nil {
+		// Without the feed's end a new session cannot know where it starts:
+		// drop the connection (its client reconnects) rather than guess.
+		s.cancel()
+		d.log.Error("delivery: feed head; disconnecting", "client", cl.ID, "error", err)
+		cl.Stop(fmt.Errorf("broker: delivery: %w", err))
+		return
+	}
 	epoch := d.hist.Epoch()
-	var start uint64
-	var resumed bool
+	start, resumed := head.Pos, false
 	if !clean {
 		if cur, ok := d.cursors.get(cl.ID); ok && cur.Epoch == epoch {
 			start, resumed = cur.Pos, true
 		}
 	}
-	head, err := d.hist.Head(ctx, user)
-	if err != nil {
-		d.log.Error("delivery: feed head", "client", cl.ID, "error", err)
-	}
-	if !resumed {
-		start = head.Pos
-	}
-	s := &devSession{d: d, cl: cl, user: user, durable: durable(cl), acked: start, sent: start, known: max(head.Pos, start)}
 	if s.durable {
 		d.cursors.set(cl.ID, history.Cursor{Epoch: epoch, Pos: start}, !resumed)
 	} else {
 		d.cursors.remove(cl.ID)
 	}
-	s.cancel = d.hub.Subscribe(user, s, false)
+	s.mu.Lock()
+	s.acked, s.sent, s.known, s.ready = start, start, max(s.known, head.Pos, start), true
+	s.mu.Unlock()
 	d.mu.Lock()
 	old := d.sessions[cl.ID]
 	d.sessions[cl.ID] = s
@@ -220,7 +228,7 @@ func (s *devSession) Event(fanout.Event) {}
 // kick makes sure a pump runs if there may be work.
 func (s *devSession) kick() {
 	s.mu.Lock()
-	if s.running || s.stopped {
+	if s.running || s.stopped || !s.ready {
 		s.mu.Unlock()
 		return
 	}

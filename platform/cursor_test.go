@@ -290,3 +290,22 @@ func TestPipelinedPublishesAckedInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignCursorIsResetEverywhere: a cursor of another store epoch gets
+// the typed reset on every transport that resumes from one (MQTT sync's
+// "reset":true is covered by TestMQTTSync).
+func TestForeignCursorIsResetEverywhere(t *testing.T) {
+	s := imtest.Start(t, "")
+	tok := s.User("alice")
+	for _, path := range []string{
+		"/api/v1/sync?since=deadbeef-5",
+		"/api/v1/poll?since=deadbeef-5",
+		"/api/v1/stream?since=deadbeef-5",
+	} {
+		var body struct{ Error struct{ Code string } }
+		code, err := s.API("GET", path, tok, nil, &body)
+		if err != nil || code != 410 || body.Error.Code != "reset" {
+			t.Errorf("%s: %d %q %v, want 410 reset", path, code, body.Error.Code, err)
+		}
+	}
+}
