@@ -458,11 +458,14 @@ func (s *devSession) ack(id uint16) bool {
 			break
 		}
 	}
+	more := false
 	if found {
 		s.collapse()
+		// Room opened: worth a pump only if something waits for it.
+		more = len(s.live) > 0 || s.known > s.sent
 	}
 	s.mu.Unlock()
-	if found {
+	if more {
 		s.kick()
 	}
 	return found
