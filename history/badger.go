@@ -59,11 +59,6 @@ type BadgerOptions struct {
 	// Space, if set, is checked before every commit: below its reserve the
 	// whole batch fails with an error wrapping kvstore.ErrFull.
 	Space *kvstore.Space
-	// Linger, if set, lets a commit that follows another closely (within
-	// 10 ms: traffic is sustained) wait up to this long for more appends
-	// to share it. With fsync per commit this trades a little latency
-	// for far fewer fsyncs under load; an isolated message never waits.
-	Linger time.Duration
 	// Committed, if set, is called by the writer after each commit with the
 	// messages it stored, in commit order (see Appended): the feed the
 	// fan-out delivers from. It runs before the appends' callers return and
@@ -107,7 +102,6 @@ type Badger struct {
 	ops      chan *op
 	quit     chan struct{}
 	onCommit func([]Appended)
-	linger   time.Duration
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	idSeq    atomic.Uint64
@@ -137,7 +131,7 @@ func OpenBadger(db *badger.DB, o BadgerOptions) (*Badger, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
 	}
-	s := &Badger{db: db, space: o.Space, now: o.Now, maxBatch: o.MaxBatch, ops: make(chan *op, 4096), quit: make(chan struct{}), onCommit: o.Committed, linger: o.Linger,
+	s := &Badger{db: db, space: o.Space, now: o.Now, maxBatch: o.MaxBatch, ops: make(chan *op, 4096), quit: make(chan struct{}), onCommit: o.Committed,
 		convSeq: map[ConvID]uint64{}, feedPos: map[string]uint64{}, inConv: map[string]bool{}, read: map[string]uint64{},
 		lastConv: map[ConvID]uint64{}, lastFeed: map[string]uint64{}}
 	err := db.Update(func(txn *badger.Txn) error {
@@ -232,7 +226,6 @@ func (s *Badger) MarkRead(ctx context.Context, user string, conv ConvID, seq uin
 
 func (s *Badger) writer() {
 	defer s.wg.Done()
-	var lastCommit time.Time
 	for {
 		var first *op
 		select {
@@ -248,47 +241,28 @@ func (s *Badger) writer() {
 				}
 			}
 		}
-		batch := s.fill([]*op{first}, nil)
-		if s.linger > 0 && time.Since(lastCommit) < sustained {
-			timer := time.NewTimer(s.linger)
-			batch = s.fill(batch, timer.C)
-			timer.Stop()
-		}
+		batch := s.fill([]*op{first})
 		s.commit(batch)
-		lastCommit = time.Now()
 	}
 }
 
-// fill adds queued ops to batch up to its bounds; with wait set it also
-// waits for more until wait fires.
-func (s *Badger) fill(batch []*op, wait <-chan time.Time) []*op {
+// fill adds what is queued to batch, up to its bounds.
+func (s *Badger) fill(batch []*op) []*op {
 	entries := 0
 	for _, o := range batch {
 		entries += o.entries
 	}
 	for len(batch) < s.maxBatch && entries < maxBatchEntries {
-		var o *op
 		select {
-		case o = <-s.ops:
+		case o := <-s.ops:
+			batch = append(batch, o)
+			entries += o.entries
 		default:
-			if wait == nil {
-				return batch
-			}
-			select {
-			case o = <-s.ops:
-			case <-wait:
-				return batch
-			}
+			return batch
 		}
-		batch = append(batch, o)
-		entries += o.entries
 	}
 	return batch
 }
-
-// sustained is how soon after a commit the next one counts as sustained
-// traffic (see BadgerOptions.Linger).
-const sustained = 10 * time.Millisecond
 
 // commit applies a batch in one transaction. On failure every op in it fails
 // and the sequence caches are dropped, so no seq is ever skipped or reused.

@@ -121,7 +121,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		}
 	}()
 	hub := fanout.NewLocal(nil) // routed into the broker once it exists
-	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space, Committed: hub.Committed, Linger: linger(cfg)}); err != nil {
+	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space, Committed: hub.Committed}); err != nil {
 		return nil, err
 	}
 	admins := map[string]bool{}
@@ -199,16 +199,6 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	go func() { bg.Wait(); close(p.gcDone) }()
 	ok = true
 	return p, nil
-}
-
-// linger is how long a group commit under sustained load waits for more
-// appends: with an fsync per commit (durability batch) 1 ms halves the
-// fsyncs at 1000 msg/s; without fsync a commit is cheap, so none.
-func linger(cfg config.Config) time.Duration {
-	if cfg.Durability == "batch" {
-		return time.Millisecond
-	}
-	return 0
 }
 
 // Reload applies the reloadable parts of cfg (the operator ACL rules): new
