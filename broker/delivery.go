@@ -78,6 +78,12 @@ type devSession struct {
 	known   uint64   // the feed is known to reach at least this position
 	flights []flight // positions acked < pos <= sent, in order
 	live    []fanout.Entry
+
+	// matches caches, per inbox topic, what the client's subscriptions
+	// make of it; emptied on every SUBSCRIBE and UNSUBSCRIBE of the client.
+	// Only the pump reads and writes it, under matchMu.
+	matchMu sync.Mutex
+	matches map[string]match
 	ready   bool // acked/sent set: the pump may run
 	running bool
 	stopped bool
@@ -367,19 +373,9 @@ func (s *devSession) write(items []item) error {
 	var buf bytes.Buffer
 	fl := make([]flight, 0, len(items))
 	max := cl.Properties.Props.MaximumPacketSize
-	type match struct {
-		qos byte
-		ids []int
-		ok  bool
-	}
-	matches := map[string]match{} // a batch is mostly one or two topics
 	for _, it := range items {
 		name := im.InboxTopic(s.user, it.msg)
-		m, seen := matches[name]
-		if !seen {
-			m.qos, m.ids, m.ok = subscribed(cl, name)
-			matches[name] = m
-		}
+		m := s.match(name)
 		qos, ids, ok := m.qos, m.ids, m.ok
 		if !ok {
 			fl = append(fl, flight{pos: it.pos, done: true})
@@ -526,6 +522,44 @@ func (s *devSession) release(fl []flight) {
 	}
 }
 
+// match is what cl's subscriptions make of one topic.
+type match struct {
+	qos byte
+	ids []int
+	ok  bool
+}
+
+// maxMatches bounds a session's match cache (a user's topics: one per DM
+// peer and group).
+const maxMatches = 256
+
+func (s *devSession) match(name string) match {
+	s.matchMu.Lock()
+	defer s.matchMu.Unlock()
+	if m, ok := s.matches[name]; ok {
+		return m
+	}
+	if s.matches == nil || len(s.matches) >= maxMatches {
+		s.matches = map[string]match{}
+	}
+	var m match
+	m.qos, m.ids, m.ok = subscribed(s.cl, name)
+	s.matches[name] = m
+	return m
+}
+
+// resubscribed forgets the match cache of cl's session.
+func (d *delivery) resubscribed(cl *mqtt.Client) {
+	d.mu.Lock()
+	s := d.sessions[cl.ID]
+	d.mu.Unlock()
+	if s != nil && s.cl == cl {
+		s.matchMu.Lock()
+		s.matches = nil
+		s.matchMu.Unlock()
+	}
+}
+
 // subscribed returns the QoS (at most 1) at which cl's subscriptions take
 // name and their subscription identifiers [MQTT-3.3.4-3], or false when
 // none matches.
@@ -560,7 +594,8 @@ func (h *deliveryHook) ID() string { return "mqim-delivery" }
 
 func (h *deliveryHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired:
+	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed:
 		return true
 	}
 	return false
@@ -580,6 +615,14 @@ func (h *deliveryHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 }
 
 func (h *deliveryHook) OnClientExpired(cl *mqtt.Client) { h.d.expired(cl.ID) }
+
+// OnSubscribed and OnUnsubscribed change what the session's topics match;
+// a new subscription may also open a topic to messages still ahead.
+func (h *deliveryHook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	h.d.resubscribed(cl)
+}
+
+func (h *deliveryHook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) { h.d.resubscribed(cl) }
 
 // Router is the fan-out's way into the broker's topic tree: ephemeral events
 // are inline publishes, delivered by mochi to whichever subscriptions match

@@ -192,6 +192,25 @@ func TestDeviceSessionCursor(t *testing.T) {
 		}
 	})
 
+	t.Run("a later SUBSCRIBE takes effect for what comes next", func(t *testing.T) {
+		dv := dialDevice(t, s.MQTT, 4, "bob:later", "bob", true, packets.Properties{})
+		dv.raw.Subscribe(1, "im/u/bob/dm/alice")
+		s.MustAPI(201, "POST", "/api/v1/groups", atok, map[string]any{"id": "later", "members": []string{"bob"}}, nil)
+		group := func(body string) {
+			s.MustAPI(200, "POST", "/api/v1/publish", atok, map[string]any{"topic": "im/g/later", "payload": `{"body":"` + body + `"}`}, nil)
+		}
+		group("unseen")
+		send("dm")
+		dv.readUntil(1, 5*time.Second)
+		dv.raw.Subscribe(1, "im/u/bob/g/+")
+		group("seen")
+		dv.readUntil(2, 5*time.Second)
+		dv.quiet()
+		if dv.got[0].msg.Body != "dm" || dv.got[1].msg.Body != "seen" {
+			t.Fatalf("got %q then %q", dv.got[0].msg.Body, dv.got[1].msg.Body)
+		}
+	})
+
 	t.Run("MQTT 5 Receive Maximum bounds unacknowledged messages", func(t *testing.T) {
 		dv := dialDevice(t, s.MQTT, 5, "bob:rm", "bob", true, packets.Properties{ReceiveMaximum: 3})
 		dv.raw.Subscribe(1, "im/u/bob/#")
