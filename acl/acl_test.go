@@ -93,3 +93,49 @@ func TestCanPublish(t *testing.T) {
 		}
 	}
 }
+
+// TestWholeNamespaceRule: a rule "#" opens every operator topic to its
+// user, filters starting with wildcards included, but never im/ (decided
+// before the rules) and never $ topics for writing; a deny refuses only the
+// filters it covers, and its topics stay closed to every delivery.
+func TestWholeNamespaceRule(t *testing.T) {
+	rules, err := CompileRules([]Rule{
+		{User: "paho", Access: "deny", Topics: []string{"test/nosubscribe"}},
+		{User: "paho", Access: "readwrite", Topics: []string{"#"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Policy{Members: members{}}
+	p.SetRules(rules)
+	for _, c := range []struct {
+		user, filter string
+		want         bool
+	}{
+		{"paho", "#", true},
+		{"paho", "+/+", true},
+		{"paho", "TopicA/+", true},
+		{"paho", "/TopicA", true},
+		{"paho", "test/#", true},             // overlaps the deny: granted, filtered per delivery
+		{"paho", "test/nosubscribe", false},  // covered by the deny
+		{"paho", "im/u/bob/dm/alice", false}, // a delivery of someone else's inbox
+		{"paho", "im/u/paho/dm/alice", true}, // its own
+		{"paho", "im/u/+/#", false},          // im/ filters follow the contract
+		{"alice", "#", false},                // no rule for alice
+	} {
+		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
+			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		topic string
+		want  bool
+	}{{"TopicA", true}, {"test/nosubscribe", false}, {"im/u/bob/dm/paho", false}, {"$SYS/x", false}} {
+		if got := p.CanWrite("paho", "paho:dev", c.topic); got != c.want {
+			t.Errorf("CanWrite(paho, %q) = %v, want %v", c.topic, got, c.want)
+		}
+	}
+	if _, err := CompileRules([]Rule{{Access: "read", Topics: []string{"im/#"}}}); err == nil {
+		t.Error("a rule naming im/ was accepted")
+	}
+}

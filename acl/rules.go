@@ -67,9 +67,14 @@ func CompileRules(rules []Rule) (*Rules, error) {
 			if err := validPattern(t); err != nil {
 				return nil, fmt.Errorf("acl rule %d: topic %q: %v", i+1, t, err)
 			}
+			// A pattern starting with "+" or "#" ("#": the whole operator
+			// namespace) is fine: im/ and $-topics are decided before any
+			// rule is looked at (Policy.CanWrite, CanSubscribe), so no rule
+			// ever opens them, whatever its pattern. Naming im/ is refused
+			// so nobody writes a rule believing it would.
 			first := strings.SplitN(t, "/", 2)[0]
 			switch {
-			case first == "im" || first == "+" || first == "#":
+			case first == "im":
 				return nil, fmt.Errorf("acl rule %d: topic %q reaches the im/ namespace, whose access is fixed by the protocol (own inbox only); rules may only cover other namespaces", i+1, t)
 			case strings.HasPrefix(first, "$"):
 				return nil, fmt.Errorf("acl rule %d: topic %q: $-topics are not grantable by rules ($SYS is for admins)", i+1, t)
@@ -125,7 +130,11 @@ func (r *Rules) allow(user, role, clientID, filter string, write bool) bool {
 		for _, t := range c.Topics {
 			p := strings.NewReplacer("%u", user, "%c", clientID).Replace(t)
 			if c.acc == accDeny {
-				if overlaps(p, filter) {
+				// A denied topic refuses what it covers. A wider filter
+				// that only overlaps it (a/# over deny a/secret) goes on to
+				// the other rules: every delivery is judged again with its
+				// concrete topic, which the deny then covers.
+				if covers(p, filter) {
 					return false
 				}
 				continue
@@ -160,27 +169,4 @@ func covers(p, f string) bool {
 		}
 	}
 	return len(ps) == len(fs) || (len(ps) == len(fs)+1 && ps[len(fs)] == "#")
-}
-
-// overlaps reports whether some topic matches both p and f.
-func overlaps(p, f string) bool {
-	ps, fs := strings.Split(p, "/"), strings.Split(f, "/")
-	for i := 0; i < len(ps) && i < len(fs); i++ {
-		if ps[i] == "#" || fs[i] == "#" {
-			return true
-		}
-		if ps[i] != "+" && fs[i] != "+" && ps[i] != fs[i] {
-			return false
-		}
-	}
-	if len(ps) == len(fs) {
-		return true
-	}
-	if len(ps) == len(fs)+1 {
-		return ps[len(fs)] == "#"
-	}
-	if len(fs) == len(ps)+1 {
-		return fs[len(ps)] == "#"
-	}
-	return false
 }

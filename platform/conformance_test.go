@@ -263,3 +263,62 @@ func TestConformanceMaximumPacketSize(t *testing.T) {
 		t.Fatal("connection not closed after an oversize packet")
 	}
 }
+
+// paho suite's account: the whole operator namespace, but test/nosubscribe.
+var wholeNamespace = []acl.Rule{
+	{User: "paho", Access: "deny", Topics: []string{"test/nosubscribe"}},
+	{User: "paho", Access: "readwrite", Topics: []string{"#"}},
+}
+
+// TestConformanceWildcardFiltersInAnOpenedNamespace: an account that a rule
+// opens the whole operator namespace to ("#") subscribes to "#", "+/+" and
+// "TopicA/+" and gets what the Paho interoperability suite expects, while
+// im/ stays closed: it gets nothing of other users' inboxes, and a user
+// without such a rule still cannot subscribe to "#".
+func TestConformanceWildcardFiltersInAnOpenedNamespace(t *testing.T) {
+	s := imtest.Start(t, "", func(c *imtestConfig) { c.Rules = wholeNamespace })
+	s.User("paho")
+	s.User("alice")
+	s.User("bob")
+	c := dialV5(t, s, "paho", "myclientid", imtest.Password, v5opts{clean: true})
+	for _, f := range []string{"#", "+/+", "TopicA/+"} {
+		sub(t, c, f, 1, 0)
+	}
+	// paho.golang reports a refusal as an error, with the SUBACK.
+	if sa, err := c.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "test/nosubscribe", QoS: 1}}}); sa == nil || sa.Reasons[0] < 0x80 {
+		t.Fatalf("subscribe test/nosubscribe: %v %+v, want a refusal", err, sa)
+	}
+	for _, topic := range []string{"TopicA", "TopicA/B", "Topic/C", "/TopicA"} {
+		pub(t, c, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(topic)})
+	}
+	// alice writes to bob: nothing of it may reach paho's "#".
+	alice := s.MustConnect("alice", imtest.ClientOpts{NoSub: true})
+	alice.Publish("im/u/bob/dm/alice", 1, "private")
+	alice.Publish("im/u/bob/typing/alice", 0, `{"state":"typing"}`)
+	pub(t, c, &paho.Publish{Topic: "fence", QoS: 1, Payload: []byte("fence")})
+	imtest.Eventually(t, "the fence on #", 5*time.Second, func() bool { return len(c.received("fence")) == 1 })
+	want := map[string]int{ // "#" matches all; "+/+" two levels; "TopicA/+" one
+		"TopicA": 1, "TopicA/B": 3, "Topic/C": 2, "/TopicA": 2, "fence": 1,
+	}
+	got := map[string]int{}
+	for _, p := range c.received("") {
+		if strings.HasPrefix(p.Topic, "im/u/bob/") {
+			t.Fatalf("paho received bob's %s", p.Topic)
+		}
+		if !strings.HasPrefix(p.Topic, "im/") {
+			got[p.Topic]++
+		}
+	}
+	for topic, n := range want {
+		// MQTT 5 allows one copy per matching subscription or one in all
+		// [MQTT-3.3.4-2]; mochi sends one per client.
+		if got[topic] != 1 && got[topic] != n {
+			t.Errorf("%s: %d copies, want 1 or %d", topic, got[topic], n)
+		}
+	}
+	// Without a rule covering it, "#" stays refused.
+	b := dialV5(t, s, "bob", "bob-any", imtest.Password, v5opts{clean: true})
+	if sa, err := b.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "#", QoS: 1}}}); sa == nil || sa.Reasons[0] < 0x80 {
+		t.Fatalf("bob's #: %v %+v, want a refusal", err, sa)
+	}
+}
