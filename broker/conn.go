@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -32,7 +33,26 @@ type boundedConn struct {
 	draining bool
 	idle     chan struct{} // closed when the current drainer stops
 	err      error
+	linger   bool // Close reads away what the peer still sends (see lingerOnClose)
 }
+
+// lingerOnClose makes Close half-close and read away what the peer is still
+// sending, for a connection the server ends in the middle of the client's
+// packet (too large, malformed): closing a socket with unread data makes
+// the kernel answer with a reset, and a reset can destroy the DISCONNECT
+// (with its reason code) before the client reads it.
+func (c *boundedConn) lingerOnClose() {
+	c.mu.Lock()
+	c.linger = true
+	c.mu.Unlock()
+}
+
+// Bounds of the lingering close: it never holds a connection longer or
+// reads more than this.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
 
 func (c *boundedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -154,7 +174,12 @@ func (c *boundedConn) Close() error {
 	if c.err == nil {
 		c.err = net.ErrClosed
 	}
+	linger := c.linger
 	c.mu.Unlock()
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); linger && ok && hc.CloseWrite() == nil {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+	}
 	return c.Conn.Close()
 }
 

@@ -223,6 +223,9 @@ func (g *packetGuard) refuse(code packets.Code, why string) error {
 			_, _ = g.Conn.Write(b.Bytes())
 		}
 	}
+	if bc, ok := g.Conn.(*boundedConn); ok {
+		bc.lingerOnClose() // the rest of the refused packet may be on its way
+	}
 	if g.env != nil {
 		g.env.refused(g, code.Reason, err)
 	}

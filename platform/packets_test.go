@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -252,5 +253,37 @@ func TestRefusedPublishLogsOneConciseLine(t *testing.T) {
 	if len(l) > 400 || strings.Contains(l, "payload-") || strings.Contains(l, "level=ERROR") ||
 		!strings.Contains(l, "alice:v5") || !strings.Contains(l, "not authorized") {
 		t.Fatalf("refusal logged as %d bytes: %s", len(l), l)
+	}
+}
+
+// TestOversizePublishGetsItsDisconnect: a client that sends a whole PUBLISH
+// over the maximum packet size (not just its header) still reads the
+// DISCONNECT 0x95 that says why: the server reads away the rest of the
+// packet before closing, where a plain close would answer the unread bytes
+// with a TCP reset that can destroy the DISCONNECT first.
+func TestOversizePublishGetsItsDisconnect(t *testing.T) {
+	s := imtest.Start(t, "")
+	tok := s.User("alice")
+	for i := 0; i < 3; i++ {
+		raw, code, err := imtest.DialRaw(s.MQTT, 5, "alice:big", "alice", tok)
+		if err != nil || code != 0 {
+			t.Fatalf("connect: %#x %v", code, err)
+		}
+		body := bytes.Repeat([]byte("x"), 400<<10)
+		pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 1,
+			TopicName: "im/u/alice/dm/alice", Payload: body}
+		var b bytes.Buffer
+		if err := pk.PublishEncode(&b); err != nil {
+			t.Fatal(err)
+		}
+		go raw.Write(b.Bytes()) // may block once the server stops reading; it ends with the connection
+		// A client busy writing reads late: by then a plain close would
+		// have answered the unread bytes with a reset.
+		time.Sleep(300 * time.Millisecond)
+		got, err := raw.Read(5 * time.Second)
+		if err != nil || got.FixedHeader.Type != packets.Disconnect || got.ReasonCode != 0x95 {
+			t.Fatalf("run %d: got type %d reason %#x, err %v; want DISCONNECT 0x95", i, got.FixedHeader.Type, got.ReasonCode, err)
+		}
+		raw.Close()
 	}
 }

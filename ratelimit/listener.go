@@ -122,3 +122,11 @@ func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
 }
 
 var errNotSocket = errors.New("ratelimit: not a socket")
+
+// CloseWrite half-closes the socket, if it is one (a lingering close).
+func (c *limitedConn) CloseWrite() error {
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return errNotSocket
+}
