@@ -39,7 +39,7 @@ func (h *Namespaces) ID() string { return "mqim-namespaces" }
 
 // Provides implements mqtt.Hook.
 func (h *Namespaces) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnWill, mqtt.OnStarted}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnRetainMessage, mqtt.OnRetainedExpired, mqtt.OnWill, mqtt.OnStarted, mqtt.OnSubscribed}, []byte{b})
 }
 
 // operatorTopic reports whether t is in an operator namespace: not im/, not $SYS.

@@ -322,3 +322,29 @@ func TestConformanceWildcardFiltersInAnOpenedNamespace(t *testing.T) {
 		t.Fatalf("bob's #: %v %+v, want a refusal", err, sa)
 	}
 }
+
+// TestConformanceRetainedParentOfMultiLevelFilter: "bots/a/#" matches
+// "bots/a" itself [MQTT-4.7.1-2], so a new subscription gets that topic's
+// retained message too, once, with the retain flag, beside the ones below.
+func TestConformanceRetainedParentOfMultiLevelFilter(t *testing.T) {
+	s, _ := conformanceServer(t)
+	s.User("bob")
+	pubr := dialV5(t, s, "alice", "alice-retain", imtest.Password, v5opts{clean: true})
+	for _, topic := range []string{"bots/a", "bots/a/b", "bots/ab"} {
+		pub(t, pubr, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: []byte(topic)})
+	}
+	c := dialV5(t, s, "bob", "bob-retain", imtest.Password, v5opts{clean: true})
+	sub(t, c, "bots/a/#", 1, 0)
+	imtest.Eventually(t, "bots/a and bots/a/b", 5*time.Second, func() bool { return len(c.received("")) >= 2 })
+	time.Sleep(200 * time.Millisecond) // a duplicate would come right after
+	got := map[string]int{}
+	for _, p := range c.received("") {
+		if !p.Retain {
+			t.Errorf("%s delivered without the retain flag", p.Topic)
+		}
+		got[p.Topic]++
+	}
+	if got["bots/a"] != 1 || got["bots/a/b"] != 1 || got["bots/ab"] != 0 || len(got) != 2 {
+		t.Fatalf("retained on subscribe to bots/a/#: %v", got)
+	}
+}
