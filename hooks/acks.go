@@ -60,9 +60,20 @@ func (a *acks) forget(cl *mqtt.Client) {
 	a.mu.Unlock()
 }
 
-// add appends a slot for the QoS 1 publish id, waiting for room.
-func (q *ackQueue) add(id uint16) *ackSlot {
-	q.room <- struct{}{}
+// add appends a slot for the QoS 1 publish id. When maxPendingAcks are
+// pending, an MQTT 5 client has exceeded the Receive Maximum the server
+// advertised (mochi's default, 1024) and add returns nil: the caller ends
+// the connection with 0x93 [MQTT-3.3.4-8]; a 3.1.1 client, which was told
+// no limit, waits (TCP backpressure).
+func (q *ackQueue) add(id uint16, v5 bool) *ackSlot {
+	select {
+	case q.room <- struct{}{}:
+	default:
+		if v5 {
+			return nil
+		}
+		q.room <- struct{}{}
+	}
 	s := &ackSlot{id: id}
 	q.mu.Lock()
 	q.slots = append(q.slots, s)

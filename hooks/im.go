@@ -72,7 +72,15 @@ func (h *IM) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, erro
 	// stamped message is in the log and on its way; the original is only
 	// acknowledged.
 	q := h.acks.queue(cl)
-	slot := q.add(pk.PacketID)
+	slot := q.add(pk.PacketID, cl.Properties.ProtocolVersion == 5)
+	if slot == nil {
+		// [MQTT-3.3.4-8]: DISCONNECT 0x93 (mochi would answer a PUBACK with
+		// a code PUBACK does not allow).
+		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+			ReasonCode: packets.ErrReceiveMaximum.Code})
+		cl.Stop(packets.ErrReceiveMaximum)
+		return pk, packets.ErrRejectPacket
+	}
 	h.d.IM.HandleAsync(req, func(e *imerr.Error) {
 		h.logRefusal(cl, pk, e)
 		q.complete(cl, slot, e)
