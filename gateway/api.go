@@ -46,6 +46,8 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 		"POST /api/v1/groups/{gid}/members":          g.addMember,
 		"DELETE /api/v1/groups/{gid}/members/{user}": g.removeMember,
 		"POST /api/v1/groups/{gid}/owner":            g.transferGroup,
+		"PATCH /api/v1/groups/{gid}":                 g.renameGroup,
+		"DELETE /api/v1/groups/{gid}":                g.deleteGroup,
 		"GET /api/v1/presence":                       g.presence,
 	}
 	for pattern, h := range authed {
@@ -92,7 +94,7 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, imerr.Forbidden, "origin not allowed")
 		return
 	}
-	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE")
 	// Last-Event-ID: an EventSource resuming a cross-origin stream.
 	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
 	w.Header().Set("Access-Control-Max-Age", "600")

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/mqim/mqim/fanout"
 	"github.com/mqim/mqim/groups"
+	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -86,5 +89,45 @@ func (g *Gateway) transferGroup(w http.ResponseWriter, r *http.Request, user str
 	}
 	g.announceChange(grp, nil, nil)
 	writeJSON(w, http.StatusOK, grp)
+	return nil
+}
+
+// renameGroup serves PATCH /groups/{gid} {"name"}: the owner renames the
+// group; every member learns it ("changed").
+func (g *Gateway) renameGroup(w http.ResponseWriter, r *http.Request, user string) error {
+	var body struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	grp, err := g.o.Groups.Rename(r.PathValue("gid"), user, strings.TrimSpace(body.Name))
+	if errors.Is(err, groups.ErrNotPermitted) {
+		return fail(http.StatusForbidden, imerr.Forbidden, "only the owner may rename the group")
+	}
+	if errors.Is(err, groups.ErrInvalid) {
+		return fail(http.StatusBadRequest, imerr.Invalid, "a group name is 1-100 bytes")
+	}
+	if err != nil {
+		return g.groupErr(err)
+	}
+	g.announce(groupChanged, grp, grp.Members...)
+	writeJSON(w, http.StatusOK, grp)
+	return nil
+}
+
+// deleteGroup serves DELETE /groups/{gid}: the owner ends the group; every
+// member is told ("removed"). Its history stays readable to no one through
+// the group (membership is gone) and the id is never reused.
+func (g *Gateway) deleteGroup(w http.ResponseWriter, r *http.Request, user string) error {
+	grp, err := g.o.Groups.Delete(r.PathValue("gid"), user)
+	if errors.Is(err, groups.ErrNotPermitted) {
+		return fail(http.StatusForbidden, imerr.Forbidden, "only the owner may delete the group")
+	}
+	if err != nil {
+		return g.groupErr(err)
+	}
+	g.announce(groupRemoved, grp, grp.Members...)
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

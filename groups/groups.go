@@ -45,6 +45,9 @@ type Group struct {
 	// can add them back (they may rejoin by adding themselves). In the
 	// order they left; at most MaxMembers, the longest-gone forgotten first.
 	Declined []string `json:"declined,omitempty"`
+	// Deleted marks a deleted group's tombstone: its id is never reused,
+	// so a new group under it can never read the old one's history.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Limits bound what one user's groups cost; zero disables a bound.
@@ -84,7 +87,9 @@ func Open(db *badger.DB, limits Limits, space *kvstore.Space) (*Store, error) {
 				return err
 			}
 			s.g[g.ID] = &g
-			s.count(&g, 1)
+			if !g.Deleted {
+				s.count(&g, 1)
+			}
 		}
 		return nil
 	})
@@ -171,7 +176,7 @@ func (s *Store) Get(gid string) (Group, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	g, ok := s.g[gid]
-	if !ok {
+	if !ok || g.Deleted {
 		return Group{}, ErrNotFound
 	}
 	return clone(g), nil
@@ -182,7 +187,7 @@ func (s *Store) IsMember(gid, user string) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	g, ok := s.g[gid]
-	if !ok {
+	if !ok || g.Deleted {
 		return false, nil
 	}
 	i := sort.SearchStrings(g.Members, user)
@@ -216,7 +221,7 @@ func (s *Store) AddMember(gid, actor, user string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.g[gid]
-	if !ok {
+	if !ok || g.Deleted {
 		return Group{}, ErrNotFound
 	}
 	declined := slices.Contains(g.Declined, user)
@@ -254,7 +259,7 @@ func (s *Store) RemoveMember(gid, actor, user string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.g[gid]
-	if !ok {
+	if !ok || g.Deleted {
 		return Group{}, ErrNotFound
 	}
 	if actor != g.Owner && actor != user {
@@ -289,7 +294,7 @@ func (s *Store) Transfer(gid, actor, to string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.g[gid]
-	if !ok {
+	if !ok || g.Deleted {
 		return Group{}, ErrNotFound
 	}
 	if actor != g.Owner {
@@ -333,4 +338,49 @@ func without(sorted []string, x string) []string {
 		return slices.Delete(sorted, i, i+1)
 	}
 	return sorted
+}
+
+// Rename sets gid's name; only the owner may.
+func (s *Store) Rename(gid, actor, name string) (Group, error) {
+	if name == "" || len(name) > 100 {
+		return Group{}, ErrInvalid
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.g[gid]
+	if !ok || g.Deleted {
+		return Group{}, ErrNotFound
+	}
+	if actor != g.Owner {
+		return Group{}, ErrNotPermitted
+	}
+	n := clone(g)
+	n.Name = name
+	if err := s.save(&n); err != nil {
+		return Group{}, err
+	}
+	s.g[gid] = &n
+	return clone(&n), nil
+}
+
+// Delete ends gid; only the owner may. It returns the group as it was (its
+// members are to be told). What remains is a tombstone: the id stays taken.
+func (s *Store) Delete(gid, actor string) (Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.g[gid]
+	if !ok || g.Deleted {
+		return Group{}, ErrNotFound
+	}
+	if actor != g.Owner {
+		return Group{}, ErrNotPermitted
+	}
+	t := Group{ID: gid, Name: g.Name, Owner: g.Owner, Created: g.Created, Deleted: true}
+	if err := s.save(&t); err != nil {
+		return Group{}, err
+	}
+	before := clone(g)
+	s.count(g, -1)
+	s.g[gid] = &t
+	return before, nil
 }

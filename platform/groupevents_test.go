@@ -85,3 +85,47 @@ func TestGroupEventsAndOwnerTransfer(t *testing.T) {
 		t.Fatalf("group after the steps: owner %s members %v", g.Owner, g.Members)
 	}
 }
+
+// TestGroupRenameAndDelete: only the owner renames or deletes a group;
+// members hear of both; a deleted group takes no messages, shows its
+// history to no one, and its id is never reused (a new group under it would
+// otherwise read the old one's history).
+func TestGroupRenameAndDelete(t *testing.T) {
+	s := imtest.Start(t, "")
+	atok, btok, ctok := s.User("alice"), s.User("bob"), s.User("carol")
+	bob := s.MustConnect("bob", imtest.ClientOpts{Clean: true})
+	s.MustAPI(201, "POST", "/api/v1/groups", atok, map[string]any{"id": "club", "name": "Club", "members": []string{"bob"}}, nil)
+	s.MustAPI(200, "POST", "/api/v1/publish", atok, map[string]any{"topic": "im/g/club", "payload": `{"body":"secret"}`}, nil)
+
+	s.MustAPI(403, "PATCH", "/api/v1/groups/club", btok, map[string]string{"name": "Bob's"}, nil)
+	s.MustAPI(400, "PATCH", "/api/v1/groups/club", atok, map[string]string{"name": "  "}, nil)
+	var g groups.Group
+	s.MustAPI(200, "PATCH", "/api/v1/groups/club", atok, map[string]string{"name": "Book club"}, &g)
+	if g.Name != "Book club" {
+		t.Fatalf("renamed: %+v", g)
+	}
+	s.MustAPI(403, "DELETE", "/api/v1/groups/club", btok, nil, nil)
+	s.MustAPI(204, "DELETE", "/api/v1/groups/club", atok, nil, nil)
+	checkfor.True(t, 10*time.Second, "bob hears of the rename and the deletion", func() bool {
+		var seen []string
+		for _, m := range bob.Messages("im/u/bob/groups") {
+			var e struct {
+				Event string       `json:"event"`
+				Group groups.Group `json:"group"`
+			}
+			json.Unmarshal(m.Payload, &e)
+			seen = append(seen, e.Event+":"+e.Group.Name)
+		}
+		slices.Sort(seen)
+		return fmt.Sprint(seen) == "[added:Club changed:Book club removed:Book club]"
+	})
+	s.MustAPI(404, "GET", "/api/v1/groups/club", atok, nil, nil)
+	s.MustAPI(403, "POST", "/api/v1/publish", atok, map[string]any{"topic": "im/g/club", "payload": `{"body":"after"}`}, nil) // no members any more
+	s.MustAPI(404, "GET", "/api/v1/history/g/club", btok, nil, nil)
+	s.MustAPI(409, "POST", "/api/v1/groups", ctok, map[string]any{"id": "club", "name": "Mine now"}, nil)
+	var list struct{ Groups []groups.Group }
+	s.MustAPI(200, "GET", "/api/v1/groups", btok, nil, &list)
+	if len(list.Groups) != 0 {
+		t.Fatalf("bob's groups after the deletion: %+v", list.Groups)
+	}
+}
