@@ -17,14 +17,38 @@ type Membership interface {
 	IsMember(gid, user string) (bool, error)
 }
 
+// Blocks answers whether owner has blocked user (package blocks).
+type Blocks interface {
+	Blocked(owner, user string) bool
+}
+
 // Policy is the authorisation policy: the built-in im/ contract, then the
 // operator's rules for every other namespace. Admins may also read $SYS.
 type Policy struct {
 	Members Membership
 	Admins  map[string]bool
 	// Role returns "person" or "device" for a user (for rules with a role).
-	Role  func(user string) string
-	rules atomic.Pointer[Rules]
+	Role func(user string) string
+	// Blocks, if set, is every user's block list: a blocked user cannot
+	// reach the blocker one to one (DMs, receipts, typing, signals), add
+	// it to groups, or see its presence. Nil: nobody is blocked.
+	Blocks Blocks
+	rules  atomic.Pointer[Rules]
+}
+
+// blocked reports whether owner has blocked user.
+func (p *Policy) blocked(owner, user string) bool {
+	return p.Blocks != nil && owner != user && p.Blocks.Blocked(owner, user)
+}
+
+// CanAddToGroup decides whether actor may put user into a group (creating
+// it with user as a member, or adding user): not when user blocked actor.
+// Group membership itself is the groups store's business.
+func (p *Policy) CanAddToGroup(actor, user string) *imerr.Error {
+	if p.blocked(user, actor) {
+		return imerr.New(imerr.Forbidden, "%q does not accept group invitations from you", user)
+	}
+	return nil
 }
 
 // SetRules swaps the operator rules (on reload); in-flight checks finish
@@ -86,7 +110,13 @@ func (p *Policy) CanSubscribe(user, clientID, filter string) bool {
 		if len(seg) != 3 {
 			return false
 		}
-		return seg[2] == "+" || seg[2] == "#" || topic.ValidUser(seg[2])
+		if seg[2] == "+" || seg[2] == "#" {
+			// The wildcard subscription stands; each delivery is decided
+			// with its concrete topic, below.
+			return true
+		}
+		// A user who blocked this one hides its presence from it.
+		return topic.ValidUser(seg[2]) && !p.blocked(seg[2], user)
 	}
 	return false
 }
@@ -98,6 +128,11 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 	case topic.DM, topic.Receipt, topic.Typing, topic.Signal:
 		if t.Peer != user {
 			return imerr.New(imerr.Forbidden, "cannot publish as %q: the last topic segment must be your own user id", t.Peer)
+		}
+		if p.blocked(t.Owner, user) {
+			// Nothing of it is stored or delivered; the sender learns only
+			// that it may not (forbidden), as for any refused topic.
+			return imerr.New(imerr.Forbidden, "%q does not accept messages from you", t.Owner)
 		}
 		return nil
 	case topic.Presence:

@@ -93,3 +93,65 @@ func TestCanPublish(t *testing.T) {
 		}
 	}
 }
+
+// blockList is "owner blocks user" pairs.
+type blockList map[[2]string]bool
+
+func (b blockList) Blocked(owner, user string) bool { return b[[2]string{owner, user}] }
+
+// TestBlocks: a block is one-way; the blocked user cannot reach the blocker
+// one to one, see its presence, or add it to groups; group traffic and the
+// blocker's own publishes are not affected.
+func TestBlocks(t *testing.T) {
+	p := &Policy{Members: members{"team": {"alice", "mallory"}}, Blocks: blockList{{"alice", "mallory"}: true}}
+	pub := []struct {
+		user, topic string
+		want        imerr.Code
+	}{
+		{"mallory", "im/u/alice/dm/mallory", imerr.Forbidden},
+		{"mallory", "im/u/alice/receipt/mallory", imerr.Forbidden},
+		{"mallory", "im/u/alice/typing/mallory", imerr.Forbidden},
+		{"mallory", "im/u/alice/signal/mallory", imerr.Forbidden},
+		{"mallory", "im/u/bob/dm/mallory", ""},
+		{"mallory", "im/g/team", ""},
+		{"mallory", "im/g/team/typing", ""},
+		{"alice", "im/u/mallory/dm/alice", ""},
+		{"alice", "im/u/mallory/signal/alice", ""},
+	}
+	for _, c := range pub {
+		tp, err := topic.Parse(c.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := imerr.Code("")
+		if e := p.CanPublish(c.user, tp); e != nil {
+			got = e.Code
+		}
+		if got != c.want {
+			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
+		}
+	}
+	sub := []struct {
+		user, filter string
+		want         bool
+	}{
+		{"mallory", "im/presence/alice", false},
+		{"mallory", "im/presence/+", true},
+		{"mallory", "im/presence/bob", true},
+		{"alice", "im/presence/mallory", true},
+		{"mallory", "im/presence/mallory", true},
+	}
+	for _, c := range sub {
+		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
+			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
+		}
+	}
+	if e := p.CanAddToGroup("mallory", "alice"); e == nil || e.Code != imerr.Forbidden {
+		t.Errorf("mallory adds alice: %v, want forbidden", e)
+	}
+	for _, c := range [][2]string{{"alice", "mallory"}, {"mallory", "bob"}, {"alice", "alice"}} {
+		if e := p.CanAddToGroup(c[0], c[1]); e != nil {
+			t.Errorf("%s adds %s: %v", c[0], c[1], e)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func Default() Config {
 			ConnectTimeout: 10 * time.Second, MaxKeepalive: 5 * time.Minute, TopicLevels: 16, TopicBytes: 512, Subscriptions: 256,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
 			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
-			GroupsOwnedPerUser: 100, GroupsPerUser: 500,
+			GroupsOwnedPerUser: 100, GroupsPerUser: 500, BlocksPerUser: 1000,
 			KDFSlots: runtime.GOMAXPROCS(0), KDFQueue: 4 * runtime.GOMAXPROCS(0), KDFWait: 2 * time.Second,
 			LoginIPRate: 0.2, LoginIPBurst: 20, LoginBackoffMax: 5 * time.Second, LoginAccountRate: 1, LoginAccountBurst: 30},
 	}
@@ -102,7 +102,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: writes_pending must be at least 16")
 	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,
 		c.Limits.StreamsPerUser < 0 || c.Limits.TicketsPerUser < 0 || c.Limits.PollIdle < 0,
-		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0,
+		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0 || c.Limits.BlocksPerUser < 0,
 		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0,
 		c.Limits.ConnectTimeout < 0 || c.Limits.MaxKeepalive < 0 || c.Limits.TopicLevels < 0 || c.Limits.TopicBytes < 0 || c.Limits.Subscriptions < 0,
 		c.Limits.LoginIPRate < 0 || c.Limits.LoginIPBurst < 0 || c.Limits.LoginBackoffMax < 0 || c.Limits.LoginAccountRate < 0 || c.Limits.LoginAccountBurst < 0:
@@ -272,6 +272,8 @@ type Limits struct {
 	// groups one user may be a member of, however it got there.
 	GroupsOwnedPerUser int `yaml:"groups_owned_per_user"`
 	GroupsPerUser      int `yaml:"groups_per_user"`
+	// BlocksPerUser: users one user may block.
+	BlocksPerUser int `yaml:"blocks_per_user"`
 	// KDFSlots: password hashes (argon2id, 32 MiB each) computed at once
 	// (default: one per CPU); KDFQueue: logins that may wait for a slot
 	// (default 4 per CPU), each at most KDFWait (2 s). Past them a login is

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/acl"
+	"github.com/mqim/mqim/blocks"
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/groups"
@@ -26,11 +28,15 @@ import (
 
 // Options are the gateway's collaborators and settings.
 type Options struct {
-	Log              *slog.Logger
-	Accounts         *accounts.Store
-	Groups           *groups.Store
-	History          history.Store
-	Presence         *presence.Tracker
+	Log      *slog.Logger
+	Accounts *accounts.Store
+	Groups   *groups.Store
+	History  history.Store
+	Presence *presence.Tracker
+	// Policy decides what a user may see and do (acl); Blocks holds the
+	// block lists it consults, edited through /blocks.
+	Policy           *acl.Policy
+	Blocks           *blocks.Store
 	Metrics          *metrics.Metrics
 	WS               *broker.ChanListener
 	AllowedOrigins   []string

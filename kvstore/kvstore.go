@@ -8,6 +8,7 @@
 //	ak/ akd/ API keys (by id, by device), tg/ tr/ token generations and
 //	revoked token ids                                         (accounts)
 //	g/  groups                                                (groups)
+//	bl/ block lists: bl/{blocker}/{blocked}                   (blocks)
 //	m/ i/ uc/ rd/ id/ meta/  messages, feeds, conversations, read
 //	markers, idempotency keys, store metadata                 (history)
 //	meta/identity  the database's identity          (kvstore, IdentityFile)

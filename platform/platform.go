@@ -19,6 +19,7 @@ import (
 
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/acl"
+	"github.com/mqim/mqim/blocks"
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/envelope"
@@ -44,6 +45,7 @@ type Platform struct {
 	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
+	Blocks   *blocks.Store
 	History  *history.Badger
 	Broker   *broker.Broker
 	Hub      *fanout.Local
@@ -68,6 +70,7 @@ type Stores struct {
 	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
+	Blocks   *blocks.Store
 }
 
 // freeSpace measures the free space of the data dir (tests replace it).
@@ -104,7 +107,12 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp}, nil
+	bl, err := blocks.Open(db, cfg.Limits.BlocksPerUser, space)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl}, nil
 }
 
 // Start opens everything and starts serving.
@@ -113,7 +121,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, served: make(chan error, 1)}
+	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, Blocks: st.Blocks, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -128,7 +136,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	for _, a := range cfg.Admins {
 		admins[a] = true
 	}
-	p.Policy = &acl.Policy{Members: p.Groups, Admins: admins, Role: func(u string) string {
+	p.Policy = &acl.Policy{Members: p.Groups, Blocks: p.Blocks, Admins: admins, Role: func(u string) string {
 		k, err := p.Accounts.Kind(u)
 		if err != nil {
 			return ""
@@ -174,7 +182,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
-		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
+		Policy: p.Policy, Blocks: p.Blocks, Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,
 		KeyRevoked:   func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		TokenRevoked: func(tokenID string) { p.Broker.DisconnectToken(tokenID) },
