@@ -41,6 +41,10 @@ func (p *Policy) blocked(owner, user string) bool {
 	return p.Blocks != nil && owner != user && p.Blocks.Blocked(owner, user)
 }
 
+// CanSee reports whether viewer may see owner's presence and profile
+// changes, and find owner in the directory: not when owner blocked viewer.
+func (p *Policy) CanSee(viewer, owner string) bool { return !p.blocked(owner, viewer) }
+
 // CanAddToGroup decides whether actor may put user into a group (creating
 // it with user as a member, or adding user): not when user blocked actor.
 // Group membership itself is the groups store's business.
@@ -116,7 +120,7 @@ func (p *Policy) CanSubscribe(user, clientID, filter string) bool {
 			return true
 		}
 		// A user who blocked this one hides its presence from it.
-		return topic.ValidUser(seg[2]) && !p.blocked(seg[2], user)
+		return topic.ValidUser(seg[2]) && p.CanSee(user, seg[2])
 	}
 	return false
 }
@@ -154,7 +158,7 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			return imerr.New(imerr.Forbidden, "not a member of group %q", t.Group)
 		}
 		return nil
-	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply, topic.GroupEvent:
+	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply, topic.GroupEvent, topic.ProfileEvent:
 		return imerr.New(imerr.Forbidden, "only the server publishes to %s", t.String())
 	}
 	return imerr.New(imerr.Invalid, "unknown im/ topic")

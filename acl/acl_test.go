@@ -77,6 +77,7 @@ func TestCanPublish(t *testing.T) {
 		{"alice", "im/sync/bob", imerr.Forbidden},
 		{"alice", "im/u/alice/sync", imerr.Forbidden},
 		{"alice", "im/u/alice/groups", imerr.Forbidden},
+		{"alice", "im/u/alice/profile", imerr.Forbidden},
 	}
 	for _, c := range cases {
 		tp, err := topic.Parse(c.topic)

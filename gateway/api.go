@@ -55,6 +55,9 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 	add := func(pattern string, h handler) { mux.Handle(pattern, g.wrap(pattern, h, true)) }
 	g.deviceRoutes(add)
 	g.blockRoutes(add)
+	g.profileRoutes(add, func(pattern string, h handler, limit int64) {
+		mux.Handle(pattern, g.wrapLimit(pattern, h, true, limit))
+	})
 	mux.Handle("GET /api/v1/connect", g.wrap("GET /api/v1/connect", g.connect, true))
 	g.transportRoutes(func(pattern string, h handler, auth bool) { mux.Handle(pattern, g.wrap(pattern, h, auth)) })
 	mux.HandleFunc("OPTIONS /api/v1/", g.preflight)
@@ -102,6 +105,11 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
+	return g.wrapLimit(route, h, auth, maxBody)
+}
+
+// wrapLimit is wrap with a body limit other than maxBody.
+func (g *Gateway) wrapLimit(route string, h handler, auth bool, limit int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		defer func() {
@@ -116,7 +124,7 @@ func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
 			writeError(rec, http.StatusForbidden, imerr.Forbidden, "origin not allowed")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		user := ""
 		if auth {
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

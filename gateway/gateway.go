@@ -24,6 +24,8 @@ import (
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/profiles"
+	"github.com/mqim/mqim/ratelimit"
 )
 
 // Options are the gateway's collaborators and settings.
@@ -35,8 +37,13 @@ type Options struct {
 	Presence *presence.Tracker
 	// Policy decides what a user may see and do (acl); Blocks holds the
 	// block lists it consults, edited through /blocks.
-	Policy           *acl.Policy
-	Blocks           *blocks.Store
+	Policy *acl.Policy
+	Blocks *blocks.Store
+	// Profiles holds display names and avatars; Directory turns
+	// GET /users?q= on, limited per user by DirectoryRate.
+	Profiles         *profiles.Store
+	Directory        bool
+	DirectoryRate    *ratelimit.Buckets
 	Metrics          *metrics.Metrics
 	WS               *broker.ChanListener
 	AllowedOrigins   []string
@@ -66,6 +73,7 @@ type Gateway struct {
 	srv     *http.Server
 	ln      net.Listener
 	tr      transportState
+	people  peopleState
 }
 
 // maxBody caps every request body.

@@ -9,6 +9,7 @@
 //	revoked token ids                                         (accounts)
 //	g/  groups                                                (groups)
 //	bl/ block lists: bl/{blocker}/{blocked}                   (blocks)
+//	pf/ av/  profiles (display name), avatar thumbnails       (profiles)
 //	m/ i/ uc/ rd/ id/ meta/  messages, feeds, conversations, read
 //	markers, idempotency keys, store metadata                 (history)
 //	meta/identity  the database's identity          (kvstore, IdentityFile)

@@ -32,6 +32,7 @@ import (
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/profiles"
 	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
@@ -46,6 +47,7 @@ type Platform struct {
 	Accounts *accounts.Store
 	Groups   *groups.Store
 	Blocks   *blocks.Store
+	Profiles *profiles.Store
 	History  *history.Badger
 	Broker   *broker.Broker
 	Hub      *fanout.Local
@@ -71,6 +73,7 @@ type Stores struct {
 	Accounts *accounts.Store
 	Groups   *groups.Store
 	Blocks   *blocks.Store
+	Profiles *profiles.Store
 }
 
 // freeSpace measures the free space of the data dir (tests replace it).
@@ -112,7 +115,12 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl}, nil
+	pf, err := profiles.Open(db, space)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Profiles: pf}, nil
 }
 
 // Start opens everything and starts serving.
@@ -121,7 +129,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, Blocks: st.Blocks, served: make(chan error, 1)}
+	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, Blocks: st.Blocks, Profiles: st.Profiles, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -182,7 +190,9 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
-		Policy: p.Policy, Blocks: p.Blocks, Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
+		Policy: p.Policy, Blocks: p.Blocks, Profiles: p.Profiles, Directory: cfg.Directory,
+		DirectoryRate: ratelimit.NewBuckets(cfg.Limits.DirectoryRate, cfg.Limits.DirectoryBurst, nil),
+		Metrics:       m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,
 		KeyRevoked:   func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		TokenRevoked: func(tokenID string) { p.Broker.DisconnectToken(tokenID) },
