@@ -17,9 +17,9 @@ type Membership interface {
 	IsMember(gid, user string) (bool, error)
 }
 
-// Blocks answers whether owner has blocked user (package blocks).
+// Blocks answers whether owner has blocked user (userlists.List).
 type Blocks interface {
-	Blocked(owner, user string) bool
+	Has(owner, user string) bool
 }
 
 // Policy is the authorisation policy: the built-in im/ contract, then the
@@ -38,7 +38,7 @@ type Policy struct {
 
 // blocked reports whether owner has blocked user.
 func (p *Policy) blocked(owner, user string) bool {
-	return p.Blocks != nil && owner != user && p.Blocks.Blocked(owner, user)
+	return p.Blocks != nil && owner != user && p.Blocks.Has(owner, user)
 }
 
 // CanSee reports whether viewer may see owner's presence and profile

@@ -98,7 +98,7 @@ func TestCanPublish(t *testing.T) {
 // blockList is "owner blocks user" pairs.
 type blockList map[[2]string]bool
 
-func (b blockList) Blocked(owner, user string) bool { return b[[2]string{owner, user}] }
+func (b blockList) Has(owner, user string) bool { return b[[2]string{owner, user}] }
 
 // TestBlocks: a block is one-way; the blocked user cannot reach the blocker
 // one to one, see its presence, or add it to groups; group traffic and the

@@ -54,7 +54,7 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 	}
 	add := func(pattern string, h handler) { mux.Handle(pattern, g.wrap(pattern, h, true)) }
 	g.deviceRoutes(add)
-	g.blockRoutes(add)
+	g.listRoutes(add)
 	g.profileRoutes(add, func(pattern string, h handler, limit int64) {
 		mux.Handle(pattern, g.wrapLimit(pattern, h, true, limit))
 	})

@@ -17,7 +17,6 @@ import (
 
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/acl"
-	"github.com/mqim/mqim/blocks"
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/groups"
@@ -26,6 +25,7 @@ import (
 	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/profiles"
 	"github.com/mqim/mqim/ratelimit"
+	"github.com/mqim/mqim/userlists"
 )
 
 // Options are the gateway's collaborators and settings.
@@ -36,9 +36,11 @@ type Options struct {
 	History  history.Store
 	Presence *presence.Tracker
 	// Policy decides what a user may see and do (acl); Blocks holds the
-	// block lists it consults, edited through /blocks.
-	Policy *acl.Policy
-	Blocks *blocks.Store
+	// block lists it consults, edited through /blocks; Contacts the
+	// contact lists (/contacts).
+	Policy   *acl.Policy
+	Blocks   *userlists.List
+	Contacts *userlists.List
 	// Profiles holds display names and avatars; Directory turns
 	// GET /users?q= on, limited per user by DirectoryRate.
 	Profiles         *profiles.Store

@@ -150,8 +150,8 @@ func (g *Gateway) putAvatar(w http.ResponseWriter, r *http.Request, user string)
 }
 
 // profileChanged answers a change with the user's new view and announces
-// it on im/u/{peer}/profile to the user's peers (its own devices, its DM
-// peers, the members of its groups) who may see it (acl.Policy.CanSee).
+// it on im/u/{peer}/profile to the user's peers (its own devices, those
+// who have it as a contact, its DM peers, the members of its groups) who may see it (acl.Policy.CanSee).
 // QoS 0 like group events: a device that was away reads GET /users/{id}.
 func (g *Gateway) profileChanged(w http.ResponseWriter, r *http.Request, user string) error {
 	kind, err := g.o.Accounts.Kind(user)
@@ -175,8 +175,8 @@ func (g *Gateway) profileChanged(w http.ResponseWriter, r *http.Request, user st
 	return nil
 }
 
-// peers lists user itself, its DM peers and its groups' members, once each,
-// at most maxProfileFanout.
+// peers lists user itself, those who have it as a contact, its DM peers
+// and its groups' members, once each, at most maxProfileFanout.
 func (g *Gateway) peers(r *http.Request, user string) []string {
 	seen := map[string]bool{user: true}
 	out := []string{user}
@@ -184,6 +184,11 @@ func (g *Gateway) peers(r *http.Request, user string) []string {
 		if !seen[u] && len(out) < maxProfileFanout {
 			seen[u] = true
 			out = append(out, u)
+		}
+	}
+	if g.o.Contacts != nil {
+		for _, u := range g.o.Contacts.Holders(user) {
+			add(u)
 		}
 	}
 	if sums, err := g.o.History.Conversations(r.Context(), user); err == nil {

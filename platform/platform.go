@@ -19,7 +19,6 @@ import (
 
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/acl"
-	"github.com/mqim/mqim/blocks"
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/envelope"
@@ -36,6 +35,7 @@ import (
 	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
+	"github.com/mqim/mqim/userlists"
 )
 
 // Platform is a running server.
@@ -46,7 +46,8 @@ type Platform struct {
 	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
-	Blocks   *blocks.Store
+	Blocks   *userlists.List
+	Contacts *userlists.List
 	Profiles *profiles.Store
 	History  *history.Badger
 	Broker   *broker.Broker
@@ -72,7 +73,8 @@ type Stores struct {
 	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
-	Blocks   *blocks.Store
+	Blocks   *userlists.List
+	Contacts *userlists.List
 	Profiles *profiles.Store
 }
 
@@ -110,7 +112,12 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	bl, err := blocks.Open(db, cfg.Limits.BlocksPerUser, space)
+	bl, err := userlists.Open(db, userlists.Blocks, cfg.Limits.BlocksPerUser, space)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ct, err := userlists.Open(db, userlists.Contacts, cfg.Limits.ContactsPerUser, space)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -120,7 +127,7 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Profiles: pf}, nil
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Contacts: ct, Profiles: pf}, nil
 }
 
 // Start opens everything and starts serving.
@@ -129,7 +136,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, Blocks: st.Blocks, Profiles: st.Profiles, served: make(chan error, 1)}
+	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, Blocks: st.Blocks, Contacts: st.Contacts, Profiles: st.Profiles, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -190,7 +197,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
-		Policy: p.Policy, Blocks: p.Blocks, Profiles: p.Profiles, Directory: cfg.Directory,
+		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory,
 		DirectoryRate: ratelimit.NewBuckets(cfg.Limits.DirectoryRate, cfg.Limits.DirectoryBurst, nil),
 		Metrics:       m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,

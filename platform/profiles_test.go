@@ -22,7 +22,8 @@ type userView struct {
 
 // TestProfile: PUT /me/profile sets a display name (trimmed, checked), GET
 // /users/{id} shows it, and the change reaches the user's DM peers and
-// group co-members live on im/u/{peer}/profile (MQTT and SSE), not users
+// group co-members and those who have it as a contact live on
+// im/u/{peer}/profile (MQTT and SSE), not users
 // without a conversation, nor one the user blocked.
 func TestProfile(t *testing.T) {
 	s := imtest.Start(t, "")
@@ -31,6 +32,7 @@ func TestProfile(t *testing.T) {
 	ctok := s.User("carol")
 	s.User("dave")
 	s.User("mallory")
+	etok := s.User("erin")
 	var u userView
 	s.MustAPI(200, "GET", "/api/v1/users/alice", atok, nil, &u)
 	if u.ID != "alice" || u.User != "alice" || u.Kind != "person" || u.DisplayName != "alice" || u.Avatar != "" {
@@ -53,6 +55,8 @@ func TestProfile(t *testing.T) {
 	alice.WaitFor("im/u/alice/dm/mallory", 1)
 	s.MustAPI(200, "POST", "/api/v1/blocks", atok, map[string]string{"user": "mallory"}, nil)
 	s.MustAPI(201, "POST", "/api/v1/groups", atok, map[string]any{"id": "team", "members": []string{"carol"}}, nil)
+	s.MustAPI(200, "POST", "/api/v1/contacts", etok, map[string]string{"user": "alice"}, nil) // erin: no conversation, a contact
+	erin := s.MustConnect("erin", imtest.ClientOpts{})
 	st, code := openStream(t, s, "", map[string]string{"Authorization": "Bearer " + ctok})
 	if code != 200 {
 		t.Fatalf("stream %d", code)
@@ -67,7 +71,7 @@ func TestProfile(t *testing.T) {
 	if u.DisplayName != "Alice Ø 👩\u200d💻" {
 		t.Fatalf("GET /users/alice %+v", u)
 	}
-	for _, got := range [][]byte{bob.WaitFor("im/u/bob/profile", 1)[0].Payload, st.waitFor(t, "im/u/carol/profile", 1)[0].Payload, alice.WaitFor("im/u/alice/profile", 1)[0].Payload} {
+	for _, got := range [][]byte{bob.WaitFor("im/u/bob/profile", 1)[0].Payload, st.waitFor(t, "im/u/carol/profile", 1)[0].Payload, alice.WaitFor("im/u/alice/profile", 1)[0].Payload, erin.WaitFor("im/u/erin/profile", 1)[0].Payload} {
 		var ev userView
 		if err := json.Unmarshal(got, &ev); err != nil || ev.ID != "alice" || ev.DisplayName != "Alice Ø 👩\u200d💻" {
 			t.Fatalf("profile event %s", got)
@@ -213,5 +217,51 @@ func TestDirectory(t *testing.T) {
 	tok := off.User("alice")
 	if code, _ := off.API("GET", "/api/v1/users?q=al", tok, nil, &e); code != 403 || e.Error.Code != "forbidden" {
 		t.Fatalf("directory off: %d %q", code, e.Error.Code)
+	}
+}
+
+// TestContacts: a contact list per user, bounded, with display names.
+func TestContacts(t *testing.T) {
+	s := imtest.Start(t, "", func(c *imtestConfig) { c.Limits.ContactsPerUser = 2 })
+	atok := s.User("alice")
+	btok := s.User("bob")
+	s.User("carol")
+	s.User("dave")
+	s.MustAPI(200, "PUT", "/api/v1/me/profile", btok, map[string]string{"display_name": "Bob B"}, nil)
+	var out map[string]any
+	s.MustAPI(200, "POST", "/api/v1/contacts", atok, map[string]string{"user": "bob"}, &out)
+	if out["user"] != "bob" || out["contact"] != true {
+		t.Fatalf("add: %v", out)
+	}
+	s.MustAPI(200, "POST", "/api/v1/contacts", atok, map[string]string{"user": "carol"}, nil)
+	var e apiErr
+	for _, c := range []struct {
+		user string
+		want int
+		code string
+	}{{"dave", 429, "quota_exceeded"}, {"alice", 400, "invalid"}, {"nobody", 404, "not_found"}} {
+		if code, _ := s.API("POST", "/api/v1/contacts", atok, map[string]string{"user": c.user}, &e); code != c.want || e.Error.Code != c.code {
+			t.Errorf("add %s: %d %q", c.user, code, e.Error.Code)
+		}
+	}
+	var list struct {
+		Contacts []struct {
+			User        string
+			Since       int64
+			DisplayName string `json:"display_name"`
+		}
+	}
+	s.MustAPI(200, "GET", "/api/v1/contacts", atok, nil, &list)
+	if len(list.Contacts) != 2 || list.Contacts[0].User != "bob" || list.Contacts[0].DisplayName != "Bob B" || list.Contacts[1].DisplayName != "carol" || list.Contacts[0].Since == 0 {
+		t.Fatalf("contacts: %+v", list)
+	}
+	s.MustAPI(200, "DELETE", "/api/v1/contacts/bob", atok, nil, nil)
+	s.MustAPI(200, "GET", "/api/v1/contacts", atok, nil, &list)
+	if len(list.Contacts) != 1 || list.Contacts[0].User != "carol" {
+		t.Fatalf("after removal: %+v", list)
+	}
+	s.MustAPI(200, "GET", "/api/v1/contacts", btok, nil, &list)
+	if len(list.Contacts) != 0 {
+		t.Fatalf("bob's contacts: %+v", list)
 	}
 }
