@@ -33,7 +33,12 @@ type Policy struct {
 	// reach the blocker one to one (DMs, receipts, typing, signals), add
 	// it to groups, or see its presence. Nil: nobody is blocked.
 	Blocks Blocks
-	rules  atomic.Pointer[Rules]
+	// Contacts is every user's contact list and ContactsOnly reports
+	// whether a user takes one-to-one messages from its contacts only
+	// (dm_policy contacts). Either nil: anyone may write to anyone.
+	Contacts     Blocks
+	ContactsOnly func(user string) bool
+	rules        atomic.Pointer[Rules]
 }
 
 // blocked reports whether owner has blocked user.
@@ -41,16 +46,30 @@ func (p *Policy) blocked(owner, user string) bool {
 	return p.Blocks != nil && owner != user && p.Blocks.Has(owner, user)
 }
 
+// reachable reports whether user may write to owner one to one under
+// owner's dm_policy: always, unless owner takes contacts only and user is
+// not one.
+func (p *Policy) reachable(owner, user string) bool {
+	if owner == user || p.Contacts == nil || p.ContactsOnly == nil || !p.ContactsOnly(owner) {
+		return true
+	}
+	return p.Contacts.Has(owner, user)
+}
+
 // CanSee reports whether viewer may see owner's presence and profile
 // changes, and find owner in the directory: not when owner blocked viewer.
 func (p *Policy) CanSee(viewer, owner string) bool { return !p.blocked(owner, viewer) }
 
 // CanAddToGroup decides whether actor may put user into a group (creating
-// it with user as a member, or adding user): not when user blocked actor.
+// it with user as a member, or adding user): not when user blocked actor,
+// nor when user takes contacts only and actor is not one.
 // Group membership itself is the groups store's business.
 func (p *Policy) CanAddToGroup(actor, user string) *imerr.Error {
 	if p.blocked(user, actor) {
 		return imerr.New(imerr.Forbidden, "%q does not accept group invitations from you", user)
+	}
+	if !p.reachable(user, actor) {
+		return imerr.New(imerr.Forbidden, "%q takes group invitations from contacts only", user)
 	}
 	return nil
 }
@@ -137,6 +156,10 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			// Nothing of it is stored or delivered; the sender learns only
 			// that it may not (forbidden), as for any refused topic.
 			return imerr.New(imerr.Forbidden, "%q does not accept messages from you", t.Owner)
+		}
+		if t.Kind != topic.Receipt && !p.reachable(t.Owner, user) {
+			// Receipts still pass: they answer what the owner sent.
+			return imerr.New(imerr.Forbidden, "%q takes messages from contacts only", t.Owner)
 		}
 		return nil
 	case topic.Presence:

@@ -156,3 +156,39 @@ func TestBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestContactsOnly: a user with dm_policy contacts takes one-to-one
+// messages and group invitations from its contacts only; receipts pass.
+func TestContactsOnly(t *testing.T) {
+	p := &Policy{Members: members{}, Contacts: blockList{{"dave", "bob"}: true},
+		ContactsOnly: func(u string) bool { return u == "dave" }}
+	pub := []struct {
+		user, topic string
+		want        imerr.Code
+	}{
+		{"bob", "im/u/dave/dm/bob", ""},
+		{"bob", "im/u/dave/signal/bob", ""},
+		{"eve", "im/u/dave/dm/eve", imerr.Forbidden},
+		{"eve", "im/u/dave/typing/eve", imerr.Forbidden},
+		{"eve", "im/u/dave/signal/eve", imerr.Forbidden},
+		{"eve", "im/u/dave/receipt/eve", ""},
+		{"eve", "im/u/bob/dm/eve", ""},
+		{"dave", "im/u/eve/dm/dave", ""},
+	}
+	for _, c := range pub {
+		tp, _ := topic.Parse(c.topic)
+		got := imerr.Code("")
+		if e := p.CanPublish(c.user, tp); e != nil {
+			got = e.Code
+		}
+		if got != c.want {
+			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
+		}
+	}
+	if e := p.CanAddToGroup("eve", "dave"); e == nil {
+		t.Error("eve added dave, who takes contacts only")
+	}
+	if e := p.CanAddToGroup("bob", "dave"); e != nil {
+		t.Errorf("bob adds dave: %v", e)
+	}
+}

@@ -66,6 +66,9 @@ type Config struct {
 	// Directory turns GET /api/v1/users?q= (finding people by id or
 	// display name prefix) on or off.
 	Directory bool `yaml:"directory"`
+	// DMPolicy is the default of users' dm_policy: "anyone" may write to
+	// them one to one, or their "contacts" only.
+	DMPolicy string `yaml:"dm_policy"`
 	// Rules are the operator's ACL rules for topics outside im/ (devices,
 	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
 	Rules []acl.Rule `yaml:"rules"`
@@ -75,7 +78,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Data: "./data", HTTP: "127.0.0.1:8080", MQTT: "127.0.0.1:1883",
-		OpenRegistration: true, Directory: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
+		OpenRegistration: true, Directory: true, DMPolicy: "anyone", TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
 		MaxInflight: 8192, DeliveryWindow: 256, WritesPending: 1024, StorageReserve: 256 << 20,
 		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
@@ -93,6 +96,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Durability != "batch" && c.Durability != "none":
 		return fmt.Errorf("config: durability must be batch or none, got %q", c.Durability)
+	case c.DMPolicy != "anyone" && c.DMPolicy != "contacts":
+		return fmt.Errorf("config: dm_policy must be anyone or contacts, got %q", c.DMPolicy)
 	case c.BodyLimit < 1 || c.BodyLimit > 1<<20:
 		return fmt.Errorf("config: body_limit must be 1..1048576")
 	case c.TokenTTL < time.Minute:

@@ -43,8 +43,10 @@ type Options struct {
 	Contacts *userlists.List
 	// Profiles holds display names and avatars; Directory turns
 	// GET /users?q= on, limited per user by DirectoryRate.
-	Profiles         *profiles.Store
-	Directory        bool
+	Profiles  *profiles.Store
+	Directory bool
+	// DMPolicy is the server's default dm_policy (config dm_policy).
+	DMPolicy         string
 	DirectoryRate    *ratelimit.Buckets
 	Metrics          *metrics.Metrics
 	WS               *broker.ChanListener

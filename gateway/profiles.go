@@ -47,6 +47,8 @@ func (g *Gateway) profileRoutes(add func(pattern string, h handler), addLimited 
 	add("GET /api/v1/users/{id}/avatar", g.getAvatar)
 	add("GET /api/v1/users", g.directory)
 	add("PUT /api/v1/me/profile", g.putProfile)
+	add("GET /api/v1/me/settings", g.getSettings)
+	add("PUT /api/v1/me/settings", g.putSettings)
 	// An avatar upload is the one body over maxBody; one byte more than
 	// allowed is read so an oversize one is told apart.
 	addLimited("PUT /api/v1/me/avatar", g.putAvatar, profiles.MaxAvatarBytes+1)
@@ -114,6 +116,40 @@ func (g *Gateway) putProfile(w http.ResponseWriter, r *http.Request, user string
 		return err
 	}
 	return g.profileChanged(w, r, user)
+}
+
+// settingsJSON are a user's own settings (not shown to others).
+type settingsJSON struct {
+	// DMPolicy: "anyone" or "contacts"; "" in a PUT: back to the default.
+	DMPolicy string `json:"dm_policy"`
+}
+
+func (g *Gateway) settingsOf(user string) settingsJSON {
+	pol := g.o.Profiles.Get(user).DMPolicy
+	if pol == "" {
+		pol = g.o.DMPolicy
+	}
+	return settingsJSON{DMPolicy: pol}
+}
+
+func (g *Gateway) getSettings(w http.ResponseWriter, _ *http.Request, user string) error {
+	writeJSON(w, http.StatusOK, g.settingsOf(user))
+	return nil
+}
+
+func (g *Gateway) putSettings(w http.ResponseWriter, r *http.Request, user string) error {
+	var body settingsJSON
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.DMPolicy != "" && body.DMPolicy != profiles.DMAnyone && body.DMPolicy != profiles.DMContacts {
+		return fail(http.StatusBadRequest, imerr.Invalid, "dm_policy must be anyone or contacts")
+	}
+	if _, err := g.o.Profiles.SetDMPolicy(user, body.DMPolicy); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, g.settingsOf(user))
+	return nil
 }
 
 func (g *Gateway) putAvatar(w http.ResponseWriter, r *http.Request, user string) error {

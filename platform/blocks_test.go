@@ -236,3 +236,54 @@ func mustJSONString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// TestDMPolicyContacts: with dm_policy contacts, a user takes DMs, typing,
+// signals and group invitations from its contacts only (forbidden for the
+// rest, over MQTT and HTTP; receipts pass); the operator sets the default,
+// each user its own.
+func TestDMPolicyContacts(t *testing.T) {
+	s := imtest.Start(t, "", func(c *imtestConfig) { c.DMPolicy = "contacts" })
+	dtok := s.User("dave")
+	btok := s.User("bob")
+	etok := s.User("eve")
+	var set struct {
+		DMPolicy string `json:"dm_policy"`
+	}
+	s.MustAPI(200, "GET", "/api/v1/me/settings", dtok, nil, &set)
+	if set.DMPolicy != "contacts" {
+		t.Fatalf("default from the operator: %+v", set)
+	}
+	var e apiErr
+	if code, _ := s.API("PUT", "/api/v1/me/settings", dtok, map[string]string{"dm_policy": "friends"}, &e); code != 400 {
+		t.Fatalf("bad policy: %d", code)
+	}
+	s.MustAPI(200, "POST", "/api/v1/contacts", dtok, map[string]string{"user": "bob"}, nil)
+	dave := s.MustConnect("dave", imtest.ClientOpts{})
+	eve := s.MustConnect("eve", imtest.ClientOpts{})
+	eve.Publish("im/u/dave/dm/eve", 1, "hi, stranger here")
+	notes := eve.WaitFor("im/u/eve/error", 1)
+	var n envelope.Notice
+	json.Unmarshal(notes[0].Payload, &n)
+	if n.Code != "forbidden" {
+		t.Fatalf("notice %+v", n)
+	}
+	if code, _ := s.API("POST", "/api/v1/publish", etok, map[string]any{"topic": "im/u/dave/typing/eve", "payload": map[string]string{"state": "typing"}}, &e); code != 403 {
+		t.Fatalf("HTTP typing from a stranger: %d", code)
+	}
+	if code, _ := s.API("POST", "/api/v1/groups", etok, map[string]any{"id": "g1", "members": []string{"dave"}}, &e); code != 403 || e.Error.Code != "forbidden" {
+		t.Fatalf("stranger's group invitation: %d %q", code, e.Error.Code)
+	}
+	s.MustAPI(201, "POST", "/api/v1/groups", btok, map[string]any{"id": "g2", "members": []string{"dave"}}, nil)
+	s.MustAPI(200, "POST", "/api/v1/publish", btok, map[string]any{"topic": "im/u/dave/dm/bob", "payload": "from a contact"}, nil)
+	dave.WaitFor("im/u/dave/dm/bob", 1)
+	if n := len(dave.Messages("im/u/dave/dm/eve")) + len(dave.Messages("im/u/dave/typing/eve")); n != 0 {
+		t.Fatalf("dave got %d messages from a stranger", n)
+	}
+	// dave opens up: eve gets through.
+	s.MustAPI(200, "PUT", "/api/v1/me/settings", dtok, map[string]string{"dm_policy": "anyone"}, &set)
+	if set.DMPolicy != "anyone" {
+		t.Fatalf("after PUT: %+v", set)
+	}
+	eve.Publish("im/u/dave/dm/eve", 1, "now?")
+	dave.WaitFor("im/u/dave/dm/eve", 1)
+}

@@ -151,7 +151,13 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	for _, a := range cfg.Admins {
 		admins[a] = true
 	}
-	p.Policy = &acl.Policy{Members: p.Groups, Blocks: p.Blocks, Admins: admins, Role: func(u string) string {
+	p.Policy = &acl.Policy{Members: p.Groups, Blocks: p.Blocks, Contacts: p.Contacts, ContactsOnly: func(u string) bool {
+		pol := p.Profiles.Get(u).DMPolicy
+		if pol == "" {
+			pol = cfg.DMPolicy
+		}
+		return pol == profiles.DMContacts
+	}, Admins: admins, Role: func(u string) string {
 		k, err := p.Accounts.Kind(u)
 		if err != nil {
 			return ""
@@ -197,7 +203,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
-		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory,
+		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory, DMPolicy: cfg.DMPolicy,
 		DirectoryRate: ratelimit.NewBuckets(cfg.Limits.DirectoryRate, cfg.Limits.DirectoryBurst, nil),
 		Metrics:       m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,

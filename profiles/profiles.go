@@ -30,6 +30,9 @@ var ErrDisplayName = errors.New("profiles: display name refused")
 // Profile is what a user shows besides its id.
 type Profile struct {
 	DisplayName string `json:"display_name,omitempty"`
+	// DMPolicy is who may write to the user one to one: DMAnyone,
+	// DMContacts, or "" for the server's default. Private: not shown.
+	DMPolicy string `json:"dm_policy,omitempty"`
 	// Avatar is the ETag of the avatar thumbnail ("" when none), AvatarType
 	// its media type.
 	Avatar     string `json:"avatar,omitempty"`
@@ -100,6 +103,21 @@ func (s *Store) update(user string, f func(*Profile), avatar []byte) (Profile, e
 	}
 	s.p[user] = p
 	return p, nil
+}
+
+// DM policies (Profile.DMPolicy).
+const (
+	DMAnyone   = "anyone"
+	DMContacts = "contacts"
+)
+
+// SetDMPolicy sets user's DM policy (DMAnyone, DMContacts, or "" for the
+// server's default).
+func (s *Store) SetDMPolicy(user, policy string) (Profile, error) {
+	if policy != "" && policy != DMAnyone && policy != DMContacts {
+		return Profile{}, fmt.Errorf("profiles: dm_policy must be anyone or contacts, got %q", policy)
+	}
+	return s.update(user, func(p *Profile) { p.DMPolicy = policy }, nil)
 }
 
 // SetDisplayName sets user's display name, cleaned by CleanDisplayName
