@@ -52,6 +52,7 @@ func (g *Gateway) profileRoutes(add func(pattern string, h handler), addLimited 
 	// An avatar upload is the one body over maxBody; one byte more than
 	// allowed is read so an oversize one is told apart.
 	addLimited("PUT /api/v1/me/avatar", g.putAvatar, profiles.MaxAvatarBytes+1)
+	add("DELETE /api/v1/me/avatar", g.deleteAvatar)
 }
 
 // userJSON is a user as others see it.
@@ -180,6 +181,16 @@ func (g *Gateway) putAvatar(w http.ResponseWriter, r *http.Request, user string)
 		return err
 	}
 	if _, err := g.o.Profiles.SetAvatar(user, thumb); err != nil {
+		return err
+	}
+	return g.profileChanged(w, r, user)
+}
+
+func (g *Gateway) deleteAvatar(w http.ResponseWriter, r *http.Request, user string) error {
+	if err := g.takeProfileChange(user); err != nil {
+		return err
+	}
+	if _, err := g.o.Profiles.ClearAvatar(user); err != nil {
 		return err
 	}
 	return g.profileChanged(w, r, user)

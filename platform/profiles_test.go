@@ -168,6 +168,14 @@ func TestAvatar(t *testing.T) {
 	if resp.StatusCode != 304 || resp.Header.Get("Cache-Control") != "private, no-cache" {
 		t.Fatalf("revalidation: %d %v", resp.StatusCode, resp.Header)
 	}
+	u = userView{}
+	s.MustAPI(200, "DELETE", "/api/v1/me/avatar", atok, nil, &u)
+	if u.ID != "alice" || u.Avatar != "" {
+		t.Fatalf("after delete: %+v", u)
+	}
+	if code, _ := s.API("GET", "/api/v1/users/alice/avatar", btok, nil, &e); code != 404 {
+		t.Fatalf("deleted avatar served: %d", code)
+	}
 }
 
 // TestDirectory: GET /users?q= finds people by id or display name prefix

@@ -80,7 +80,7 @@ func (s *Store) Get(user string) Profile {
 }
 
 // update applies f to user's profile and stores it, with avatar bytes to
-// set (nil: unchanged).
+// set (nil: unchanged; empty: deleted).
 func (s *Store) update(user string, f func(*Profile), avatar []byte) (Profile, error) {
 	if err := s.space.Check(); err != nil {
 		return Profile{}, err
@@ -91,7 +91,13 @@ func (s *Store) update(user string, f func(*Profile), avatar []byte) (Profile, e
 	f(&p)
 	val, _ := json.Marshal(p)
 	err := s.db.Update(func(txn *badger.Txn) error {
-		if avatar != nil {
+		switch {
+		case avatar == nil:
+		case len(avatar) == 0:
+			if err := txn.Delete(avatarKey(user)); err != nil {
+				return err
+			}
+		default:
 			if err := txn.Set(avatarKey(user), avatar); err != nil {
 				return err
 			}
@@ -133,6 +139,11 @@ func (s *Store) SetDisplayName(user, name string) (Profile, error) {
 // SetAvatar stores a thumbnail (from Thumbnail) as user's avatar.
 func (s *Store) SetAvatar(user string, t Thumb) (Profile, error) {
 	return s.update(user, func(p *Profile) { p.Avatar, p.AvatarType = t.ETag, t.Type }, t.Data)
+}
+
+// ClearAvatar removes user's avatar.
+func (s *Store) ClearAvatar(user string) (Profile, error) {
+	return s.update(user, func(p *Profile) { p.Avatar, p.AvatarType = "", "" }, []byte{})
 }
 
 // Avatar returns user's avatar thumbnail, or ok false when it has none.
