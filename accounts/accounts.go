@@ -259,6 +259,30 @@ func (s *Store) Exists(user string) (bool, error) {
 	return true, nil
 }
 
+// PeopleWithPrefix returns up to limit person ids starting with prefix, in
+// id order (for the directory; device accounts are not listed).
+func (s *Store) PeopleWithPrefix(prefix string, limit int) ([]string, error) {
+	var out []string
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: key(prefix), PrefetchValues: true, PrefetchSize: limit})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+			var r record
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				return err
+			}
+			if r.Kind == "" || r.Kind == KindPerson {
+				out = append(out, r.User)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accounts: list %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
 // Kind returns the kind of a user (KindPerson or KindDevice).
 func (s *Store) Kind(user string) (string, error) {
 	s.mu.RLock()

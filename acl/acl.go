@@ -17,14 +17,61 @@ type Membership interface {
 	IsMember(gid, user string) (bool, error)
 }
 
+// Blocks answers whether owner has blocked user (userlists.List).
+type Blocks interface {
+	Has(owner, user string) bool
+}
+
 // Policy is the authorisation policy: the built-in im/ contract, then the
 // operator's rules for every other namespace. Admins may also read $SYS.
 type Policy struct {
 	Members Membership
 	Admins  map[string]bool
 	// Role returns "person" or "device" for a user (for rules with a role).
-	Role  func(user string) string
-	rules atomic.Pointer[Rules]
+	Role func(user string) string
+	// Blocks, if set, is every user's block list: a blocked user cannot
+	// reach the blocker one to one (DMs, receipts, typing, signals), add
+	// it to groups, or see its presence. Nil: nobody is blocked.
+	Blocks Blocks
+	// Contacts is every user's contact list and ContactsOnly reports
+	// whether a user takes one-to-one messages from its contacts only
+	// (dm_policy contacts). Either nil: anyone may write to anyone.
+	Contacts     Blocks
+	ContactsOnly func(user string) bool
+	rules        atomic.Pointer[Rules]
+}
+
+// blocked reports whether owner has blocked user.
+func (p *Policy) blocked(owner, user string) bool {
+	return p.Blocks != nil && owner != user && p.Blocks.Has(owner, user)
+}
+
+// reachable reports whether user may write to owner one to one under
+// owner's dm_policy: always, unless owner takes contacts only and user is
+// not one.
+func (p *Policy) reachable(owner, user string) bool {
+	if owner == user || p.Contacts == nil || p.ContactsOnly == nil || !p.ContactsOnly(owner) {
+		return true
+	}
+	return p.Contacts.Has(owner, user)
+}
+
+// CanSee reports whether viewer may see owner's presence and profile
+// changes, and find owner in the directory: not when owner blocked viewer.
+func (p *Policy) CanSee(viewer, owner string) bool { return !p.blocked(owner, viewer) }
+
+// CanAddToGroup decides whether actor may put user into a group (creating
+// it with user as a member, or adding user): not when user blocked actor,
+// nor when user takes contacts only and actor is not one.
+// Group membership itself is the groups store's business.
+func (p *Policy) CanAddToGroup(actor, user string) *imerr.Error {
+	if p.blocked(user, actor) {
+		return imerr.New(imerr.Forbidden, "%q does not accept group invitations from you", user)
+	}
+	if !p.reachable(user, actor) {
+		return imerr.New(imerr.Forbidden, "%q takes group invitations from contacts only", user)
+	}
+	return nil
 }
 
 // SetRules swaps the operator rules (on reload); in-flight checks finish
@@ -89,7 +136,13 @@ func (p *Policy) CanSubscribe(user, clientID, filter string) bool {
 		if len(seg) != 3 {
 			return false
 		}
-		return seg[2] == "+" || seg[2] == "#" || topic.ValidUser(seg[2])
+		if seg[2] == "+" || seg[2] == "#" {
+			// The wildcard subscription stands; each delivery is decided
+			// with its concrete topic, below.
+			return true
+		}
+		// A user who blocked this one hides its presence from it.
+		return topic.ValidUser(seg[2]) && p.CanSee(user, seg[2])
 	}
 	return false
 }
@@ -101,6 +154,15 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 	case topic.DM, topic.Receipt, topic.Typing, topic.Signal:
 		if t.Peer != user {
 			return imerr.New(imerr.Forbidden, "cannot publish as %q: the last topic segment must be your own user id", t.Peer)
+		}
+		if p.blocked(t.Owner, user) {
+			// Nothing of it is stored or delivered; the sender learns only
+			// that it may not (forbidden), as for any refused topic.
+			return imerr.New(imerr.Forbidden, "%q does not accept messages from you", t.Owner)
+		}
+		if t.Kind != topic.Receipt && !p.reachable(t.Owner, user) {
+			// Receipts still pass: they answer what the owner sent.
+			return imerr.New(imerr.Forbidden, "%q takes messages from contacts only", t.Owner)
 		}
 		return nil
 	case topic.Presence:
@@ -122,7 +184,7 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			return imerr.New(imerr.Forbidden, "not a member of group %q", t.Group)
 		}
 		return nil
-	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply, topic.GroupEvent:
+	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply, topic.GroupEvent, topic.ProfileEvent:
 		return imerr.New(imerr.Forbidden, "only the server publishes to %s", t.String())
 	}
 	return imerr.New(imerr.Invalid, "unknown im/ topic")

@@ -77,6 +77,7 @@ func TestCanPublish(t *testing.T) {
 		{"alice", "im/sync/bob", imerr.Forbidden},
 		{"alice", "im/u/alice/sync", imerr.Forbidden},
 		{"alice", "im/u/alice/groups", imerr.Forbidden},
+		{"alice", "im/u/alice/profile", imerr.Forbidden},
 	}
 	for _, c := range cases {
 		tp, err := topic.Parse(c.topic)
@@ -91,6 +92,104 @@ func TestCanPublish(t *testing.T) {
 		if got != c.want {
 			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
 		}
+	}
+}
+
+// blockList is "owner blocks user" pairs.
+type blockList map[[2]string]bool
+
+func (b blockList) Has(owner, user string) bool { return b[[2]string{owner, user}] }
+
+// TestBlocks: a block is one-way; the blocked user cannot reach the blocker
+// one to one, see its presence, or add it to groups; group traffic and the
+// blocker's own publishes are not affected.
+func TestBlocks(t *testing.T) {
+	p := &Policy{Members: members{"team": {"alice", "mallory"}}, Blocks: blockList{{"alice", "mallory"}: true}}
+	pub := []struct {
+		user, topic string
+		want        imerr.Code
+	}{
+		{"mallory", "im/u/alice/dm/mallory", imerr.Forbidden},
+		{"mallory", "im/u/alice/receipt/mallory", imerr.Forbidden},
+		{"mallory", "im/u/alice/typing/mallory", imerr.Forbidden},
+		{"mallory", "im/u/alice/signal/mallory", imerr.Forbidden},
+		{"mallory", "im/u/bob/dm/mallory", ""},
+		{"mallory", "im/g/team", ""},
+		{"mallory", "im/g/team/typing", ""},
+		{"alice", "im/u/mallory/dm/alice", ""},
+		{"alice", "im/u/mallory/signal/alice", ""},
+	}
+	for _, c := range pub {
+		tp, err := topic.Parse(c.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := imerr.Code("")
+		if e := p.CanPublish(c.user, tp); e != nil {
+			got = e.Code
+		}
+		if got != c.want {
+			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
+		}
+	}
+	sub := []struct {
+		user, filter string
+		want         bool
+	}{
+		{"mallory", "im/presence/alice", false},
+		{"mallory", "im/presence/+", true},
+		{"mallory", "im/presence/bob", true},
+		{"alice", "im/presence/mallory", true},
+		{"mallory", "im/presence/mallory", true},
+	}
+	for _, c := range sub {
+		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
+			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
+		}
+	}
+	if e := p.CanAddToGroup("mallory", "alice"); e == nil || e.Code != imerr.Forbidden {
+		t.Errorf("mallory adds alice: %v, want forbidden", e)
+	}
+	for _, c := range [][2]string{{"alice", "mallory"}, {"mallory", "bob"}, {"alice", "alice"}} {
+		if e := p.CanAddToGroup(c[0], c[1]); e != nil {
+			t.Errorf("%s adds %s: %v", c[0], c[1], e)
+		}
+	}
+}
+
+// TestContactsOnly: a user with dm_policy contacts takes one-to-one
+// messages and group invitations from its contacts only; receipts pass.
+func TestContactsOnly(t *testing.T) {
+	p := &Policy{Members: members{}, Contacts: blockList{{"dave", "bob"}: true},
+		ContactsOnly: func(u string) bool { return u == "dave" }}
+	pub := []struct {
+		user, topic string
+		want        imerr.Code
+	}{
+		{"bob", "im/u/dave/dm/bob", ""},
+		{"bob", "im/u/dave/signal/bob", ""},
+		{"eve", "im/u/dave/dm/eve", imerr.Forbidden},
+		{"eve", "im/u/dave/typing/eve", imerr.Forbidden},
+		{"eve", "im/u/dave/signal/eve", imerr.Forbidden},
+		{"eve", "im/u/dave/receipt/eve", ""},
+		{"eve", "im/u/bob/dm/eve", ""},
+		{"dave", "im/u/eve/dm/dave", ""},
+	}
+	for _, c := range pub {
+		tp, _ := topic.Parse(c.topic)
+		got := imerr.Code("")
+		if e := p.CanPublish(c.user, tp); e != nil {
+			got = e.Code
+		}
+		if got != c.want {
+			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
+		}
+	}
+	if e := p.CanAddToGroup("eve", "dave"); e == nil {
+		t.Error("eve added dave, who takes contacts only")
+	}
+	if e := p.CanAddToGroup("bob", "dave"); e != nil {
+		t.Errorf("bob adds dave: %v", e)
 	}
 }
 

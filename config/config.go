@@ -67,6 +67,12 @@ type Config struct {
 	// (MQTT 5 PUBACK 0x97, HTTP 507) before Badger can fault on a full disk.
 	// Reads go on. 0 disables the check.
 	StorageReserve int64 `yaml:"storage_reserve"`
+	// Directory turns GET /api/v1/users?q= (finding people by id or
+	// display name prefix) on or off.
+	Directory bool `yaml:"directory"`
+	// DMPolicy is the default of users' dm_policy: "anyone" may write to
+	// them one to one, or their "contacts" only.
+	DMPolicy string `yaml:"dm_policy"`
 	// Rules are the operator's ACL rules for topics outside im/ (devices,
 	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
 	Rules []acl.Rule `yaml:"rules"`
@@ -76,14 +82,14 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Data: "./data", HTTP: "127.0.0.1:8080", MQTT: "127.0.0.1:1883",
-		OpenRegistration: true, TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
+		OpenRegistration: true, Directory: true, DMPolicy: "anyone", TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
 		MaxInflight: 8192, DeliveryWindow: 256, WritesPending: 1024, StorageReserve: 256 << 20,
 		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
 			ConnectTimeout: 10 * time.Second, MaxKeepalive: 5 * time.Minute, TopicLevels: 16, TopicBytes: 512, Subscriptions: 256,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
 			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
-			GroupsOwnedPerUser: 100, GroupsPerUser: 500,
+			GroupsOwnedPerUser: 100, GroupsPerUser: 500, BlocksPerUser: 1000, ContactsPerUser: 5000, DirectoryRate: 2, DirectoryBurst: 20,
 			KDFSlots: runtime.GOMAXPROCS(0), KDFQueue: 4 * runtime.GOMAXPROCS(0), KDFWait: 2 * time.Second,
 			LoginIPRate: 0.2, LoginIPBurst: 20, LoginBackoffMax: 5 * time.Second, LoginAccountRate: 1, LoginAccountBurst: 30},
 	}
@@ -94,6 +100,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Durability != "batch" && c.Durability != "none":
 		return fmt.Errorf("config: durability must be batch or none, got %q", c.Durability)
+	case c.DMPolicy != "anyone" && c.DMPolicy != "contacts":
+		return fmt.Errorf("config: dm_policy must be anyone or contacts, got %q", c.DMPolicy)
 	case c.BodyLimit < 1 || c.BodyLimit > 1<<20:
 		return fmt.Errorf("config: body_limit must be 1..1048576")
 	case c.AdminToken != "" && len(c.AdminToken) < MinAdminToken:
@@ -108,7 +116,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: writes_pending must be at least 16")
 	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,
 		c.Limits.StreamsPerUser < 0 || c.Limits.TicketsPerUser < 0 || c.Limits.PollIdle < 0,
-		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0,
+		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0 || c.Limits.BlocksPerUser < 0 || c.Limits.ContactsPerUser < 0 || c.Limits.DirectoryRate < 0 || c.Limits.DirectoryBurst < 0,
 		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0,
 		c.Limits.ConnectTimeout < 0 || c.Limits.MaxKeepalive < 0 || c.Limits.TopicLevels < 0 || c.Limits.TopicBytes < 0 || c.Limits.Subscriptions < 0,
 		c.Limits.LoginIPRate < 0 || c.Limits.LoginIPBurst < 0 || c.Limits.LoginBackoffMax < 0 || c.Limits.LoginAccountRate < 0 || c.Limits.LoginAccountBurst < 0:
@@ -285,6 +293,13 @@ type Limits struct {
 	// groups one user may be a member of, however it got there.
 	GroupsOwnedPerUser int `yaml:"groups_owned_per_user"`
 	GroupsPerUser      int `yaml:"groups_per_user"`
+	// BlocksPerUser: users one user may block.
+	BlocksPerUser int `yaml:"blocks_per_user"`
+	// ContactsPerUser: users one user may have as contacts.
+	ContactsPerUser int `yaml:"contacts_per_user"`
+	// DirectoryRate, DirectoryBurst: each user's directory searches.
+	DirectoryRate  float64 `yaml:"directory_rate"`
+	DirectoryBurst int     `yaml:"directory_burst"`
 	// KDFSlots: password hashes (argon2id, 32 MiB each) computed at once
 	// (default: one per CPU); KDFQueue: logins that may wait for a slot
 	// (default 4 per CPU), each at most KDFWait (2 s). Past them a login is

@@ -18,6 +18,7 @@ import (
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/kvstore"
+	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -53,7 +54,12 @@ func (g *Gateway) routes(mux *http.ServeMux) {
 	for pattern, h := range authed {
 		mux.Handle(pattern, g.wrap(pattern, h, true))
 	}
-	g.deviceRoutes(func(pattern string, h handler) { mux.Handle(pattern, g.wrap(pattern, h, true)) })
+	add := func(pattern string, h handler) { mux.Handle(pattern, g.wrap(pattern, h, true)) }
+	g.deviceRoutes(add)
+	g.listRoutes(add)
+	g.profileRoutes(add, func(pattern string, h handler, limit int64) {
+		mux.Handle(pattern, g.wrapLimit(pattern, h, true, limit))
+	})
 	g.adminRoutes(mux)
 	mux.Handle("GET /api/v1/connect", g.wrap("GET /api/v1/connect", g.connect, true))
 	g.transportRoutes(func(pattern string, h handler, auth bool) { mux.Handle(pattern, g.wrap(pattern, h, auth)) })
@@ -102,6 +108,11 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
+	return g.wrapLimit(route, h, auth, maxBody)
+}
+
+// wrapLimit is wrap with a body limit other than maxBody.
+func (g *Gateway) wrapLimit(route string, h handler, auth bool, limit int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		defer func() {
@@ -116,7 +127,7 @@ func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
 			writeError(rec, http.StatusForbidden, imerr.Forbidden, "origin not allowed")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		user := ""
 		if auth {
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -364,6 +375,31 @@ func (g *Gateway) requireUsers(users ...string) error {
 	return nil
 }
 
+// canAdd applies the acl rule on putting users into a group (a user who
+// blocked actor is not added by it).
+func (g *Gateway) canAdd(actor string, users ...string) error {
+	if g.o.Policy == nil {
+		return nil
+	}
+	for _, u := range users {
+		if e := g.o.Policy.CanAddToGroup(actor, u); e != nil {
+			return imFail(e)
+		}
+	}
+	return nil
+}
+
+// decodeUser reads a {"user"} body naming an existing user.
+func (g *Gateway) decodeUser(r *http.Request) (string, error) {
+	var body struct {
+		User string `json:"user"`
+	}
+	if err := decode(r, &body); err != nil {
+		return "", err
+	}
+	return body.User, g.requireUsers(body.User)
+}
+
 func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, user string) error {
 	var body struct {
 		ID      string   `json:"id"`
@@ -377,6 +413,9 @@ func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, user strin
 		return fail(http.StatusBadRequest, imerr.TooLarge, "too many members")
 	}
 	if err := g.requireUsers(body.Members...); err != nil {
+		return err
+	}
+	if err := g.canAdd(user, body.Members...); err != nil {
 		return err
 	}
 	if body.ID == "" {
@@ -417,22 +456,20 @@ func (g *Gateway) getGroup(w http.ResponseWriter, r *http.Request, user string) 
 }
 
 func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, user string) error {
-	var body struct {
-		User string `json:"user"`
-	}
-	if err := decode(r, &body); err != nil {
+	other, err := g.decodeUser(r)
+	if err != nil {
 		return err
 	}
-	if err := g.requireUsers(body.User); err != nil {
+	if err := g.canAdd(user, other); err != nil {
 		return err
 	}
 	before, _ := g.o.Groups.Members(r.PathValue("gid"))
-	grp, err := g.o.Groups.AddMember(r.PathValue("gid"), user, body.User)
+	grp, err := g.o.Groups.AddMember(r.PathValue("gid"), user, other)
 	if err != nil {
 		return g.groupErr(err)
 	}
-	if !slices.Contains(before, body.User) {
-		g.announceChange(grp, []string{body.User}, nil)
+	if !slices.Contains(before, other) {
+		g.announceChange(grp, []string{other}, nil)
 	}
 	writeJSON(w, http.StatusOK, grp)
 	return nil
@@ -448,7 +485,7 @@ func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, user stri
 	return nil
 }
 
-func (g *Gateway) presence(w http.ResponseWriter, r *http.Request, _ string) error {
+func (g *Gateway) presence(w http.ResponseWriter, r *http.Request, user string) error {
 	users := strings.Split(r.URL.Query().Get("users"), ",")
 	if len(users) > 500 {
 		return fail(http.StatusBadRequest, imerr.Invalid, "at most 500 users per request")
@@ -459,6 +496,10 @@ func (g *Gateway) presence(w http.ResponseWriter, r *http.Request, _ string) err
 			continue
 		}
 		s := g.o.Presence.StatusOf(u)
+		if !g.canSeePresence(user, "", topic.PresenceTopic(u)) {
+			// As for a user never seen: offline, no text, no last seen.
+			s = presence.Status{Status: "offline"}
+		}
 		p := envelope.Presence{User: u, Status: s.Status, Text: s.Text, TS: s.TS}
 		if k, err := g.o.Accounts.Kind(u); err == nil && k == accounts.KindDevice {
 			p.Device = true

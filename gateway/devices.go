@@ -18,7 +18,6 @@ func (g *Gateway) deviceRoutes(add func(pattern string, h handler)) {
 	add("GET /api/v1/devices/{id}/keys", g.listKeys)
 	add("DELETE /api/v1/devices/{id}/keys/{kid}", g.revokeKey)
 	add("POST /api/v1/devices/{id}/revoke", g.revokeDevice)
-	add("GET /api/v1/users/{id}", g.getUser)
 }
 
 func (g *Gateway) createDevice(w http.ResponseWriter, r *http.Request, user string) error {
@@ -150,20 +149,5 @@ func (g *Gateway) revokeDevice(w http.ResponseWriter, r *http.Request, user stri
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
-	return nil
-}
-
-func (g *Gateway) getUser(w http.ResponseWriter, r *http.Request, _ string) error {
-	id := r.PathValue("id")
-	if ok, err := g.o.Accounts.Exists(id); err != nil {
-		return err
-	} else if !ok {
-		return fail(http.StatusNotFound, imerr.NotFound, "no such user %q", id)
-	}
-	kind, err := g.o.Accounts.Kind(id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"user": id, "kind": kind})
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/mqim/mqim/envelope"
@@ -67,7 +68,9 @@ func (g *Gateway) openFeed(user, device, kind string) (*feed, error) {
 	f.cancel = g.o.Transport.Hub.Subscribe(user, f, true)
 	// Like an MQTT SUBSCRIBE to im/presence/+, start with the retained state.
 	for _, pk := range g.o.Transport.Broker.Topics.Messages(topic.PresenceTopic("+")) {
-		f.push(pk.TopicName, pk.Payload)
+		if g.canSeePresence(user, f.clientID, pk.TopicName) {
+			f.push(pk.TopicName, pk.Payload)
+		}
 	}
 	g.tr.feeds.Add(1)
 	g.o.Transport.IM.DeviceConnected(user, f.clientID, f)
@@ -94,8 +97,17 @@ func (f *feed) close() {
 func (f *feed) Entry(fanout.Entry) { f.signal() }
 
 // Event implements fanout.Sink. Presence events of every user arrive here
-// (the feed takes broadcasts); the rest are f.user's.
-func (f *feed) Event(e fanout.Event) { f.push(e.Topic, e.Payload) }
+// (the feed takes broadcasts), each judged by the same acl read rule as an
+// MQTT delivery of it (a user who blocked f.user hides its presence); the
+// rest are f.user's own.
+func (f *feed) Event(e fanout.Event) {
+	if strings.HasPrefix(e.Topic, presencePrefix) && !f.g.canSeePresence(f.user, f.clientID, e.Topic) {
+		return
+	}
+	f.push(e.Topic, e.Payload)
+}
+
+var presencePrefix = topic.PresenceTopic("")
 
 func (f *feed) push(t string, payload []byte) {
 	f.mu.Lock()
@@ -153,7 +165,6 @@ func (f *feed) hasChat(ctx context.Context, cur history.Cursor) (bool, error) {
 	}
 	return len(page.Messages) > 0, nil
 }
-
 
 // rawPayload embeds a JSON payload as is and anything else as a JSON string.
 func rawPayload(p []byte) json.RawMessage {

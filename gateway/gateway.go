@@ -16,21 +16,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/acl"
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/profiles"
+	"github.com/mqim/mqim/ratelimit"
+	"github.com/mqim/mqim/userlists"
 )
 
 // Options are the gateway's collaborators and settings.
 type Options struct {
-	Log              *slog.Logger
-	Accounts         *accounts.Store
-	Groups           *groups.Store
-	History          history.Store
-	Presence         *presence.Tracker
+	Log      *slog.Logger
+	Accounts *accounts.Store
+	Groups   *groups.Store
+	History  history.Store
+	Presence *presence.Tracker
+	// Policy decides what a user may see and do (acl); Blocks holds the
+	// block lists it consults, edited through /blocks; Contacts the
+	// contact lists (/contacts).
+	Policy   *acl.Policy
+	Blocks   *userlists.List
+	Contacts *userlists.List
+	// Profiles holds display names and avatars; Directory turns
+	// GET /users?q= on, limited per user by DirectoryRate.
+	Profiles  *profiles.Store
+	Directory bool
+	// DMPolicy is the server's default dm_policy (config dm_policy).
+	DMPolicy         string
+	DirectoryRate    *ratelimit.Buckets
 	Metrics          *metrics.Metrics
 	WS               *broker.ChanListener
 	AllowedOrigins   []string
@@ -61,6 +78,7 @@ type Gateway struct {
 	srv     *http.Server
 	ln      net.Listener
 	tr      transportState
+	people  peopleState
 }
 
 // maxBody caps every request body.

@@ -8,6 +8,9 @@
 //	ak/ akd/ API keys (by id, by device), tg/ tr/ token generations and
 //	revoked token ids                                         (accounts)
 //	g/  groups                                                (groups)
+//	bl/ ct/  block lists (bl/{blocker}/{blocked}), contact
+//	lists (ct/{owner}/{contact})                              (userlists)
+//	pf/ av/  profiles (display name), avatar thumbnails       (profiles)
 //	m/ i/ uc/ rd/ id/ meta/  messages, feeds, conversations, read
 //	markers, idempotency keys, store metadata                 (history)
 //	meta/identity  the database's identity          (kvstore, IdentityFile)

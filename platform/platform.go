@@ -31,9 +31,11 @@ import (
 	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/profiles"
 	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
+	"github.com/mqim/mqim/userlists"
 )
 
 // Platform is a running server.
@@ -44,6 +46,9 @@ type Platform struct {
 	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
+	Blocks   *userlists.List
+	Contacts *userlists.List
+	Profiles *profiles.Store
 	History  *history.Badger
 	Broker   *broker.Broker
 	Hub      *fanout.Local
@@ -68,6 +73,9 @@ type Stores struct {
 	Space    *kvstore.Space
 	Accounts *accounts.Store
 	Groups   *groups.Store
+	Blocks   *userlists.List
+	Contacts *userlists.List
+	Profiles *profiles.Store
 }
 
 // freeSpace measures the free space of the data dir (tests replace it).
@@ -104,7 +112,22 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp}, nil
+	bl, err := userlists.Open(db, userlists.Blocks, cfg.Limits.BlocksPerUser, space)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ct, err := userlists.Open(db, userlists.Contacts, cfg.Limits.ContactsPerUser, space)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	pf, err := profiles.Open(db, space)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Contacts: ct, Profiles: pf}, nil
 }
 
 // Start opens everything and starts serving.
@@ -113,7 +136,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, served: make(chan error, 1)}
+	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, Blocks: st.Blocks, Contacts: st.Contacts, Profiles: st.Profiles, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -128,7 +151,13 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	for _, a := range cfg.Admins {
 		admins[a] = true
 	}
-	p.Policy = &acl.Policy{Members: p.Groups, Admins: admins, Role: func(u string) string {
+	p.Policy = &acl.Policy{Members: p.Groups, Blocks: p.Blocks, Contacts: p.Contacts, ContactsOnly: func(u string) bool {
+		pol := p.Profiles.Get(u).DMPolicy
+		if pol == "" {
+			pol = cfg.DMPolicy
+		}
+		return pol == profiles.DMContacts
+	}, Admins: admins, Role: func(u string) string {
 		k, err := p.Accounts.Kind(u)
 		if err != nil {
 			return ""
@@ -174,7 +203,9 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
-		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
+		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory, DMPolicy: cfg.DMPolicy,
+		DirectoryRate: ratelimit.NewBuckets(cfg.Limits.DirectoryRate, cfg.Limits.DirectoryBurst, nil),
+		Metrics:       m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		AdminToken: cfg.AdminToken, MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,
 		KeyRevoked:   func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		TokenRevoked: func(tokenID string) { p.Broker.DisconnectToken(tokenID) },

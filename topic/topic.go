@@ -14,19 +14,20 @@ type Kind int
 
 // The topic kinds of the protocol table.
 const (
-	Unknown     Kind = iota
-	DM               // im/u/{to}/dm/{from}
-	Group            // im/g/{gid}
-	GroupInbox       // im/u/{user}/g/{gid}
-	Receipt          // im/u/{to}/receipt/{from}
-	Typing           // im/u/{to}/typing/{from}
-	Signal           // im/u/{to}/signal/{from}
-	ErrorNotice      // im/u/{user}/error
-	Presence         // im/presence/{user}
-	SyncRequest      // im/sync/{user}: a device asks for what it missed
-	SyncReply        // im/u/{user}/sync: the server's answer
-	GroupTyping      // im/g/{gid}/typing: typing in a group, fanned out by the server
-	GroupEvent       // im/u/{user}/groups: the server tells a member a group changed
+	Unknown      Kind = iota
+	DM                // im/u/{to}/dm/{from}
+	Group             // im/g/{gid}
+	GroupInbox        // im/u/{user}/g/{gid}
+	Receipt           // im/u/{to}/receipt/{from}
+	Typing            // im/u/{to}/typing/{from}
+	Signal            // im/u/{to}/signal/{from}
+	ErrorNotice       // im/u/{user}/error
+	Presence          // im/presence/{user}
+	SyncRequest       // im/sync/{user}: a device asks for what it missed
+	SyncReply         // im/u/{user}/sync: the server's answer
+	GroupTyping       // im/g/{gid}/typing: typing in a group, fanned out by the server
+	GroupEvent        // im/u/{user}/groups: the server tells a member a group changed
+	ProfileEvent      // im/u/{user}/profile: the server tells a user a peer's profile changed
 )
 
 // Topic is a parsed concrete im/ topic. Owner is the inbox owner ({to} or
@@ -76,6 +77,8 @@ func Parse(name string) (Topic, error) {
 		return Topic{Kind: SyncReply, Owner: p[1]}, nil
 	case len(p) == 3 && p[0] == "u" && p[2] == "groups" && ValidUser(p[1]):
 		return Topic{Kind: GroupEvent, Owner: p[1]}, nil
+	case len(p) == 3 && p[0] == "u" && p[2] == "profile" && ValidUser(p[1]):
+		return Topic{Kind: ProfileEvent, Owner: p[1]}, nil
 	case len(p) == 4 && p[0] == "u" && ValidUser(p[1]):
 		owner := p[1]
 		if p[2] == "g" {
@@ -123,6 +126,8 @@ func (t Topic) String() string {
 		return "im/g/" + t.Group + "/typing"
 	case GroupEvent:
 		return "im/u/" + t.Owner + "/groups"
+	case ProfileEvent:
+		return "im/u/" + t.Owner + "/profile"
 	}
 	return ""
 }

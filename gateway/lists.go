@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/mqim/mqim/imerr"
+	"github.com/mqim/mqim/topic"
+	"github.com/mqim/mqim/userlists"
+)
+
+// Per-user lists of users (docs/protocol.md, "Blocking", "Contacts"): the
+// block list, which acl.Policy enforces on every publish, presence delivery
+// and group add, and the contact list. Both are edited the same way:
+// POST /{name} {"user"}, DELETE /{name}/{user}, GET /{name}.
+func (g *Gateway) listRoutes(add func(pattern string, h handler)) {
+	for _, l := range []struct {
+		name, flag string
+		list       *userlists.List
+	}{{"blocks", "blocked", g.o.Blocks}, {"contacts", "contact", g.o.Contacts}} {
+		if l.list == nil {
+			continue
+		}
+		add("POST /api/v1/"+l.name, func(w http.ResponseWriter, r *http.Request, user string) error {
+			return g.listAdd(w, r, user, l.list, l.flag)
+		})
+		add("DELETE /api/v1/"+l.name+"/{user}", func(w http.ResponseWriter, r *http.Request, user string) error {
+			return g.listRemove(w, r, user, l.list, l.flag)
+		})
+		add("GET /api/v1/"+l.name, func(w http.ResponseWriter, _ *http.Request, user string) error {
+			writeJSON(w, http.StatusOK, map[string]any{l.name: g.listEntries(l.list, user)})
+			return nil
+		})
+	}
+}
+
+func (g *Gateway) listAdd(w http.ResponseWriter, r *http.Request, user string, list *userlists.List, flag string) error {
+	other, err := g.decodeUser(r)
+	if err != nil {
+		return err
+	}
+	switch err := list.Add(user, other, g.o.Now().UnixMilli()); {
+	case errors.Is(err, userlists.ErrSelf):
+		return fail(http.StatusBadRequest, imerr.Invalid, "you cannot list yourself")
+	case errors.Is(err, userlists.ErrQuota):
+		return fail(http.StatusTooManyRequests, imerr.QuotaExceeded, "your list holds %d users already: remove one first", list.Max())
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": other, flag: true})
+	return nil
+}
+
+func (g *Gateway) listRemove(w http.ResponseWriter, r *http.Request, user string, list *userlists.List, flag string) error {
+	other := r.PathValue("user")
+	if !topic.ValidUser(other) {
+		return fail(http.StatusBadRequest, imerr.Invalid, "invalid user id %q", other)
+	}
+	if _, err := list.Remove(user, other); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": other, flag: false})
+	return nil
+}
+
+type listEntry struct {
+	userlists.Entry
+	DisplayName string `json:"display_name"`
+}
+
+func (g *Gateway) listEntries(list *userlists.List, user string) []listEntry {
+	es := list.Entries(user)
+	out := make([]listEntry, len(es))
+	for i, e := range es {
+		out[i] = listEntry{e, g.userView(e.User, "").DisplayName}
+	}
+	return out
+}
+
+// canSeePresence is the acl read rule for user's view of im/presence/{of},
+// which the feeds and GET /presence apply as the broker does per delivery.
+func (g *Gateway) canSeePresence(user, clientID, presenceTopic string) bool {
+	return g.o.Policy == nil || g.o.Policy.CanSubscribe(user, clientID, presenceTopic)
+}
