@@ -135,6 +135,16 @@ export class Api {
     return this.request('GET', `/users/${encodeURIComponent(id)}`);
   }
 
+  /** Renames the group (owner only). */
+  renameGroup(gid, name) {
+    return this.request('PATCH', `/groups/${encodeURIComponent(gid)}`, { name });
+  }
+
+  /** Deletes the group (owner only). */
+  deleteGroup(gid) {
+    return this.request('DELETE', `/groups/${encodeURIComponent(gid)}`);
+  }
+
   /** Hands the group to member `user` (owner only). */
   transferOwner(gid, user) {
     return this.request('POST', `/groups/${encodeURIComponent(gid)}/owner`, { user });

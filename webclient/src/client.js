@@ -738,6 +738,21 @@ export class ChatClient extends EventTarget {
     return g;
   }
 
+  /** Renames `gid` (we must own it). */
+  async renameGroup(gid, name) {
+    const g = await this.api.renameGroup(gid, name);
+    this.handleGroupEvent({ event: 'changed', group: g });
+    return g;
+  }
+
+  /** Deletes `gid` (we must own it); it leaves the sidebar. */
+  async deleteGroup(gid) {
+    await this.api.deleteGroup(gid);
+    this.groups.delete(gid);
+    this.recent.delete(groupConv(gid));
+    this.emit('conversations');
+  }
+
   /** Hands `gid` to member `user` (we must own it); we stay a member. */
   async transferOwner(gid, user) {
     const g = await this.api.transferOwner(gid, user);

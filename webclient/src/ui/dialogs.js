@@ -116,11 +116,49 @@ export async function groupInfoDialog(client, gid, onLeft) {
     text: 'You own this group, so you cannot leave it. Make another member the owner first; then you can leave.' });
   body.insertBefore(ownerNote, list.nextSibling);
 
+  // Owner only: rename, and delete with a second, explicit confirmation.
+  const nameInput = h('input', { id: 'rename-group-name', autocomplete: 'off', maxlength: '100' });
+  const renameForm = h('form', { class: 'add-member', id: 'rename-group-form' }, nameInput,
+    h('button', { class: 'btn subtle', type: 'submit', id: 'rename-group', text: 'Rename' }));
+  const confirmDelete = h('button', { class: 'btn danger small', type: 'button', id: 'delete-group-confirm', hidden: true,
+    text: 'Delete for everyone' });
+  const deleteButton = h('button', { class: 'btn subtle small', type: 'button', id: 'delete-group', text: 'Delete group…',
+    onclick: () => { confirmDelete.hidden = false; confirmDelete.focus(); } });
+  const ownerTools = h('div', { class: 'owner-tools', id: 'owner-tools', hidden: true },
+    h('label', { for: 'rename-group-name', text: 'Group name' }), renameForm, deleteButton, confirmDelete);
+  body.appendChild(ownerTools);
+  renameForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = nameInput.value.trim();
+    if (!name) {
+      error.textContent = 'Give the group a name.';
+      return;
+    }
+    try {
+      const g = await client.renameGroup(gid, name);
+      render(g);
+      error.textContent = '';
+    } catch (err) {
+      error.textContent = humanError(err, { group: true });
+    }
+  });
+  confirmDelete.addEventListener('click', async () => {
+    try {
+      await client.deleteGroup(gid);
+      dlg.close();
+      onLeft();
+    } catch (err) {
+      error.textContent = humanError(err, { group: true });
+    }
+  });
+
   function render(g) {
     const owner = g.owner;
     const iOwn = client.me === owner;
     // The owner cannot leave (the server refuses): it is offered the handover instead.
     ownerNote.hidden = !iOwn;
+    ownerTools.hidden = !iOwn;
+    if (iOwn && document.activeElement !== nameInput) nameInput.value = g.name || gid;
     list.replaceChildren(...(g.members || []).map((u) => {
       const canRemove = u === client.me ? !iOwn : iOwn;
       return h('li', { class: 'member', dataset: { user: u } },

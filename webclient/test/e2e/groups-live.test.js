@@ -1,7 +1,7 @@
 // Groups as members live them (issue 19, point 4): a new group shows for its
 // members before any message, typing in the group shows, the owner hands the
 // group over instead of a "Leave" that always failed, and a removed member's
-// open view turns read-only at once.
+// open view turns read-only at once; the owner renames and deletes it.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -18,7 +18,7 @@ serverAndBrowser(['gia', 'hal', 'ida'], (s, b) => {
   browser = b;
 });
 
-test('group events, group typing, owner transfer, live removal', { timeout: 90_000 }, async () => {
+test('group events, group typing, owner transfer, live removal, rename, delete', { timeout: 90_000 }, async () => {
   const ctx = {};
   const page = {};
   for (const u of ['gia', 'hal', 'ida']) {
@@ -74,6 +74,27 @@ test('group events, group typing, owner transfer, live removal', { timeout: 90_0
   await screenshot(page.ida, 'group-removed-live');
   // gia's header follows the member list.
   await until(async () => /2 members/.test(await page.gia.textContent('#chat-sub')), { message: 'gia sees 2 members' });
+
+  // The owner renames the group: gia's sidebar follows. A member has no
+  // rename or delete.
+  await page.gia.click('#group-info');
+  await page.gia.waitForSelector('#member-list .member[data-user="hal"]');
+  assert.ok(!(await page.gia.isVisible('#owner-tools')), 'a member is not offered rename or delete');
+  await page.gia.keyboard.press('Escape');
+  await page.hal.click('#group-info');
+  await page.hal.waitForSelector('#owner-tools:not([hidden])');
+  await page.hal.fill('#rename-group-name', 'Band 2');
+  await page.hal.click('#rename-group');
+  await page.gia.waitForSelector(`.conv[data-conv="${conv}"] .conv-name:text-is("Band 2")`);
+  // Deleting asks twice; then the group leaves hal's list and gia's view
+  // turns read-only.
+  await page.hal.click('#delete-group');
+  await page.hal.waitForSelector('#delete-group-confirm:not([hidden])');
+  await screenshot(page.hal, 'group-delete-confirm');
+  await page.hal.click('#delete-group-confirm');
+  await page.hal.waitForSelector(`.conv[data-conv="${conv}"]`, { state: 'detached' });
+  await page.gia.waitForSelector('#left-note', { state: 'visible' });
+  await screenshot(page.gia, 'group-deleted-live');
   for (const u of ['gia', 'hal', 'ida']) assert.deepEqual(page[u].errors, [], `${u}: page errors`);
   for (const u of ['gia', 'hal', 'ida']) await ctx[u].close();
 });
