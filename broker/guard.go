@@ -1,11 +1,9 @@
 package broker
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -46,7 +44,7 @@ const guardReadBuffer = 2048
 // see limitTopics.
 type packetGuard struct {
 	net.Conn
-	r       *bufio.Reader
+	r       *guardReader
 	version byte   // protocol version from the CONNECT; 0 until then
 	id      string // client identifier from the CONNECT
 	out     []byte // the current checked packet, not yet read by mochi
@@ -76,7 +74,7 @@ type guardEnv interface {
 }
 
 func newPacketGuard(c net.Conn, maxSize int, lim GuardLimits, env guardEnv) *packetGuard {
-	return &packetGuard{Conn: c, r: bufio.NewReaderSize(c, guardReadBuffer), maxSize: maxSize, lim: lim, env: env}
+	return &packetGuard{Conn: c, r: newGuardReader(c), maxSize: maxSize, lim: lim, env: env}
 }
 
 // smallPacket is the size of the pooled packet buffers: most chat packets
@@ -157,7 +155,7 @@ func (g *packetGuard) read() (pass bool, err error) {
 		g.buf = make([]byte, size)
 	}
 	copy(g.buf, hdr[:n])
-	if _, err := io.ReadFull(g.r, g.buf[n:]); err != nil {
+	if err := g.r.ReadFull(g.buf[n:]); err != nil {
 		g.release()
 		return false, err
 	}
