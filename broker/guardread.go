@@ -130,6 +130,14 @@ func (r *guardReader) fillSocket() error {
 	return nil
 }
 
+// wait blocks until a byte is buffered.
+func (r *guardReader) wait() error {
+	if r.pos < r.end {
+		return nil
+	}
+	return r.fill()
+}
+
 func (r *guardReader) ReadByte() (byte, error) {
 	if r.pos == r.end {
 		if err := r.fill(); err != nil {
