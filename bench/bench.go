@@ -710,7 +710,7 @@ func (s *session) idle(sum *table) {
 func (s *session) idleNet(sum *table, tcp bool) {
 	name := map[bool]string{false: "WebSocket", true: "TCP"}[tcp]
 	t := &table{title: "Idle " + name + " connections (MQTT 3.1.1 CONNECT + SUBSCRIBE to the inbox, then silent; sources spread over 127.0.0.2-9)",
-		head: []string{"server", "connections", "RSS", "RSS per connection", "goroutines", "goroutines per connection", "time to open"}}
+		head: []string{"server", "connections", "RSS", "RSS per connection", "after 3 GCs", "goroutines", "goroutines per connection", "time to open"}}
 	// Each connection costs one descriptor in the generator and one in the
 	// server, and both inherit this process's limit.
 	steps := s.o.idleSteps
@@ -732,13 +732,17 @@ func (s *session) idleNet(sum *table, tcp bool) {
 	for _, sv := range s.servers() {
 		r := runIdle(sv, tcp, steps, min(s.o.connectN, 2000), s.o.idleTime, s.o.idleProf)
 		per[sv.kind] = map[int]float64{}
-		t.add(sv.kind.String(), "0", fbytes(float64(r.baseRSS)), "", strconv.Itoa(r.baseGor), "", "")
+		t.add(sv.kind.String(), "0", fbytes(float64(r.baseRSS)), "", "", strconv.Itoa(r.baseGor), "", "")
 		for _, p := range r.points {
 			g, gp := "-", "-"
 			if p.goroutines >= 0 {
 				g, gp = strconv.Itoa(p.goroutines), fnum(p.gorPerConn)
 			}
-			t.add(sv.kind.String(), strconv.Itoa(p.conns), fbytes(float64(p.rss)), fbytes(p.rssPerConn), g, gp, fdur(p.connectDur))
+			gc := "-"
+			if p.rssGC > 0 {
+				gc = fbytes(p.rssGCPerConn)
+			}
+			t.add(sv.kind.String(), strconv.Itoa(p.conns), fbytes(float64(p.rss)), fbytes(p.rssPerConn), gc, g, gp, fdur(p.connectDur))
 			per[sv.kind][p.conns] = p.rssPerConn
 		}
 		if r.stopNote != "" {

@@ -117,6 +117,12 @@ type idlePoint struct {
 	goroutines int // platform only; -1 when unknown
 	gorPerConn float64
 	connectDur time.Duration
+	// rssGC is RSS after three forced collections (profiling runs only, else
+	// 0): the collector shrinks goroutine stacks grown while connecting
+	// only as it runs, by half a collection, so this is nearer what a
+	// server holds once it has been idle for a few minutes.
+	rssGC        int64
+	rssGCPerConn float64
 }
 
 // idleResult is one server's idle-connection run.
@@ -177,8 +183,8 @@ func raiseNoFile(n uint64) (uint64, error) {
 
 // runIdle opens idle devices (WebSocket, or TCP when tcp is set) up to each
 // step count, measuring the server's RSS and goroutines at each, within
-// budget. With profDir set it saves the platform's heap and goroutine
-// profiles at each step there.
+// budget. With profDir set it saves the platform's heap (after a GC) and
+// goroutine profiles and its /metrics at each step there.
 func runIdle(s *server, tcp bool, steps []int, users int, budget time.Duration, profDir string) *idleResult {
 	res := &idleResult{server: s.kind}
 	addr, path := s.ws, "/mqtt"
@@ -263,9 +269,19 @@ func runIdle(s *server, tcp bool, steps []int, users int, budget time.Duration, 
 				net := map[bool]string{false: "ws", true: "tcp"}[tcp]
 				for _, prof := range []string{"heap", "goroutine"} {
 					file := filepath.Join(profDir, fmt.Sprintf("%s-%s-%d.pb.gz", prof, net, p.conns))
-					if err := saveURL("http://"+s.pprof+"/debug/pprof/"+prof, file); err != nil {
+					if err := saveURL("http://"+s.pprof+"/debug/pprof/"+prof+"?gc=1", file); err != nil {
 						res.stopNote = fmt.Sprintf("profile: %v", err)
 					}
+				}
+				for range 2 { // with the heap profile's: three collections
+					_ = saveURL("http://"+s.pprof+"/debug/pprof/heap?gc=1", os.DevNull)
+				}
+				settle()
+				p.rssGC = s.RSS()
+				p.rssGCPerConn = float64(p.rssGC-res.baseRSS) / float64(p.conns)
+				// The Go runtime's own account (stacks, heap) beside the profiles.
+				if err := saveURL("http://"+s.http+"/metrics", filepath.Join(profDir, fmt.Sprintf("metrics-%s-%d.txt", net, p.conns))); err != nil {
+					res.stopNote = fmt.Sprintf("metrics: %v", err)
 				}
 			}
 		}

@@ -31,7 +31,13 @@ func New(c *websocket.Conn) *Conn { return &Conn{Conn: c.NetConn(), c: c} }
 // the WebSocket's). Read and WaitRead are for one goroutine.
 func (w *Conn) WaitRead() error {
 	if w.r != nil {
-		return nil
+		// gorilla reports a message's end only on the read after its last
+		// bytes; an empty read asks for it without a buffer.
+		_, err := w.r.Read(nil)
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		w.r = nil
 	}
 	op, r, err := w.c.NextReader()
 	if err != nil {
