@@ -43,6 +43,8 @@ type options struct {
 	connectN  int
 	idleSteps []int
 	idleTime  time.Duration
+	idleNets  []string // "ws", "tcp"
+	idleProf  string   // dir for the platform's heap and goroutine profiles
 	histSize  int
 	histTime  time.Duration
 }
@@ -82,7 +84,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.maxP99, "max-p99", 100*time.Millisecond, "stop stepping a server once its p99 exceeds this (or it loses a message)")
 	fs.IntVar(&o.histSize, "history-size", 10_000_000, "messages in the large history store (building stops at --history-time)")
 	fs.DurationVar(&o.histTime, "history-time", 3*time.Minute, "time budget for building the history store")
-	idle := fs.String("idle", "10000,50000", "idle WebSocket connection counts")
+	idle := fs.String("idle", "10000,50000", "idle connection counts")
+	idleNets := fs.String("idle-net", "ws,tcp", "idle: transports to measure, comma-separated: ws, tcp")
+	fs.StringVar(&o.idleProf, "idle-profile", "", "idle: save the platform's heap and goroutine profiles at each count in this dir")
 	backlogUsers := fs.Int("backlog-users", 100, "backlog: devices with a persistent session (and as many senders)")
 	backlogMsgs := fs.Int("backlog-msgs", 1000, "backlog: messages queued for each device while it is offline")
 	fs.DurationVar(&o.idleTime, "idle-time", 3*time.Minute, "time budget per server for opening idle connections")
@@ -155,6 +159,15 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		o.fanSizes = nil
 		for _, v := range f {
 			o.fanSizes = append(o.fanSizes, int(v))
+		}
+	}
+	for _, n := range strings.Split(*idleNets, ",") {
+		switch n = strings.TrimSpace(n); n {
+		case "ws", "tcp":
+			o.idleNets = append(o.idleNets, n)
+		case "":
+		default:
+			return nil, fmt.Errorf("bench: unknown --idle-net %q (want ws, tcp)", n)
 		}
 	}
 	f, err := parseFloats(*idle)
@@ -243,6 +256,13 @@ func runAll(o *options, stdout, stderr io.Writer) error {
 	}
 	if lim, err := raiseNoFile(200_000); err != nil || lim < 120_000 {
 		fmt.Fprintf(stderr, "bench: open-file limit %d (%v): idle connection counts will be capped\n", lim, err)
+	}
+	if o.idleProf != "" {
+		if err := os.MkdirAll(o.idleProf, 0o755); err != nil {
+			return err
+		}
+		// The platform inherits this and prints where it serves profiles.
+		os.Setenv("MQIM_PPROF", "127.0.0.1:0")
 	}
 	dir, err := os.MkdirTemp("", "mqim-bench-")
 	if err != nil {
@@ -681,8 +701,16 @@ func (s *session) backlog(sum *table) {
 }
 
 func (s *session) idle(sum *table) {
-	t := &table{title: "Idle WebSocket connections (MQTT 3.1.1 CONNECT + SUBSCRIBE to the inbox, then silent; sources spread over 127.0.0.2-9)",
-		head: []string{"server", "connections", "RSS", "RSS per connection", "goroutines", "goroutines per connection", "time to open"}}
+	for _, n := range s.o.idleNets {
+		s.idleNet(sum, n == "tcp")
+	}
+}
+
+// idleNet measures idle connections over one transport.
+func (s *session) idleNet(sum *table, tcp bool) {
+	name := map[bool]string{false: "WebSocket", true: "TCP"}[tcp]
+	t := &table{title: "Idle " + name + " connections (MQTT 3.1.1 CONNECT + SUBSCRIBE to the inbox, then silent; sources spread over 127.0.0.2-9)",
+		head: []string{"server", "connections", "RSS", "RSS per connection", "after 3 GCs", "goroutines", "goroutines per connection", "time to open"}}
 	// Each connection costs one descriptor in the generator and one in the
 	// server, and both inherit this process's limit.
 	steps := s.o.idleSteps
@@ -702,15 +730,19 @@ func (s *session) idle(sum *table) {
 	}
 	per := map[Kind]map[int]float64{}
 	for _, sv := range s.servers() {
-		r := runIdle(sv, steps, min(s.o.connectN, 2000), s.o.idleTime)
+		r := runIdle(sv, tcp, steps, min(s.o.connectN, 2000), s.o.idleTime, s.o.idleProf)
 		per[sv.kind] = map[int]float64{}
-		t.add(sv.kind.String(), "0", fbytes(float64(r.baseRSS)), "", strconv.Itoa(r.baseGor), "", "")
+		t.add(sv.kind.String(), "0", fbytes(float64(r.baseRSS)), "", "", strconv.Itoa(r.baseGor), "", "")
 		for _, p := range r.points {
 			g, gp := "-", "-"
 			if p.goroutines >= 0 {
 				g, gp = strconv.Itoa(p.goroutines), fnum(p.gorPerConn)
 			}
-			t.add(sv.kind.String(), strconv.Itoa(p.conns), fbytes(float64(p.rss)), fbytes(p.rssPerConn), g, gp, fdur(p.connectDur))
+			gc := "-"
+			if p.rssGC > 0 {
+				gc = fbytes(p.rssGCPerConn)
+			}
+			t.add(sv.kind.String(), strconv.Itoa(p.conns), fbytes(float64(p.rss)), fbytes(p.rssPerConn), gc, g, gp, fdur(p.connectDur))
 			per[sv.kind][p.conns] = p.rssPerConn
 		}
 		if r.stopNote != "" {
@@ -725,7 +757,7 @@ func (s *session) idle(sum *table) {
 		if a == 0 && b == 0 {
 			continue
 		}
-		sum.add(fmt.Sprintf("idle WebSocket RSS per connection at %d", n), fbytes(a), fbytes(b), ratio(a, b))
+		sum.add(fmt.Sprintf("idle %s RSS per connection at %d", name, n), fbytes(a), fbytes(b), ratio(a, b))
 	}
 }
 

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -61,9 +64,17 @@ func subscribePacket(pid uint16, filter string) []byte {
 	return append(appendRemLen([]byte{0x82}, len(vh)), vh...)
 }
 
-// idleDevice opens one idle MQTT-over-WebSocket device and returns its connection.
+// idleDevice opens one idle MQTT device (over WebSocket when path is not
+// empty, else over TCP) and returns its connection.
 func idleDevice(addr, path, id, user, password, filter string) (net.Conn, error) {
-	c, err := dialWS(addr, path, 256)
+	var c net.Conn
+	var err error
+	if path != "" {
+		c, err = dialWS(addr, path, 256)
+	} else {
+		nd := net.Dialer{LocalAddr: nextSrc(), Timeout: 20 * time.Second}
+		c, err = nd.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +117,12 @@ type idlePoint struct {
 	goroutines int // platform only; -1 when unknown
 	gorPerConn float64
 	connectDur time.Duration
+	// rssGC is RSS after three forced collections (profiling runs only, else
+	// 0): the collector shrinks goroutine stacks grown while connecting
+	// only as it runs, by half a collection, so this is nearer what a
+	// server holds once it has been idle for a few minutes.
+	rssGC        int64
+	rssGCPerConn float64
 }
 
 // idleResult is one server's idle-connection run.
@@ -115,6 +132,27 @@ type idleResult struct {
 	baseGor  int
 	points   []idlePoint
 	stopNote string // why it stopped before the last step, if it did
+}
+
+// saveURL writes the body of a GET of url to file.
+func saveURL(url, file string) error {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // raiseNoFile lifts RLIMIT_NOFILE (children inherit it).
@@ -143,13 +181,18 @@ func raiseNoFile(n uint64) (uint64, error) {
 	return n, nil
 }
 
-// runIdle opens idle WebSocket devices up to each step count, measuring the
-// server's RSS and goroutines at each, within budget.
-func runIdle(s *server, steps []int, users int, budget time.Duration) *idleResult {
+// runIdle opens idle devices (WebSocket, or TCP when tcp is set) up to each
+// step count, measuring the server's RSS and goroutines at each, within
+// budget. With profDir set it saves the platform's heap (after a GC) and
+// goroutine profiles and its /metrics at each step there.
+func runIdle(s *server, tcp bool, steps []int, users int, budget time.Duration, profDir string) *idleResult {
 	res := &idleResult{server: s.kind}
 	addr, path := s.ws, "/mqtt"
 	if s.kind == Platform {
 		addr = s.http
+	}
+	if tcp {
+		addr, path = s.mqtt, ""
 	}
 	settle := func() {
 		// Let the runtime return freed memory and connections finish setup.
@@ -222,6 +265,25 @@ func runIdle(s *server, steps []int, users int, budget time.Duration) *idleResul
 		if s.kind == Platform {
 			p.goroutines = s.goroutines()
 			p.gorPerConn = float64(p.goroutines-res.baseGor) / float64(p.conns)
+			if profDir != "" && s.pprof != "" {
+				net := map[bool]string{false: "ws", true: "tcp"}[tcp]
+				for _, prof := range []string{"heap", "goroutine"} {
+					file := filepath.Join(profDir, fmt.Sprintf("%s-%s-%d.pb.gz", prof, net, p.conns))
+					if err := saveURL("http://"+s.pprof+"/debug/pprof/"+prof+"?gc=1", file); err != nil {
+						res.stopNote = fmt.Sprintf("profile: %v", err)
+					}
+				}
+				for range 2 { // with the heap profile's: three collections
+					_ = saveURL("http://"+s.pprof+"/debug/pprof/heap?gc=1", os.DevNull)
+				}
+				settle()
+				p.rssGC = s.RSS()
+				p.rssGCPerConn = float64(p.rssGC-res.baseRSS) / float64(p.conns)
+				// The Go runtime's own account (stacks, heap) beside the profiles.
+				if err := saveURL("http://"+s.http+"/metrics", filepath.Join(profDir, fmt.Sprintf("metrics-%s-%d.txt", net, p.conns))); err != nil {
+					res.stopNote = fmt.Sprintf("metrics: %v", err)
+				}
+			}
 		}
 		res.points = append(res.points, p)
 		if res.stopNote != "" {

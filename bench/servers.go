@@ -48,6 +48,7 @@ type server struct {
 	mqtt    string // host:port of MQTT over TCP
 	http    string // host:port of the platform's HTTP API and /mqtt (platform only)
 	ws      string // host:port of mosquitto's WebSocket listener
+	pprof   string // host:port of the platform's pprof endpoints, when MQIM_PPROF is set
 	dir     string // platform data dir / mosquitto config dir
 	bin     string // platform binary
 	cpu     string // CPU list for taskset, "" when not pinning
@@ -273,6 +274,9 @@ func (s *server) launch() error {
 			}
 			if a, ok := strings.CutPrefix(l, "mqtt listening on "); ok {
 				s.mqtt = a
+			}
+			if a, ok := strings.CutPrefix(l, "pprof listening on "); ok {
+				s.pprof = a
 			}
 		case <-deadline:
 			s.cmd.Process.Kill()

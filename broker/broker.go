@@ -74,6 +74,9 @@ type Broker struct {
 	cursors     *cursorStore
 }
 
+// clientReadBuffer is mochi's per-client read buffer (mochi's default: 2 KiB).
+const clientReadBuffer = 256
+
 // MaxPacketSize caps any MQTT packet; IM payloads have their own, smaller
 // limits, this protects the broker from giant frames.
 const MaxPacketSize = 256 << 10
@@ -103,6 +106,11 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 		InlineClient:           true,
 		Logger:                 mochiLogger(o.Log),
 		SysTopicResendInterval: 10,
+		// mochi's reader reads packets the guard has already framed, from
+		// the guard's buffer: its own buffer only saves calls, and every
+		// connection holds it for its lifetime. The write size is only
+		// mochi's threshold for flushing its (transient) batch buffer.
+		ClientNetReadBufferSize: clientReadBuffer,
 	})
 	b := &Broker{Server: srv, deps: d, IM: hooks.NewIM(d), guardLimits: o.Guard}
 	b.cursors = newCursorStore(o.Cursors, d.Space, o.Log)

@@ -50,7 +50,11 @@ type Config struct {
 	// DeliveryWindow bounds each connected device's unacknowledged chat
 	// messages (MQTT 5 clients: also their Receive Maximum).
 	DeliveryWindow int `yaml:"delivery_window"`
-	// WritesPending bounds each connected client's outbound queue.
+	// WritesPending bounds each connected client's outbound queue in
+	// mochi (ephemeral events and non-chat messages; chat is written by the
+	// delivery pump directly). Each slot is 8 bytes per connection, held
+	// for the connection's life; writes rarely wait there, as the socket
+	// writer never blocks (broker/conn.go).
 	WritesPending int32 `yaml:"writes_pending"`
 	// Limits: abuse limits (publish rate per user, connections per IP).
 	Limits Limits `yaml:"limits"`
@@ -73,6 +77,11 @@ type Config struct {
 	// DMPolicy is the default of users' dm_policy: "anyone" may write to
 	// them one to one, or their "contacts" only.
 	DMPolicy string `yaml:"dm_policy"`
+	// MemoryLimit (bytes), when set, is the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit, as GOMEMLIMIT): the collector runs harder as
+	// the heap nears it instead of letting it grow to twice the live heap.
+	// 0 leaves the runtime's setting (GOMEMLIMIT, else none).
+	MemoryLimit int64 `yaml:"memory_limit"`
 	// Rules are the operator's ACL rules for topics outside im/ (devices,
 	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
 	Rules []acl.Rule `yaml:"rules"`
@@ -84,7 +93,7 @@ func Default() Config {
 		Data: "./data", HTTP: "127.0.0.1:8080", MQTT: "127.0.0.1:1883",
 		OpenRegistration: true, Directory: true, DMPolicy: "anyone", TokenTTL: 24 * time.Hour, SessionExpiry: 7 * 24 * time.Hour,
 		BodyLimit: 16 << 10, Durability: "batch", LogLevel: "info",
-		MaxInflight: 8192, DeliveryWindow: 256, WritesPending: 1024, StorageReserve: 256 << 20,
+		MaxInflight: 8192, DeliveryWindow: 256, WritesPending: 128, StorageReserve: 256 << 20,
 		Limits: Limits{PublishRate: 50, PublishBurst: 500, ConnsPerIP: 1024, ConnectRate: 100, ConnectBurst: 1000,
 			ConnectTimeout: 10 * time.Second, MaxKeepalive: 5 * time.Minute, TopicLevels: 16, TopicBytes: 512, Subscriptions: 256,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
@@ -112,6 +121,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: session_expiry must be at least 1m")
 	case c.StorageReserve < 0:
 		return fmt.Errorf("config: storage_reserve must not be negative")
+	case c.MemoryLimit < 0:
+		return fmt.Errorf("config: memory_limit must not be negative")
 	case c.WritesPending < 16:
 		return fmt.Errorf("config: writes_pending must be at least 16")
 	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -13,12 +14,22 @@ import (
 // by the broker (broker.MaxPacketSize) and an MQTT packet may span messages.
 const maxWSMessage = 512 << 10
 
+// wsWriteBuffers lends every /mqtt WebSocket its write buffer for the length
+// of one message: an idle connection holds none.
+var wsWriteBuffers sync.Pool
+
+// wsReadBuffer is the frame reader's buffer, held by each WebSocket for its
+// lifetime (gorilla cannot lend it): small, as MQTT packets mostly are;
+// larger frames are read straight into the reader's destination.
+const wsReadBuffer = 1024
+
 func (g *Gateway) upgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
 		Subprotocols:     []string{"mqtt"},
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
+		ReadBufferSize:   wsReadBuffer,
 		WriteBufferSize:  4096,
+		WriteBufferPool:  &wsWriteBuffers,
 		CheckOrigin:      g.originAllowed,
 	}
 }

@@ -108,6 +108,9 @@ type limitedConn struct {
 	release func()
 }
 
+// NetConn is the accepted connection, for readers that use its socket.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()

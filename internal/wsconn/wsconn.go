@@ -26,17 +26,34 @@ type Conn struct {
 // New adapts c.
 func New(c *websocket.Conn) *Conn { return &Conn{Conn: c.NetConn(), c: c} }
 
+// WaitRead blocks until a message has begun arriving, so that a reader can
+// wait without a read buffer of its own (an idle connection then holds only
+// the WebSocket's). Read and WaitRead are for one goroutine.
+func (w *Conn) WaitRead() error {
+	if w.r != nil {
+		// gorilla reports a message's end only on the read after its last
+		// bytes; an empty read asks for it without a buffer.
+		_, err := w.r.Read(nil)
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		w.r = nil
+	}
+	op, r, err := w.c.NextReader()
+	if err != nil {
+		return err
+	}
+	if op != websocket.BinaryMessage {
+		return ErrTextMessage
+	}
+	w.r = r
+	return nil
+}
+
 func (w *Conn) Read(p []byte) (int, error) {
 	for {
-		if w.r == nil {
-			op, r, err := w.c.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if op != websocket.BinaryMessage {
-				return 0, ErrTextMessage
-			}
-			w.r = r
+		if err := w.WaitRead(); err != nil {
+			return 0, err
 		}
 		n, err := w.r.Read(p)
 		if errors.Is(err, io.EOF) {
