@@ -142,7 +142,7 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := b.addHook(&deliveryHook{d: b.delivery}, nil); err != nil {
 		return nil, err
 	}
-	if err := b.addHook(newSessionStore(srv, d.Space, o.Retained, b.IM, b.delivery), sopts); err != nil {
+	if err := b.addHook(newSessionStore(srv, d.Space, o.Retained, b.IM), sopts); err != nil {
 		return nil, fmt.Errorf("broker: session store: %w", err)
 	}
 

@@ -199,7 +199,12 @@ func (d *delivery) detach(cl *mqtt.Client, expire bool) {
 // expired forgets the cursor of a session mochi expired.
 func (d *delivery) expired(id string) { d.cursors.remove(id) }
 
-// acked handles a PUBACK of cl's packet id; false: not a chat packet.
+// acked handles a PUBACK of cl's packet id as it is read, before mochi
+// processes it; false: not one of the session's chat packets. It does not
+// rely on mochi's inflight map: mochi v2.7.9 keeps one map for both
+// directions and deletes an entry when the client publishes with the same
+// packet id (server.go:894-901), after which it ignores our PUBACK
+// (docs/upstream/mochi-inflight-ids.md).
 func (d *delivery) acked(cl *mqtt.Client, id uint16) bool {
 	d.mu.Lock()
 	s := d.sessions[cl.ID]
@@ -456,6 +461,7 @@ func (s *devSession) ack(id uint16) bool {
 	}
 	more := false
 	if found {
+		s.d.forget(s.cl, id)
 		s.collapse()
 		// Room opened: worth a pump only if something waits for it.
 		more = len(s.live) > 0 || s.known > s.sent
@@ -515,11 +521,19 @@ func (s *devSession) stop() {
 // release takes unfinished flights out of mochi's inflight map.
 func (s *devSession) release(fl []flight) {
 	for _, f := range fl {
-		if !f.done && s.cl.State.Inflight.Delete(f.id) {
-			s.cl.State.Inflight.IncreaseSendQuota()
-			atomic.AddInt64(&s.d.srv.Info.Inflight, -1)
+		if !f.done {
+			s.d.forget(s.cl, f.id)
 		}
 	}
+}
+
+// forget takes chat packet id out of cl's inflight map and gives back the
+// send quota it took (even when mochi has already dropped the entry).
+func (d *delivery) forget(cl *mqtt.Client, id uint16) {
+	if cl.State.Inflight.Delete(id) {
+		atomic.AddInt64(&d.srv.Info.Inflight, -1)
+	}
+	cl.State.Inflight.IncreaseSendQuota()
 }
 
 // match is what cl's subscriptions make of one topic.
@@ -595,7 +609,7 @@ func (h *deliveryHook) ID() string { return "mqim-delivery" }
 func (h *deliveryHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed:
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketRead:
 		return true
 	}
 	return false
@@ -615,6 +629,16 @@ func (h *deliveryHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 }
 
 func (h *deliveryHook) OnClientExpired(cl *mqtt.Client) { h.d.expired(cl.ID) }
+
+// OnPacketRead takes the PUBACKs of chat packets before mochi sees them
+// (see delivery.acked); mochi then finds no inflight entry and ignores
+// them.
+func (h *deliveryHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Puback {
+		h.d.acked(cl, pk.PacketID)
+	}
+	return pk, nil
+}
 
 // OnSubscribed and OnUnsubscribed change what the session's topics match;
 // a new subscription may also open a topic to messages still ahead.

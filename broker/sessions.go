@@ -47,8 +47,6 @@ type sessionStore struct {
 	// im answers a publish it refuses.
 	retained *badger.DB
 	im       *hooks.IM
-	// delivery owns the chat packets in clients' inflight maps.
-	delivery *delivery
 
 	mu      sync.RWMutex
 	expired map[string]time.Time // id -> when it expired; kept for a minute
@@ -62,8 +60,8 @@ type sessionStore struct {
 	stored   map[string]struct{}
 }
 
-func newSessionStore(srv *mqtt.Server, space *kvstore.Space, retained *badger.DB, im *hooks.IM, d *delivery) *sessionStore {
-	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, delivery: d, expired: map[string]time.Time{}, stored: map[string]struct{}{}}
+func newSessionStore(srv *mqtt.Server, space *kvstore.Space, retained *badger.DB, im *hooks.IM) *sessionStore {
+	return &sessionStore{Hook: new(badgerstore.Hook), srv: srv, space: space, retained: retained, im: im, expired: map[string]time.Time{}, stored: map[string]struct{}{}}
 }
 
 // recordKey is mochi's storage key of cl's inflight packet pk.
@@ -81,10 +79,10 @@ func (h *sessionStore) forget(cl *mqtt.Client, pk packets.Packet) bool {
 	return ok
 }
 
-// OnQosComplete moves a device's cursor for a chat packet (nothing of it
-// was stored); anything else is mochi's stored inflight record.
+// OnQosComplete deletes mochi's stored inflight record of a completed
+// packet, if one was written (chat packets never are).
 func (h *sessionStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if h.delivery.acked(cl, pk.PacketID) || !h.forget(cl, pk) {
+	if !h.forget(cl, pk) { // chat packets were acknowledged in OnPacketRead
 		return
 	}
 	h.Hook.OnQosComplete(cl, pk)
