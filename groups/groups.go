@@ -293,12 +293,9 @@ func (s *Store) RemoveMember(gid, actor, user string) (Group, error) {
 func (s *Store) Transfer(gid, actor, to string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.g[gid]
-	if !ok || g.Deleted {
-		return Group{}, ErrNotFound
-	}
-	if actor != g.Owner {
-		return Group{}, ErrNotPermitted
+	g, err := s.ownedBy(gid, actor)
+	if err != nil {
+		return Group{}, err
 	}
 	if !has(g.Members, to) {
 		return Group{}, ErrNotMember
@@ -340,6 +337,18 @@ func without(sorted []string, x string) []string {
 	return sorted
 }
 
+// ownedBy returns live group gid if actor owns it (s.mu held).
+func (s *Store) ownedBy(gid, actor string) (*Group, error) {
+	g, ok := s.g[gid]
+	if !ok || g.Deleted {
+		return nil, ErrNotFound
+	}
+	if actor != g.Owner {
+		return nil, ErrNotPermitted
+	}
+	return g, nil
+}
+
 // Rename sets gid's name; only the owner may.
 func (s *Store) Rename(gid, actor, name string) (Group, error) {
 	if name == "" || len(name) > 100 {
@@ -347,12 +356,9 @@ func (s *Store) Rename(gid, actor, name string) (Group, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.g[gid]
-	if !ok || g.Deleted {
-		return Group{}, ErrNotFound
-	}
-	if actor != g.Owner {
-		return Group{}, ErrNotPermitted
+	g, err := s.ownedBy(gid, actor)
+	if err != nil {
+		return Group{}, err
 	}
 	n := clone(g)
 	n.Name = name
@@ -368,12 +374,9 @@ func (s *Store) Rename(gid, actor, name string) (Group, error) {
 func (s *Store) Delete(gid, actor string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.g[gid]
-	if !ok || g.Deleted {
-		return Group{}, ErrNotFound
-	}
-	if actor != g.Owner {
-		return Group{}, ErrNotPermitted
+	g, err := s.ownedBy(gid, actor)
+	if err != nil {
+		return Group{}, err
 	}
 	t := Group{ID: gid, Name: g.Name, Owner: g.Owner, Created: g.Created, Deleted: true}
 	if err := s.save(&t); err != nil {

@@ -3,7 +3,6 @@ package platform_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -16,38 +15,15 @@ import (
 )
 
 // subscribe sends one SUBSCRIBE (QoS 1 filters) and returns its SUBACK codes.
-func subscribeRaw(t *testing.T, r *imtest.Raw, version byte, pid uint16, filters ...string) []byte {
+func subscribeRaw(t *testing.T, r *imtest.Raw, _ byte, pid uint16, filters ...string) []byte {
 	t.Helper()
-	codes, err := trySubscribeRaw(r, version, pid, filters...)
+	codes, err := r.SubscribeID(pid, 1, filters...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return codes
 }
 
-func trySubscribeRaw(r *imtest.Raw, version byte, pid uint16, filters ...string) ([]byte, error) {
-	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: pid}
-	for _, f := range filters {
-		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
-	}
-	var b bytes.Buffer
-	if err := pk.SubscribeEncode(&b); err != nil {
-		return nil, err
-	}
-	if err := r.Write(b.Bytes()); err != nil {
-		return nil, err
-	}
-	for {
-		ack, err := r.Read(30 * time.Second)
-		if err != nil {
-			return nil, fmt.Errorf("waiting for SUBACK %d: %w", pid, err)
-		}
-		if ack.FixedHeader.Type == packets.Suback && ack.PacketID == pid {
-			return ack.ReasonCodes, nil
-		}
-		r.Skipped = append(r.Skipped, ack)
-	}
-}
 
 // TestDeepTopicsNeverReachTheTopicTree: a 240 KB SUBSCRIBE of four filters
 // of 30 000 levels (it held mochi's global topic-tree lock for seconds;
@@ -72,7 +48,7 @@ func TestDeepTopicsNeverReachTheTopicTree(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		codes, err := trySubscribeRaw(raw, 5, 1, deep+"#", deep+"a", deep+"b", deep+"c", "im/u/alice/#")
+		codes, err := raw.SubscribeID(1, 1, deep+"#", deep+"a", deep+"b", deep+"c", "im/u/alice/#")
 		done <- result{codes, err}
 	}()
 

@@ -165,7 +165,13 @@ func (r *Raw) Close() error { return r.Conn.Close() }
 // Subscribe sends SUBSCRIBE (packet id 1) for filters at qos and waits for
 // the SUBACK, returning its codes; packets before it go to Skipped.
 func (r *Raw) Subscribe(qos byte, filters ...string) ([]byte, error) {
-	pk := packets.Packet{ProtocolVersion: r.version, PacketID: 1,
+	return r.SubscribeID(1, qos, filters...)
+}
+
+// SubscribeID is Subscribe with packet id pid; it waits up to 30 s for the
+// SUBACK of that id.
+func (r *Raw) SubscribeID(pid uint16, qos byte, filters ...string) ([]byte, error) {
+	pk := packets.Packet{ProtocolVersion: r.version, PacketID: pid,
 		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}}
 	for _, f := range filters {
 		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: qos})
@@ -178,11 +184,11 @@ func (r *Raw) Subscribe(qos byte, filters ...string) ([]byte, error) {
 		return nil, err
 	}
 	for {
-		ack, err := r.Read(5 * time.Second)
+		ack, err := r.Read(30 * time.Second)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("waiting for SUBACK %d: %w", pid, err)
 		}
-		if ack.FixedHeader.Type == packets.Suback {
+		if ack.FixedHeader.Type == packets.Suback && ack.PacketID == pid {
 			return ack.ReasonCodes, nil
 		}
 		r.Skipped = append(r.Skipped, ack)
