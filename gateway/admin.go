@@ -5,21 +5,17 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/imerr"
 )
 
-// adminRoutes are the operator's endpoints, for a running server (the
-// offline CLI cannot open a data directory the server holds). They are
-// guarded by Options.AdminToken, a secret from the config, not by a user's
-// token: an operator manages the server, not a user's own account. Without
-// an admin token they do not exist (404), so nothing is open by default.
-func (g *Gateway) adminRoutes(mux *http.ServeMux) {
-	const pattern = "POST /api/v1/admin/users"
-	mux.Handle(pattern, g.wrap(pattern, g.admin(g.adminCreateUser), false))
-}
+// The admin endpoints (authAdmin in the route table) are the operator's,
+// for a running server (the offline CLI cannot open a data directory the
+// server holds). They are guarded by Options.AdminToken, a secret from the
+// config, not by a user's token: an operator manages the server, not a
+// user's own account. Without an admin token they do not exist (404), so
+// nothing is open by default.
 
 // admin checks the request's admin token before h.
 func (g *Gateway) admin(h handler) handler {
@@ -27,10 +23,10 @@ func (g *Gateway) admin(h handler) handler {
 		if g.o.AdminToken == "" {
 			return fail(http.StatusNotFound, imerr.NotFound, "no such endpoint (set admin_token in the config to enable it)")
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok, ok := bearerValue(r)
 		// Hashes first: equal lengths, so the comparison's time says nothing
 		// of the token's length either.
-		got, want := sha256.Sum256([]byte(strings.TrimSpace(tok))), sha256.Sum256([]byte(g.o.AdminToken))
+		got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(g.o.AdminToken))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			return fail(http.StatusUnauthorized, imerr.Unauthorized, "missing or wrong admin token (Authorization: Bearer <admin_token>)")
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -17,71 +16,9 @@ import (
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/imerr"
-	"github.com/mqim/mqim/kvstore"
 	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/topic"
 )
-
-type handler func(w http.ResponseWriter, r *http.Request, user string) error
-
-func (g *Gateway) routes(mux *http.ServeMux) {
-	open := map[string]func(http.ResponseWriter, *http.Request) error{
-		"POST /api/v1/register": g.register,
-		"POST /api/v1/login":    g.login,
-	}
-	for pattern, h := range open {
-		mux.Handle(pattern, g.wrap(pattern, func(w http.ResponseWriter, r *http.Request, _ string) error { return h(w, r) }, false))
-	}
-	authed := map[string]handler{
-		"GET /api/v1/me":                             g.me,
-		"POST /api/v1/logout":                        g.logout,
-		"POST /api/v1/me/password":                   g.changePassword,
-		"POST /api/v1/me/revoke":                     g.revokeAll,
-		"GET /api/v1/history/dm/{peer}":              g.historyDM,
-		"GET /api/v1/history/g/{gid}":                g.historyGroup,
-		"GET /api/v1/sync":                           g.sync,
-		"GET /api/v1/conversations":                  g.conversations,
-		"POST /api/v1/groups":                        g.createGroup,
-		"GET /api/v1/groups":                         g.listGroups,
-		"GET /api/v1/groups/{gid}":                   g.getGroup,
-		"POST /api/v1/groups/{gid}/members":          g.addMember,
-		"DELETE /api/v1/groups/{gid}/members/{user}": g.removeMember,
-		"POST /api/v1/groups/{gid}/owner":            g.transferGroup,
-		"PATCH /api/v1/groups/{gid}":                 g.renameGroup,
-		"DELETE /api/v1/groups/{gid}":                g.deleteGroup,
-		"GET /api/v1/presence":                       g.presence,
-	}
-	for pattern, h := range authed {
-		mux.Handle(pattern, g.wrap(pattern, h, true))
-	}
-	add := func(pattern string, h handler) { mux.Handle(pattern, g.wrap(pattern, h, true)) }
-	g.deviceRoutes(add)
-	g.listRoutes(add)
-	g.profileRoutes(add, func(pattern string, h handler, limit int64) {
-		mux.Handle(pattern, g.wrapLimit(pattern, h, true, limit))
-	})
-	g.adminRoutes(mux)
-	mux.Handle("GET /api/v1/connect", g.wrap("GET /api/v1/connect", g.connect, true))
-	g.transportRoutes(func(pattern string, h handler, auth bool) { mux.Handle(pattern, g.wrap(pattern, h, auth)) })
-	mux.HandleFunc("OPTIONS /api/v1/", g.preflight)
-	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, imerr.NotFound, "no such endpoint")
-	})
-}
-
-// apiError is an error with an HTTP status and a stable code.
-type apiError struct {
-	status     int
-	code       imerr.Code
-	msg        string
-	retryAfter int // seconds, for 429 and 503
-}
-
-func (e *apiError) Error() string { return e.msg }
-
-func fail(status int, code imerr.Code, format string, a ...any) error {
-	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, a...)}
-}
 
 func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
@@ -106,73 +43,6 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 }
-
-func (g *Gateway) wrap(route string, h handler, auth bool) http.Handler {
-	return g.wrapLimit(route, h, auth, maxBody)
-}
-
-// wrapLimit is wrap with a body limit other than maxBody.
-func (g *Gateway) wrapLimit(route string, h handler, auth bool, limit int64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w, status: 200}
-		defer func() {
-			if p := recover(); p != nil {
-				g.o.Log.Error("api handler panic", "route", route, "panic", p)
-				writeError(rec, http.StatusInternalServerError, imerr.Internal, "internal error")
-			}
-			g.o.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
-		}()
-		w.Header().Set("Cache-Control", "no-store")
-		if !g.cors(w, r) {
-			writeError(rec, http.StatusForbidden, imerr.Forbidden, "origin not allowed")
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		user := ""
-		if auth {
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok {
-				writeError(rec, http.StatusUnauthorized, imerr.Unauthorized, "missing Authorization: Bearer token")
-				return
-			}
-			u, err := g.o.Accounts.VerifyToken(strings.TrimSpace(tok))
-			if err != nil {
-				writeError(rec, http.StatusUnauthorized, imerr.Unauthorized, "invalid or expired token")
-				return
-			}
-			user = u
-		}
-		if err := h(rec, r, user); err != nil {
-			var ae *apiError
-			if errors.As(err, &ae) {
-				if ae.retryAfter > 0 {
-					rec.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
-				}
-				writeError(rec, ae.status, ae.code, ae.msg)
-				return
-			}
-			g.o.Log.Error("api error", "route", route, "user", user, "error", err)
-			if errors.Is(err, kvstore.ErrFull) {
-				writeError(rec, http.StatusInsufficientStorage, imerr.StorageFull, "server storage is full; retry later")
-				return
-			}
-			writeError(rec, http.StatusInternalServerError, imerr.Internal, "internal error")
-		}
-	})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach Flush and deadlines (SSE).
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

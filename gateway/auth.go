@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/imerr"
@@ -54,7 +53,7 @@ func accountErr(err error) error {
 	return err
 }
 
-func (g *Gateway) register(w http.ResponseWriter, r *http.Request) error {
+func (g *Gateway) register(w http.ResponseWriter, r *http.Request, _ string) error {
 	if !g.o.OpenRegistration {
 		return fail(http.StatusForbidden, imerr.Forbidden, "registration is closed")
 	}
@@ -72,7 +71,7 @@ func (g *Gateway) register(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (g *Gateway) login(w http.ResponseWriter, r *http.Request) error {
+func (g *Gateway) login(w http.ResponseWriter, r *http.Request, _ string) error {
 	var c credentials
 	if err := decode(r, &c); err != nil {
 		return err
@@ -95,11 +94,11 @@ func (g *Gateway) issue(w http.ResponseWriter, user string) error {
 
 // bearerToken returns the valid token of an Authorization: Bearer header.
 func (g *Gateway) bearerToken(r *http.Request) (accounts.TokenInfo, bool) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok, ok := bearerValue(r)
 	if !ok {
 		return accounts.TokenInfo{}, false
 	}
-	t, err := g.o.Accounts.ParseToken(strings.TrimSpace(tok))
+	t, err := g.o.Accounts.ParseToken(tok)
 	return t, err == nil
 }
 
@@ -154,4 +153,10 @@ func (g *Gateway) revokeAll(w http.ResponseWriter, _ *http.Request, user string)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{})
 	return nil
+}
+
+// bearer returns the user of a valid Authorization: Bearer token, or "".
+func (g *Gateway) bearer(r *http.Request) string {
+	t, _ := g.bearerToken(r)
+	return t.User
 }

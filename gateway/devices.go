@@ -11,14 +11,6 @@ import (
 
 // Device accounts and their API keys. A person creates and manages devices;
 // revoking a key disconnects every session that authenticated with it.
-func (g *Gateway) deviceRoutes(add func(pattern string, h handler)) {
-	add("POST /api/v1/devices", g.createDevice)
-	add("GET /api/v1/devices", g.listDevices)
-	add("POST /api/v1/devices/{id}/keys", g.createKey)
-	add("GET /api/v1/devices/{id}/keys", g.listKeys)
-	add("DELETE /api/v1/devices/{id}/keys/{kid}", g.revokeKey)
-	add("POST /api/v1/devices/{id}/revoke", g.revokeDevice)
-}
 
 func (g *Gateway) createDevice(w http.ResponseWriter, r *http.Request, user string) error {
 	var body struct {

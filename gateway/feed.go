@@ -201,3 +201,15 @@ func validDevice(d string) bool {
 	}
 	return true
 }
+
+// feedDevice is the device a stream or poll session presents as.
+func feedDevice(r *http.Request) (string, error) {
+	d := r.URL.Query().Get("device")
+	if d == "" {
+		return "http-" + randomHex(6), nil
+	}
+	if !validDevice(d) {
+		return "", fail(http.StatusBadRequest, imerr.Invalid, "device must be 1-64 printable characters without / + #")
+	}
+	return d, nil
+}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/acl"
 	"github.com/mqim/mqim/broker"
@@ -84,26 +82,17 @@ type Gateway struct {
 // maxBody caps every request body.
 const maxBody = 64 << 10
 
-// New builds the gateway's handler.
+// New builds the gateway; Handler has its routes (routes.go).
 func New(o Options) *Gateway {
 	g := &Gateway{o: o, origins: map[string]bool{}}
+	g.tr.done = make(chan struct{})
+	g.tr.streams.Max = o.Transport.StreamsPerUser
+	g.tr.tickets.held.Max = o.Transport.TicketsPerUser
+	g.people = peopleState{changes: ratelimit.NewBuckets(profileRate, profileBurst, o.Now), decodes: make(chan struct{}, avatarDecodes)}
 	for _, s := range o.AllowedOrigins {
 		g.origins[strings.TrimRight(s, "/")] = true
 	}
 	return g
-}
-
-// Handler returns the routes.
-func (g *Gateway) Handler() http.Handler {
-	mux := http.NewServeMux()
-	g.routes(mux)
-	mux.HandleFunc("GET /mqtt", g.serveMQTT)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g.o.Metrics.Registry, promhttp.HandlerOpts{}))
-	mux.Handle("/", g.static())
-	return mux
 }
 
 // Listen binds addr (port 0 picks a free one).

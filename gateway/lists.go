@@ -12,29 +12,57 @@ import (
 // Per-user lists of users (docs/protocol.md, "Blocking", "Contacts"): the
 // block list, which acl.Policy enforces on every publish, presence delivery
 // and group add, and the contact list. Both are edited the same way:
-// POST /{name} {"user"}, DELETE /{name}/{user}, GET /{name}.
-func (g *Gateway) listRoutes(add func(pattern string, h handler)) {
-	for _, l := range []struct {
-		name, flag string
-		list       *userlists.List
-	}{{"blocks", "blocked", g.o.Blocks}, {"contacts", "contact", g.o.Contacts}} {
-		if l.list == nil {
-			continue
-		}
-		add("POST /api/v1/"+l.name, func(w http.ResponseWriter, r *http.Request, user string) error {
-			return g.listAdd(w, r, user, l.list, l.flag)
-		})
-		add("DELETE /api/v1/"+l.name+"/{user}", func(w http.ResponseWriter, r *http.Request, user string) error {
-			return g.listRemove(w, r, user, l.list, l.flag)
-		})
-		add("GET /api/v1/"+l.name, func(w http.ResponseWriter, _ *http.Request, user string) error {
-			writeJSON(w, http.StatusOK, map[string]any{l.name: g.listEntries(l.list, user)})
-			return nil
-		})
+// POST /{name} {"user"}, DELETE /{name}/{user}, GET /{name} (routes.go).
+// userList is one of the lists as the API names it.
+type userList struct {
+	name, flag string // the path segment, the flag of an answer ("blocked")
+	list       *userlists.List
+}
+
+func (g *Gateway) blocks() *userList   { return g.userList("blocks", "blocked", g.o.Blocks) }
+func (g *Gateway) contacts() *userList { return g.userList("contacts", "contact", g.o.Contacts) }
+
+// userList is nil for a list the server was built without: its routes are
+// off.
+func (g *Gateway) userList(name, flag string, l *userlists.List) *userList {
+	if l == nil {
+		return nil
+	}
+	return &userList{name, flag, l}
+}
+
+// listAdd serves POST /{name} {"user"}.
+func (g *Gateway) listAdd(l *userList) handler {
+	if l == nil {
+		return nil
+	}
+	return func(w http.ResponseWriter, r *http.Request, user string) error {
+		return g.addToList(w, r, user, l.list, l.flag)
 	}
 }
 
-func (g *Gateway) listAdd(w http.ResponseWriter, r *http.Request, user string, list *userlists.List, flag string) error {
+// listRemove serves DELETE /{name}/{user}.
+func (g *Gateway) listRemove(l *userList) handler {
+	if l == nil {
+		return nil
+	}
+	return func(w http.ResponseWriter, r *http.Request, user string) error {
+		return g.removeFromList(w, r, user, l.list, l.flag)
+	}
+}
+
+// listGet serves GET /{name}.
+func (g *Gateway) listGet(l *userList) handler {
+	if l == nil {
+		return nil
+	}
+	return func(w http.ResponseWriter, _ *http.Request, user string) error {
+		writeJSON(w, http.StatusOK, map[string]any{l.name: g.listEntries(l.list, user)})
+		return nil
+	}
+}
+
+func (g *Gateway) addToList(w http.ResponseWriter, r *http.Request, user string, list *userlists.List, flag string) error {
 	other, err := g.decodeUser(r)
 	if err != nil {
 		return err
@@ -51,7 +79,7 @@ func (g *Gateway) listAdd(w http.ResponseWriter, r *http.Request, user string, l
 	return nil
 }
 
-func (g *Gateway) listRemove(w http.ResponseWriter, r *http.Request, user string, list *userlists.List, flag string) error {
+func (g *Gateway) removeFromList(w http.ResponseWriter, r *http.Request, user string, list *userlists.List, flag string) error {
 	other := r.PathValue("user")
 	if !topic.ValidUser(other) {
 		return fail(http.StatusBadRequest, imerr.Invalid, "invalid user id %q", other)

@@ -41,20 +41,6 @@ type peopleState struct {
 	decodes chan struct{}
 }
 
-func (g *Gateway) profileRoutes(add func(pattern string, h handler), addLimited func(pattern string, h handler, limit int64)) {
-	g.people = peopleState{changes: ratelimit.NewBuckets(profileRate, profileBurst, g.o.Now), decodes: make(chan struct{}, avatarDecodes)}
-	add("GET /api/v1/users/{id}", g.getUser)
-	add("GET /api/v1/users/{id}/avatar", g.getAvatar)
-	add("GET /api/v1/users", g.directory)
-	add("PUT /api/v1/me/profile", g.putProfile)
-	add("GET /api/v1/me/settings", g.getSettings)
-	add("PUT /api/v1/me/settings", g.putSettings)
-	// An avatar upload is the one body over maxBody; one byte more than
-	// allowed is read so an oversize one is told apart.
-	addLimited("PUT /api/v1/me/avatar", g.putAvatar, profiles.MaxAvatarBytes+1)
-	add("DELETE /api/v1/me/avatar", g.deleteAvatar)
-}
-
 // userJSON is a user as others see it.
 type userJSON struct {
 	ID string `json:"id"`

@@ -19,6 +19,10 @@ import (
 	"github.com/mqim/mqim/registry"
 )
 
+// HTTP fallback transports for clients without a working WebSocket:
+// GET /api/v1/stream (Server-Sent Events), GET /api/v1/poll (long-poll) and
+// POST /api/v1/publish. See docs/protocol.md, "HTTP fallback transports".
+
 // TransportOptions configure the HTTP fallback transports (SSE, long-poll,
 // HTTP publish), the per-IP connection limits of the HTTP port and the node
 // registry behind GET /api/v1/connect.
@@ -55,18 +59,6 @@ type transportState struct {
 	feeds    atomic.Int64 // open SSE streams and poll sessions
 	done     chan struct{}
 	doneOnce sync.Once
-	initOnce sync.Once
-}
-
-func (g *Gateway) transportRoutes(add func(pattern string, h handler, auth bool)) {
-	g.tr.initOnce.Do(func() { g.tr.done = make(chan struct{}) })
-	g.tr.streams.Max = g.o.Transport.StreamsPerUser
-	g.tr.tickets.held.Max = g.o.Transport.TicketsPerUser
-	add("POST /api/v1/stream/ticket", g.streamTicket, true)
-	// Authenticated inside: a Bearer token or a stream ticket.
-	add("GET /api/v1/stream", g.stream, false)
-	add("GET /api/v1/poll", g.poll, true)
-	add("POST /api/v1/publish", g.publish, true)
 }
 
 // Feeds is the number of open SSE streams and poll sessions (node load).
@@ -84,7 +76,6 @@ func (g *Gateway) limitListener(l net.Listener) net.Listener {
 // stopTransports ends every stream and long poll (before the HTTP server's
 // Shutdown, which would otherwise wait for them) and closes poll sessions.
 func (g *Gateway) stopTransports() {
-	g.tr.initOnce.Do(func() { g.tr.done = make(chan struct{}) })
 	g.tr.doneOnce.Do(func() { close(g.tr.done) })
 	g.closePolls(func(*pollSession) bool { return true })
 }
