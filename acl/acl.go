@@ -1,7 +1,9 @@
 // Package acl is the single authorisation policy of the im/ namespace
-// (docs/protocol.md, "Topics"). It answers two questions: may this user
-// subscribe to this filter, and may this user publish to this topic. The
-// broker hooks enforce it; they never decide on their own.
+// (docs/protocol.md, "Topics"). It answers: may this user subscribe to
+// this filter, may this user publish to this topic, and, for the HTTP API,
+// may this user read this conversation or manage this device
+// (resources.go). The broker hooks and the gateway enforce it; they never
+// decide on their own.
 package acl
 
 import (
@@ -26,7 +28,10 @@ type Blocks interface {
 // operator's rules for every other namespace. Admins may also read $SYS.
 type Policy struct {
 	Members Membership
-	Admins  map[string]bool
+	// Accounts, if set, answers which users exist and who manages a device
+	// (CanReadConversation, CanManageDevice).
+	Accounts Accounts
+	Admins   map[string]bool
 	// Role returns "person" or "device" for a user (for rules with a role).
 	Role func(user string) string
 	// Blocks, if set, is every user's block list: a blocked user cannot

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/acl"
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
@@ -121,10 +122,8 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, conv history.Conv
 
 func (g *Gateway) historyDM(w http.ResponseWriter, r *http.Request, user string) error {
 	peer := r.PathValue("peer")
-	if ok, err := g.o.Accounts.Exists(peer); err != nil {
-		return err
-	} else if !ok {
-		return fail(http.StatusNotFound, imerr.NotFound, "no such user %q", peer)
+	if e := g.o.Policy.CanReadConversation(user, acl.DMWith(peer)); e != nil {
+		return imFail(e)
 	}
 	return g.page(w, r, history.DM(user, peer))
 }
@@ -137,12 +136,10 @@ func (g *Gateway) historyGroup(w http.ResponseWriter, r *http.Request, user stri
 	return g.page(w, r, history.Group(gid))
 }
 
+// requireMember is the acl read rule for group gid (acl.CanReadConversation).
 func (g *Gateway) requireMember(gid, user string) error {
-	if _, err := g.o.Groups.Get(gid); err != nil {
-		return fail(http.StatusNotFound, imerr.NotFound, "no such group %q", gid)
-	}
-	if ok, _ := g.o.Groups.IsMember(gid, user); !ok {
-		return fail(http.StatusForbidden, imerr.Forbidden, "not a member of group %q", gid)
+	if e := g.o.Policy.CanReadConversation(user, acl.InGroup(gid)); e != nil {
+		return imFail(e)
 	}
 	return nil
 }
@@ -190,7 +187,7 @@ func (g *Gateway) conversations(w http.ResponseWriter, r *http.Request, user str
 			if err != nil {
 				continue
 			}
-			if ok, _ := g.o.Groups.IsMember(name, user); !ok {
+			if g.o.Policy.CanReadConversation(user, acl.InGroup(name)) != nil {
 				continue // left or removed: the conversation is no longer theirs
 			}
 			c.ID, c.Kind, c.Group, c.Name = "g:"+name, "group", name, grp.Name
@@ -248,9 +245,6 @@ func (g *Gateway) requireUsers(users ...string) error {
 // canAdd applies the acl rule on putting users into a group (a user who
 // blocked actor is not added by it).
 func (g *Gateway) canAdd(actor string, users ...string) error {
-	if g.o.Policy == nil {
-		return nil
-	}
 	for _, u := range users {
 		if e := g.o.Policy.CanAddToGroup(actor, u); e != nil {
 			return imFail(e)

@@ -45,21 +45,10 @@ func (g *Gateway) listDevices(w http.ResponseWriter, _ *http.Request, user strin
 	return nil
 }
 
-// ownDevice checks that user manages device id.
+// ownDevice checks that user manages device id (acl.CanManageDevice).
 func (g *Gateway) ownDevice(user, id string) error {
-	ok, err := g.o.Accounts.Exists(id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fail(http.StatusNotFound, imerr.NotFound, "no such device %q", id)
-	}
-	owner, err := g.o.Accounts.Owner(id)
-	if err != nil {
-		return err
-	}
-	if owner != user {
-		return fail(http.StatusForbidden, imerr.Forbidden, "%q is not a device you manage", id)
+	if e := g.o.Policy.CanManageDevice(user, id); e != nil {
+		return imFail(e)
 	}
 	return nil
 }

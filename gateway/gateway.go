@@ -33,7 +33,8 @@ type Options struct {
 	Groups   *groups.Store
 	History  history.Store
 	Presence *presence.Tracker
-	// Policy decides what a user may see and do (acl); Blocks holds the
+	// Policy decides what a user may see and do (acl; nil: the built-in
+	// rules over Groups and Accounts, without blocks); Blocks holds the
 	// block lists it consults, edited through /blocks; Contacts the
 	// contact lists (/contacts).
 	Policy   *acl.Policy
@@ -84,6 +85,10 @@ const maxBody = 64 << 10
 
 // New builds the gateway; Handler has its routes (routes.go).
 func New(o Options) *Gateway {
+	if o.Policy == nil {
+		// The built-in im/ rules over the gateway's own stores, no blocks.
+		o.Policy = &acl.Policy{Members: o.Groups, Accounts: o.Accounts}
+	}
 	g := &Gateway{o: o, origins: map[string]bool{}}
 	g.tr.done = make(chan struct{})
 	g.tr.streams.Max = o.Transport.StreamsPerUser

@@ -65,7 +65,7 @@ func newTestGateway(t *testing.T, edit func(*Options)) *testGateway {
 	}
 	o := Options{
 		Log: log, Accounts: acc, Groups: grp, History: hist, Presence: presence.New(),
-		Policy: &acl.Policy{Members: grp, Blocks: blocks}, Blocks: blocks, Contacts: contacts, Profiles: prof,
+		Policy: &acl.Policy{Members: grp, Accounts: acc, Blocks: blocks}, Blocks: blocks, Contacts: contacts, Profiles: prof,
 		Metrics: metrics.New(), OpenRegistration: true, Now: time.Now,
 		AllowedOrigins: []string{"https://app.example"},
 	}
@@ -275,10 +275,7 @@ func TestGroupHistoryAccess(t *testing.T) {
 	if _, err := tg.o.Groups.Create("g1", "G", "alice", []string{"carol"}, 1); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		who, token, path string
-		status           int
-	}{
+	tg.checkGets(t, []getCase{
 		{"owner", alice, "/api/v1/history/g/g1", http.StatusOK},
 		{"outsider", bob, "/api/v1/history/g/g1", http.StatusForbidden},
 		{"outsider, group view", bob, "/api/v1/groups/g1", http.StatusForbidden},
@@ -287,9 +284,20 @@ func TestGroupHistoryAccess(t *testing.T) {
 		{"dm peer", alice, "/api/v1/history/dm/bob", http.StatusOK},
 		{"dm nobody", alice, "/api/v1/history/dm/nobody", http.StatusNotFound},
 		{"bad limit", alice, "/api/v1/history/dm/bob?limit=0", http.StatusBadRequest},
-	} {
+	})
+}
+
+// getCase is a GET by who (with token) and the status it must get.
+type getCase struct {
+	who, token, path string
+	status           int
+}
+
+func (tg *testGateway) checkGets(t *testing.T, cases []getCase) {
+	t.Helper()
+	for _, c := range cases {
 		if a := tg.do(t, "GET", c.path, c.token, ""); a.status != c.status {
-			t.Errorf("%s %s: %v, want %d", c.who, c.path, a, c.status)
+			t.Errorf("%s GET %s: %v, want %d", c.who, c.path, a, c.status)
 		}
 	}
 }
@@ -328,4 +336,20 @@ func TestRegisterClosed(t *testing.T) {
 	if a.status != http.StatusForbidden {
 		t.Errorf("register when closed: %v, want 403", a)
 	}
+}
+
+// TestDeviceAccess: a device's keys are its manager's business only
+// (acl.CanManageDevice).
+func TestDeviceAccess(t *testing.T) {
+	tg := newTestGateway(t, nil)
+	alice, bob := tg.user(t, "alice"), tg.user(t, "bob")
+	if a := tg.do(t, "POST", "/api/v1/devices", alice, `{"id":"alice-meter"}`); a.status != http.StatusCreated {
+		t.Fatalf("create device: %v", a)
+	}
+	tg.checkGets(t, []getCase{
+		{"manager", alice, "/api/v1/devices/alice-meter/keys", http.StatusOK},
+		{"another person", bob, "/api/v1/devices/alice-meter/keys", http.StatusForbidden},
+		{"a person is no device", alice, "/api/v1/devices/bob/keys", http.StatusForbidden},
+		{"no such device", alice, "/api/v1/devices/nope/keys", http.StatusNotFound},
+	})
 }

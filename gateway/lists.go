@@ -108,5 +108,5 @@ func (g *Gateway) listEntries(list *userlists.List, user string) []listEntry {
 // canSeePresence is the acl read rule for user's view of im/presence/{of},
 // which the feeds and GET /presence apply as the broker does per delivery.
 func (g *Gateway) canSeePresence(user, clientID, presenceTopic string) bool {
-	return g.o.Policy == nil || g.o.Policy.CanSubscribe(user, clientID, presenceTopic)
+	return g.o.Policy.CanSubscribe(user, clientID, presenceTopic)
 }

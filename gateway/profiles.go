@@ -197,7 +197,7 @@ func (g *Gateway) profileChanged(w http.ResponseWriter, r *http.Request, user st
 	if hub := g.o.Transport.Hub; hub != nil {
 		payload, _ := json.Marshal(view)
 		for _, peer := range g.peers(r, user) {
-			if g.o.Policy != nil && !g.o.Policy.CanSee(peer, user) {
+			if !g.o.Policy.CanSee(peer, user) {
 				continue
 			}
 			t := topic.Topic{Kind: topic.ProfileEvent, Owner: peer}.String()
@@ -307,7 +307,7 @@ func (g *Gateway) directory(w http.ResponseWriter, r *http.Request, user string)
 	out := []hit{}
 	seen := map[string]bool{}
 	add := func(id string) {
-		if len(out) < int(limit) && !seen[id] && (g.o.Policy == nil || g.o.Policy.CanSee(user, id)) {
+		if len(out) < int(limit) && !seen[id] && g.o.Policy.CanSee(user, id) {
 			seen[id] = true
 			out = append(out, hit{id, g.userView(id, "").DisplayName})
 		}

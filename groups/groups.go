@@ -182,6 +182,12 @@ func (s *Store) Get(gid string) (Group, error) {
 	return clone(g), nil
 }
 
+// Exists reports whether gid is a group (not deleted).
+func (s *Store) Exists(gid string) bool {
+	_, err := s.Get(gid)
+	return err == nil
+}
+
 // IsMember reports whether user is in gid (false for unknown groups).
 func (s *Store) IsMember(gid, user string) (bool, error) {
 	s.mu.RLock()

@@ -151,7 +151,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	for _, a := range cfg.Admins {
 		admins[a] = true
 	}
-	p.Policy = &acl.Policy{Members: p.Groups, Blocks: p.Blocks, Contacts: p.Contacts, ContactsOnly: func(u string) bool {
+	p.Policy = &acl.Policy{Members: p.Groups, Accounts: p.Accounts, Blocks: p.Blocks, Contacts: p.Contacts, ContactsOnly: func(u string) bool {
 		pol := p.Profiles.Get(u).DMPolicy
 		if pol == "" {
 			pol = cfg.DMPolicy
