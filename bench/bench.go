@@ -2,6 +2,7 @@ package bench
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -211,6 +212,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 
 // session holds the servers of one benchmark invocation.
 type session struct {
+	ctx      context.Context // cancelled by SIGINT or SIGTERM
 	o        *options
 	log      io.Writer
 	out      io.Writer
@@ -245,6 +247,9 @@ func (s *session) close() {
 	os.RemoveAll(s.dir)
 }
 
+// ErrInterrupted is runAll's answer to SIGINT or SIGTERM (mqim exits 130).
+var ErrInterrupted = errors.New("bench: interrupted")
+
 // runAll starts the servers, runs the selected workloads and prints the tables.
 func runAll(o *options, stdout, stderr io.Writer) error {
 	if o.bin == "" {
@@ -268,18 +273,17 @@ func runAll(o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := &session{o: o, log: stderr, out: stdout, dir: dir}
+	// SIGINT or SIGTERM cancels ctx: the servers stop at once (a workload
+	// under way fails fast against them), no further workload starts, and
+	// runAll returns ErrInterrupted through the usual deferred clean-up.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	s := &session{ctx: ctx, o: o, log: stderr, out: stdout, dir: dir}
 	defer s.close()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			fmt.Fprintln(stderr, "bench: interrupted, stopping servers")
-			s.close()
-			os.Exit(130)
-		}
-	}()
+	defer context.AfterFunc(ctx, func() {
+		fmt.Fprintln(stderr, "bench: interrupted, stopping servers")
+		s.close()
+	})()
 
 	// The generator's heap is mostly long-lived clients; collect less often
 	// so that GC on its single CPU stays out of the latency tail.
@@ -346,34 +350,44 @@ func runAll(o *options, stdout, stderr io.Writer) error {
 	summary.title = "Summary"
 	summary.head = []string{"metric", "mqim", "mosquitto", "mqim/mosquitto"}
 
+	// The workloads in order; each starts only if no signal came.
+	var work []func() error
 	if o.only["1to1"] {
-		if err := s.oneToOne(&summary); err != nil {
-			return err
-		}
+		work = append(work, func() error { return s.oneToOne(&summary) })
 	}
 	if o.only["fanout"] {
 		for _, size := range o.fanSizes {
-			if err := s.fanOut(size, &summary); err != nil {
-				return err
-			}
+			work = append(work, func() error { return s.fanOut(size, &summary) })
 		}
 	}
 	if o.only["connect"] {
-		s.connectRate(&summary)
+		work = append(work, func() error { s.connectRate(&summary); return nil })
 	}
 	if o.only["backlog"] {
-		s.backlog(&summary)
+		work = append(work, func() error { s.backlog(&summary); return nil })
 	}
 	if o.only["idle"] {
-		s.idle(&summary)
+		work = append(work, func() error { s.idle(&summary); return nil })
 	}
 	if needNet {
-		s.close()
+		work = append(work, func() error { s.close(); return nil })
 	}
 	if o.only["history"] {
-		if err := s.history(&summary); err != nil {
+		work = append(work, func() error { return s.history(&summary) })
+	}
+	for _, w := range work {
+		if ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		if err := w(); err != nil {
+			if ctx.Err() != nil {
+				return errors.Join(ErrInterrupted, err)
+			}
 			return err
 		}
+	}
+	if ctx.Err() != nil {
+		return ErrInterrupted // the tables would be of cut-short runs
 	}
 	summary.print(stdout)
 	fmt.Fprintf(stdout, "\nfinished %s, %s\n", time.Now().UTC().Format(time.RFC3339), loadavg())
@@ -455,6 +469,9 @@ func (s *session) stepped(name string, rates []float64, spec func(rate float64) 
 	best = map[Kind]*result{}
 	failed := map[Kind]bool{}
 	for _, rate := range rates {
+		if s.ctx.Err() != nil {
+			break
+		}
 		per := map[Kind][]*result{}
 		// A step passes when most of its repetitions pass on their own; a
 		// tie (one load spike on a shared machine) is decided by one more
@@ -479,7 +496,10 @@ func (s *session) stepped(name string, rates []float64, spec func(rate float64) 
 						continue
 					}
 				}
-				r := run(sv, spec(rate))
+				if s.ctx.Err() != nil {
+					break
+				}
+				r := run(s.ctx, sv, spec(rate))
 				r.genCPUs = s.genCPUs
 				fmt.Fprintf(s.log, "bench: %s %s\n", name, r)
 				if r.connectErr != nil {
@@ -769,7 +789,7 @@ func (s *session) history(sum *table) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	r, err := runHistory(dir, o.histSize, o.histTime, 20*time.Second, 5000)
+	r, err := runHistory(s.ctx, dir, o.histSize, o.histTime, 20*time.Second, 5000)
 	if err != nil {
 		return errors.Join(errors.New("bench: history"), err)
 	}

@@ -55,7 +55,7 @@ func BenchmarkPlatform1to1(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r := run(s, runSpec{shape: OneToOne, users: 2 * pairs, rate: float64(rate), duration: 10 * time.Second, drain: 10 * time.Second, body: 100})
+		r := run(b.Context(), s, runSpec{shape: OneToOne, users: 2 * pairs, rate: float64(rate), duration: 10 * time.Second, drain: 10 * time.Second, body: 100})
 		if r.connectErr != nil {
 			b.Fatal(r.connectErr)
 		}
@@ -82,7 +82,7 @@ func BenchmarkHistoryPage50(b *testing.B) {
 	}
 	defer s.close()
 	n := envInt("MQIM_BENCH_HISTORY", 200_000)
-	got, err := ingest(s, 0, n, time.Now().Add(time.Hour), histBody)
+	got, err := ingest(b.Context(), s, 0, n, time.Now().Add(time.Hour), histBody)
 	if err != nil || got != n {
 		b.Fatalf("built %d of %d: %v", got, n, err)
 	}
@@ -109,7 +109,7 @@ func BenchmarkHistoryIngest(b *testing.B) {
 			}
 			defer s.close()
 			b.ResetTimer()
-			if _, err := ingest(s, 0, b.N, time.Now().Add(time.Hour), histBody); err != nil {
+			if _, err := ingest(b.Context(), s, 0, b.N, time.Now().Add(time.Hour), histBody); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")

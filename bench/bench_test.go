@@ -1,11 +1,16 @@
 package bench
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mqim/mqim/internal/checkfor"
 	"github.com/mqim/mqim/internal/imtest"
 )
 
@@ -46,7 +51,7 @@ func TestSmoke(t *testing.T) {
 		for _, s := range servers {
 			t.Run(name+"/"+s.kind.String(), func(t *testing.T) {
 				spec := specs[name]
-				r := run(s, spec)
+				r := run(t.Context(), s, spec)
 				if r.connectErr != nil {
 					t.Fatal(r.connectErr)
 				}
@@ -106,5 +111,41 @@ func TestParseBody(t *testing.T) {
 	}
 	if _, _, _, _, ok := parseBody([]byte("hello")); ok {
 		t.Error("parsed a foreign payload")
+	}
+}
+
+// TestInterrupt: SIGINT during a workload cancels the run instead of
+// exiting the process: Main returns ErrInterrupted (mqim exits 130) after
+// its clean-up, and this test process is still here to check it.
+func TestInterrupt(t *testing.T) {
+	var stderr imtest.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Main([]string{"--workload", "history", "--history-size", "2000000000", "--history-time", "1h", "--bin", os.Args[0]}, io.Discard, &stderr)
+	}()
+	checkfor.Err(t, time.Minute, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("Main returned before any signal: %v\n%s", err, stderr.String())
+		default:
+		}
+		if !strings.Contains(stderr.String(), "bench: history: building") {
+			return fmt.Errorf("the history workload has not started; stderr: %q", stderr.String())
+		}
+		return nil
+	})
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrInterrupted) {
+			t.Fatalf("Main after SIGINT: %v, want ErrInterrupted\n%s", err, stderr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("Main still running a minute after SIGINT\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "bench: interrupted") {
+		t.Errorf("no word of the interruption on stderr:\n%s", stderr.String())
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -161,8 +162,9 @@ func parseBody(p []byte) (run int64, msg, sender int, sched int64, ok bool) {
 	return f[0], int(f[1]), int(f[2]), f[3], true
 }
 
-// run drives one run against one server.
-func run(s *server, spec runSpec) *result {
+// run drives one run against one server; a cancelled ctx ends its
+// publishing and its drain early (a cut-short result).
+func run(ctx context.Context, s *server, spec runSpec) *result {
 	res := &result{server: s.kind, spec: spec, lat: &hist{}}
 	runID := runCounter.Add(1) + time.Now().Unix()%1000*1000
 	nMsgs := int(spec.rate * spec.duration.Seconds())
@@ -206,52 +208,36 @@ func run(s *server, spec runSpec) *result {
 
 	// Connect every device with a persistent session and subscribe it.
 	clients := make([]paho.Client, spec.users)
-	var cerr error
-	var cmu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				u := userName(i)
-				o := clientOpts{addr: s.mqtt, id: u + ":bench", clean: false, handler: handler(i), ws: spec.ws, wsPath: "/mqtt",
-					onLost: func(err error) { dropped.Add(1); droppedErr.set(fmt.Errorf("%s: %w", u, err)) }}
-				if spec.ws {
-					o.addr = s.ws
-					if s.kind == Platform {
-						o.addr = s.http
-					}
-				}
-				if s.kind == Platform {
-					o.user, o.password = u, s.tokens[u]
-				}
-				c, err := connect(o)
-				if err == nil {
-					filter := "im/u/" + u + "/#"
-					if spec.shape == FanOut && s.kind == Mosquitto {
-						filter = "im/g/" + spec.gid
-					}
-					err = subscribe(c, filter)
-				}
-				cmu.Lock()
-				if err != nil && cerr == nil {
-					cerr = err
-				}
-				clients[i] = c
-				cmu.Unlock()
+	var cerr firstError
+	pool(32, upTo(spec.users), func(i int) {
+		u := userName(i)
+		o := clientOpts{addr: s.mqtt, id: u + ":bench", clean: false, handler: handler(i), ws: spec.ws, wsPath: "/mqtt",
+			onLost: func(err error) { dropped.Add(1); droppedErr.set(fmt.Errorf("%s: %w", u, err)) }}
+		if spec.ws {
+			o.addr = s.ws
+			if s.kind == Platform {
+				o.addr = s.http
 			}
-		}()
-	}
-	for i := 0; i < spec.users; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+		}
+		if s.kind == Platform {
+			o.user, o.password = u, s.tokens[u]
+		}
+		c, err := connect(o)
+		if err == nil {
+			filter := "im/u/" + u + "/#"
+			if spec.shape == FanOut && s.kind == Mosquitto {
+				filter = "im/g/" + spec.gid
+			}
+			err = subscribe(c, filter)
+		}
+		if err != nil {
+			cerr.set(err)
+		}
+		clients[i] = c // each worker its own i
+	})
 	defer disconnectAll(clients)
-	if cerr != nil {
-		res.connectErr = cerr
+	if err := cerr.get(); err != nil {
+		res.connectErr = err
 		return res
 	}
 	// Let resumed sessions flush what earlier runs left queued (counted as
@@ -340,7 +326,7 @@ func run(s *server, spec runSpec) *result {
 	start := time.Now().Add(20 * time.Millisecond)
 	startNs := start.UnixNano()
 	interval := float64(time.Second) / spec.rate
-	for i := 0; i < nMsgs; {
+	for i := 0; i < nMsgs && ctx.Err() == nil; {
 		now := time.Now()
 		due := int(float64(now.Sub(start))/interval) + 1
 		if due > nMsgs {
@@ -368,11 +354,11 @@ func run(s *server, spec runSpec) *result {
 		expected = int64(nMsgs * spec.users)
 	}
 	deadline := end.Add(spec.drain)
-	for time.Now().Before(deadline) && delivered.Load() < expected {
+	for time.Now().Before(deadline) && delivered.Load() < expected && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if spec.shape == OneToOne && s.kind == Platform {
-		for time.Now().Before(deadline) && carbons.Load() < expected {
+		for time.Now().Before(deadline) && carbons.Load() < expected && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}

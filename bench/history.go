@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,32 +46,29 @@ func histReq(i int, body string) history.AppendRequest {
 }
 
 // ingest appends with 64 concurrent publishers until n messages or the
-// deadline, and returns how many it appended.
-func ingest(s *historyStore, start, n int, until time.Time, body string) (int, error) {
-	var next atomic.Int64
-	next.Store(int64(start))
+// deadline (or ctx's end), and returns how many it appended.
+func ingest(ctx context.Context, s *historyStore, start, n int, until time.Time, body string) (int, error) {
 	var done atomic.Int64
 	var firstErr firstError
-	var wg sync.WaitGroup
-	ctx := context.Background()
-	for w := 0; w < 64; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= start+n || (i%256 == 0 && time.Now().After(until)) {
-					return
-				}
-				if _, err := s.Append(ctx, histReq(i, body)); err != nil {
-					firstErr.set(err)
-					return
-				}
-				done.Add(1)
+	// In order until n, the deadline, ctx's end or the first error (the
+	// clock and ctx are read every 256 messages).
+	jobs := func(yield func(int) bool) {
+		for i := start; i < start+n; i++ {
+			if i%256 == 0 && (time.Now().After(until) || ctx.Err() != nil || firstErr.get() != nil) {
+				return
 			}
-		}()
+			if !yield(i) {
+				return
+			}
+		}
 	}
-	wg.Wait()
+	pool(64, jobs, func(i int) {
+		if _, err := s.Append(ctx, histReq(i, body)); err != nil {
+			firstErr.set(err)
+			return
+		}
+		done.Add(1)
+	})
 	return int(done.Load()), firstErr.get()
 }
 
@@ -92,14 +88,14 @@ const histBody = "a history benchmark message of about sixty bytes, like a chat 
 // runHistory builds a store of up to target messages within budget, then
 // reads random pages of 50 from one conversation, then measures durable
 // ingest on a fresh store for ingestFor.
-func runHistory(dir string, target int, budget, ingestFor time.Duration, pages int) (*historyResult, error) {
+func runHistory(ctx context.Context, dir string, target int, budget, ingestFor time.Duration, pages int) (*historyResult, error) {
 	res := &historyResult{}
 	s, err := openHistory(dir+"/large", false)
 	if err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
-	n, err := ingest(s, 0, target, t0.Add(budget), histBody)
+	n, err := ingest(ctx, s, 0, target, t0.Add(budget), histBody)
 	res.buildTime = time.Since(t0)
 	res.stored = n
 	res.ingestNoSync = float64(n) / res.buildTime.Seconds()
@@ -110,10 +106,9 @@ func runHistory(dir string, target int, budget, ingestFor time.Duration, pages i
 	res.convLen = (n + histConvs - 1) / histConvs
 	h := &hist{}
 	conv := histReq(0, "").Conv
-	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var maxD time.Duration
-	for i := 0; i < pages; i++ {
+	for i := 0; i < pages && ctx.Err() == nil; i++ {
 		before := uint64(1 + rng.IntN(res.convLen+1))
 		t := time.Now()
 		if _, _, err := s.Page(ctx, conv, before, 50); err != nil {
@@ -134,7 +129,7 @@ func runHistory(dir string, target int, budget, ingestFor time.Duration, pages i
 	}
 	defer d.close()
 	t1 := time.Now()
-	m, err := ingest(d, 0, 1<<30, t1.Add(ingestFor), histBody)
+	m, err := ingest(ctx, d, 0, 1<<30, t1.Add(ingestFor), histBody)
 	res.ingestFsync = float64(m) / time.Since(t1).Seconds()
 	return res, err
 }

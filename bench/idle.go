@@ -217,37 +217,32 @@ func runIdle(s *server, tcp bool, steps []int, users int, budget time.Duration, 
 	for _, target := range steps {
 		var failed atomic.Int64
 		var firstErr firstError
-		work := make(chan int)
-		var wg sync.WaitGroup
-		for w := 0; w < 64; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					u := userName(i % users)
-					var c net.Conn
-					var err error
-					if s.kind == Platform {
-						c, err = idleDevice(addr, path, fmt.Sprintf("%s:idle%d", u, i), u, s.tokens[u], "im/u/"+u+"/#")
-					} else {
-						c, err = idleDevice(addr, path, fmt.Sprintf("%s:idle%d", u, i), "", "", "im/u/"+u+"/#")
-					}
-					if err != nil {
-						failed.Add(1)
-						firstErr.set(err)
-						continue
-					}
-					mu.Lock()
-					conns = append(conns, c)
-					mu.Unlock()
+		// Issued in order, while the failures and the time budget allow.
+		jobs := func(yield func(int) bool) {
+			for ; issued < target && failed.Load() < 100 && time.Now().Before(deadline); issued++ {
+				if !yield(issued) {
+					return
 				}
-			}()
+			}
 		}
-		for ; issued < target && failed.Load() < 100 && time.Now().Before(deadline); issued++ {
-			work <- issued
-		}
-		close(work)
-		wg.Wait()
+		pool(64, jobs, func(i int) {
+			u := userName(i % users)
+			var c net.Conn
+			var err error
+			if s.kind == Platform {
+				c, err = idleDevice(addr, path, fmt.Sprintf("%s:idle%d", u, i), u, s.tokens[u], "im/u/"+u+"/#")
+			} else {
+				c, err = idleDevice(addr, path, fmt.Sprintf("%s:idle%d", u, i), "", "", "im/u/"+u+"/#")
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.set(err)
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		})
 		if len(conns) < target {
 			e := firstErr.get()
 			if e == nil {

@@ -431,56 +431,41 @@ func (s *server) ensureUsers(n int) error {
 	if s.kind != Platform {
 		return nil
 	}
-	var mu sync.Mutex
-	var firstErr error
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < 2*runtime.NumCPU(); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				u := userName(i)
-				code, err := s.api("POST", "/api/v1/register", "", map[string]string{"user": u, "password": benchPassword}, nil)
-				if err != nil && code != http.StatusConflict {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-					continue
-				}
-				var tok struct {
-					Token   string
-					Expires int64
-				}
-				if _, err := s.api("POST", "/api/v1/login", "", map[string]string{"user": u, "password": benchPassword}, &tok); err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-					continue
-				}
-				mu.Lock()
-				s.tokens[u] = tok.Token
-				s.expires[u] = tok.Expires
-				mu.Unlock()
+	var mu sync.Mutex // guards s.tokens, s.expires
+	var firstErr firstError
+	// The users without a token yet, until a registration fails.
+	jobs := func(yield func(int) bool) {
+		for i := 0; i < n && firstErr.get() == nil; i++ {
+			mu.Lock()
+			_, ok := s.tokens[userName(i)]
+			mu.Unlock()
+			if !ok && !yield(i) {
+				return
 			}
-		}()
+		}
 	}
-	for i := 0; i < n; i++ {
+	pool(2*runtime.NumCPU(), jobs, func(i int) {
+		u := userName(i)
+		code, err := s.api("POST", "/api/v1/register", "", map[string]string{"user": u, "password": benchPassword}, nil)
+		if err != nil && code != http.StatusConflict {
+			firstErr.set(err)
+			return
+		}
+		var tok struct {
+			Token   string
+			Expires int64
+		}
+		if _, err := s.api("POST", "/api/v1/login", "", map[string]string{"user": u, "password": benchPassword}, &tok); err != nil {
+			firstErr.set(err)
+			return
+		}
 		mu.Lock()
-		_, ok := s.tokens[userName(i)]
-		bad := firstErr != nil
+		s.tokens[u] = tok.Token
+		s.expires[u] = tok.Expires
 		mu.Unlock()
-		if bad {
-			break
-		}
-		if !ok {
-			work <- i
-		}
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	})
+	if err := firstErr.get(); err != nil {
+		return err
 	}
 	return s.saveTokens()
 }

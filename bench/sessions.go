@@ -34,46 +34,33 @@ func runConnect(s *server, n, users, workers int) *connectResult {
 	res := &connectResult{server: s.kind, n: n, lat: &hist{}}
 	var failed atomic.Int64
 	var mu sync.Mutex
-	work := make(chan int)
-	var wg sync.WaitGroup
 	cpu0 := s.CPU()
 	t0 := time.Now()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				u := userName(i % users)
-				o := clientOpts{addr: s.mqtt, id: fmt.Sprintf("%s:conn%d", u, i), clean: true, handler: func(paho.Client, paho.Message) {}}
-				if s.kind == Platform {
-					o.user, o.password = u, s.tokens[u]
-				}
-				t := time.Now()
-				c, err := connect(o)
-				if err == nil {
-					err = subscribe(c, "im/u/"+u+"/#")
-				}
-				if err == nil {
-					res.lat.record(time.Since(t))
-				} else {
-					failed.Add(1)
-					mu.Lock()
-					if res.firstErr == nil {
-						res.firstErr = err
-					}
-					mu.Unlock()
-				}
-				if c != nil {
-					c.Disconnect(0)
-				}
+	pool(workers, upTo(n), func(i int) {
+		u := userName(i % users)
+		o := clientOpts{addr: s.mqtt, id: fmt.Sprintf("%s:conn%d", u, i), clean: true, handler: func(paho.Client, paho.Message) {}}
+		if s.kind == Platform {
+			o.user, o.password = u, s.tokens[u]
+		}
+		t := time.Now()
+		c, err := connect(o)
+		if err == nil {
+			err = subscribe(c, "im/u/"+u+"/#")
+		}
+		if err == nil {
+			res.lat.record(time.Since(t))
+		} else {
+			failed.Add(1)
+			mu.Lock()
+			if res.firstErr == nil {
+				res.firstErr = err
 			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+			mu.Unlock()
+		}
+		if c != nil {
+			c.Disconnect(0)
+		}
+	})
 	res.elapsed = time.Since(t0)
 	res.serverCPU = s.CPU() - cpu0
 	res.failed = int(failed.Load())
@@ -136,28 +123,7 @@ func runBacklog(s *server, n, per int, restart bool, timeout time.Duration) *bac
 		}
 		return o
 	}
-	parallel := func(count int, f func(i int) error) error {
-		var wg sync.WaitGroup
-		var first firstError
-		work := make(chan int)
-		for w := 0; w < 32; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					if err := f(i); err != nil {
-						first.set(err)
-					}
-				}
-			}()
-		}
-		for i := 0; i < count; i++ {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
-		return first.get()
-	}
+	parallel := func(count int, f func(i int) error) error { return forEach(count, 32, f) }
 	// 1. Sessions for the recipients, then offline.
 	err := parallel(n, func(i int) error {
 		c, err := connect(opts(i, handler))

@@ -79,6 +79,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		if errors.Is(err, bench.ErrInterrupted) {
+			fmt.Fprintln(stderr, "mqim:", err)
+			return 130 // 128 + SIGINT, as a shell reports it
+		}
 		fmt.Fprintln(stderr, "mqim:", err)
 		return 1
 	}
