@@ -1,3 +1,4 @@
+// @ts-check
 // HTTP API client (/api/v1, docs/protocol.md "HTTP API").
 //
 // The bearer token lives in memory (and sessionStorage, kept by main.js), never

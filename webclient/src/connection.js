@@ -1,3 +1,4 @@
+// @ts-check
 // MQTT over WebSocket to the gateway's /mqtt endpoint, with MQTT.js.
 //
 // The session is persistent (clean start off, a session expiry interval), so
@@ -7,6 +8,7 @@
 // than MQTT.js's fixed reconnectPeriod.
 
 import mqtt from 'mqtt';
+import { backoff } from './backoff.js';
 import { HttpFallback } from './fallback.js';
 import { Liveness } from './liveness.js';
 import { inboxFilter, presenceFilter } from './topics.js';
@@ -86,6 +88,7 @@ export class Connection extends EventTarget {
     this.state = 'offline';
     this.client = null;
     this.attempt = 0;
+    /** @type {ReturnType<typeof setTimeout> | 0} */ 
     this.retryTimer = 0;
     this.stopped = false;
     this.onOnline = () => {
@@ -118,9 +121,9 @@ export class Connection extends EventTarget {
     // until a WebSocket works again; see fallback.js.
     this.fallback = new HttpFallback({ user, token, device });
     this.fallback.addEventListener('message', (e) => {
-      if (this.transport !== 'websocket') this.dispatchEvent(new CustomEvent('message', { detail: e.detail }));
+      if (this.transport !== 'websocket') this.dispatchEvent(new CustomEvent('message', { detail: /** @type {CustomEvent} */ (e).detail }));
     });
-    this.fallback.addEventListener('state', (e) => this.handleFallbackState(e.detail.state));
+    this.fallback.addEventListener('state', (e) => this.handleFallbackState(/** @type {CustomEvent} */ (e).detail.state));
     this.fallback.addEventListener('authfailed', () => {
       this.stop();
       this.dispatchEvent(new CustomEvent('authfailed', { detail: {} }));
@@ -168,10 +171,11 @@ export class Connection extends EventTarget {
       this.dispatchEvent(new CustomEvent('message', { detail: { topic, text: payload.toString() } }));
     });
     c.on('error', (err) => {
-      if (authFailures.has(err.code)) {
+      const { code } = /** @type {{code?: number}} */ (err);
+      if (authFailures.has(code)) {
         this.stopped = true;
         this.setState('offline');
-        this.dispatchEvent(new CustomEvent('authfailed', { detail: { code: err.code } }));
+        this.dispatchEvent(new CustomEvent('authfailed', { detail: { code } }));
         return;
       }
       // Any other client error (a refused CONNECT, a protocol error, a
@@ -248,10 +252,8 @@ export class Connection extends EventTarget {
       return;
     }
     this.attempt++;
-    // 1s, 2s, 4s ... capped at 30s, with up to 30% jitter so a server restart
-    // is not met by every browser at the same instant.
-    const base = Math.min(30_000, 1000 * 2 ** Math.min(this.attempt - 1, 5));
-    const delay = Math.round(base * (1 + Math.random() * 0.3));
+    // 1s, 2s, 4s ... capped at 30s, with up to 30% jitter (backoff.js).
+    const delay = backoff(this.attempt, { base: 1000, max: 30_000 });
     this.setState('offline', delay);
     this.retryTimer = setTimeout(() => this.retryNow(), delay);
   }
@@ -279,6 +281,9 @@ export class Connection extends EventTarget {
   /**
    * Publishes and resolves when the broker acknowledged it (QoS 1), or at once
    * for QoS 0. Rejects if we are not connected or the broker refused it.
+   * @param {string} topic
+   * @param {string} payload (JSON text: every im/ payload is)
+   * @param {0|1|2} [qos]
    */
   publish(topic, payload, qos = 1) {
     if (this.transport !== 'websocket' && this.fallback.online) return this.fallback.publish(topic, payload);

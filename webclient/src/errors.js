@@ -1,3 +1,4 @@
+// @ts-check
 // Every refusal, as one sentence a person can act on. No DOM.
 //
 // Refusals come three ways: an HTTP error ({status, code, message} from

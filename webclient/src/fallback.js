@@ -1,3 +1,4 @@
+// @ts-check
 // HTTP fallback transport, for networks where the WebSocket to /mqtt does
 // not get through (corporate proxies): the inbox arrives over Server-Sent
 // Events (GET /api/v1/stream), or by long-polling (GET /api/v1/poll) where
@@ -8,6 +9,8 @@
 // cannot tell the transports apart. Chat messages carry the sync cursor
 // after them; a reopened stream resumes from the last one, so nothing is
 // lost between streams (and the chat model drops repeats by id and seq).
+
+import { backoff } from './backoff.js';
 
 /** MQTT 5 reason codes for the server's error codes, as a PUBACK would carry. */
 const reasonOf = {
@@ -37,6 +40,7 @@ export class HttpFallback extends EventTarget {
     this.running = false;
     this.es = null;
     this.attempt = 0;
+    /** @type {ReturnType<typeof setTimeout> | 0} */ 
     this.timer = 0;
     this.abort = null;
   }
@@ -78,12 +82,11 @@ export class HttpFallback extends EventTarget {
     this.dispatchEvent(new CustomEvent('message', { detail: { topic: ev.topic, text } }));
   }
 
-  /** 1s, 2s, 4s ... capped at 10s, with jitter. */
+  /** 1s, 2s, 4s ... capped at 10s, with jitter (backoff.js). */
   retry(fn) {
     this.attempt++;
-    const base = Math.min(10_000, 1000 * 2 ** Math.min(this.attempt - 1, 4));
     clearTimeout(this.timer);
-    this.timer = setTimeout(fn, Math.round(base * (1 + Math.random() * 0.3)));
+    this.timer = setTimeout(fn, backoff(this.attempt, { base: 1000, max: 10_000 }));
   }
 
   async openStream() {

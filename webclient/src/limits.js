@@ -1,3 +1,4 @@
+// @ts-check
 // What the server will take, checked before sending. No DOM.
 //
 // The server counts a message body in UTF-8 bytes (docs/protocol.md

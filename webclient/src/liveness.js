@@ -1,3 +1,4 @@
+// @ts-check
 // Noticing a dead connection quickly. No DOM, no MQTT: the connection wires
 // it to MQTT.js (ping = PINGREQ, alive = any packet received) and to the
 // browser's events.
@@ -17,7 +18,7 @@ export const probeEvery = 20_000;
 export class Liveness {
   /**
    * @param {{ping: () => void, dead: (why: string) => void, timeout?: number, every?: number,
-   *          setTimer?: typeof setTimeout, clearTimer?: typeof clearTimeout}} opts
+   *          setTimer?: (fn: () => void, ms: number) => any, clearTimer?: (id: any) => void}} opts
    */
   constructor({
     ping, dead, timeout = probeTimeout, every = probeEvery,

@@ -1,3 +1,4 @@
+// @ts-check
 // What to tell the user about new messages: the tab title's unread count and
 // desktop notifications. No DOM: ui/notifications.js shows what these decide.
 //

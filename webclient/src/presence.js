@@ -1,3 +1,4 @@
+// @ts-check
 // How a contact's presence reads: "online", "away · at lunch", "last seen 5 min ago".
 // No DOM: the sidebar and the conversation header use it, the unit tests too.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Local storage of chat records, after the seed paper: message bodies in
 // IndexedDB with indexes on time and type, the recent conversation list in
 // localStorage.
@@ -57,7 +58,9 @@ export class MessageStore {
 
   /** Deletes the database of `user` (sign out on a shared browser). */
   static remove(user) {
-    return req(indexedDB.deleteDatabase(`mqim-${user}`)).catch(() => {});
+    // Best effort: a database another tab holds open is deleted once it
+    // closes; sign-out goes on either way.
+    return req(indexedDB.deleteDatabase(`mqim-${user}`)).catch((err) => console.warn('store: cache not deleted:', err));
   }
 
   /**
@@ -172,6 +175,7 @@ export class RecentList {
     } catch {
       this.entries.clear();
     }
+    /** @type {ReturnType<typeof setTimeout> | 0} */ 
     this.saveTimer = 0;
   }
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Topic names and conversation ids of the mqim wire protocol (docs/protocol.md).
 //
 // A conversation id is "dm:{peer}" or "g:{gid}", the same ids that

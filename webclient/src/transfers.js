@@ -1,3 +1,4 @@
+// @ts-check
 // Peer-to-peer file transfer: ROAP signalling over the MQTT connection
 // (im/u/{peer}/signal/{me}), one RTCPeerConnection with one ordered
 // "filexfer" data channel and one TransferEngine per session, and sinks on
@@ -18,7 +19,8 @@
 // row with a growing pause, and the transfer continues from the chunks
 // already received. The callee waits RESUME_GRACE for that OFFER and then
 // ends the session quietly (an ERROR could end a session another of the
-// user's devices won).
+// user's devices won). The states and these decisions are
+// transfer/session-state.js (SessionMachine), unit-tested without WebRTC.
 //
 // Records. The sender posts a chat message of type "file" in the DM with the
 // receiver once the receiver has verified the file's SHA-256.
@@ -26,12 +28,11 @@
 import { dmConv } from './topics.js';
 import { DataChannelTransport, MemorySink, TransferEngine } from './transfer/engine.js';
 import { decodeRoap, encodeRoap, RoapErrorType, RoapType } from './transfer/roap.js';
+import { SessionMachine } from './transfer/session-state.js';
 
 const OFFER_TIMEOUT = 30000;
 const ANSWER_TIMEOUT = 10000;
 const GATHER_WAIT = 100;
-const RECONNECT_TRIES = 3;
-const RESUME_GRACE = 30000;
 /**
  * From OFFER (caller) or a new session's OFFER received (callee) to an open
  * data channel. Without a network path (no candidate pair works, e.g. only
@@ -47,6 +48,13 @@ const signalRe = /^im\/u\/([^/]+)\/signal\/([^/]+)$/;
 
 /** Whether a transfer item has reached a final state. */
 export const itemEnded = (it) => ['done', 'declined', 'cancelled', 'failed'].includes(it.state);
+
+/**
+ * A catch handler for a promise whose failure changes nothing here: it is
+ * logged at debug level with why, instead of vanishing.
+ * @param {string} why
+ */
+const ignore = (why) => (err) => console.debug(`transfers: ${why}:`, err);
 
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 const randomID = () => hex(crypto.getRandomValues(new Uint8Array(16)));
@@ -98,8 +106,8 @@ export class Transfers extends EventTarget {
     conn.addEventListener('message', this.onMessage);
     this.client.api.request('GET', '/connect').then((r) => {
       if (r && Array.isArray(r.ice_servers)) this.iceServers = r.ice_servers;
-    }, () => {});
-    clearIncoming().catch(() => {});
+    }, ignore('no ICE servers from /connect, host candidates only'));
+    clearIncoming().catch(ignore('old incoming files not cleared (no OPFS?)'));
   }
 
   /**
@@ -128,7 +136,8 @@ export class Transfers extends EventTarget {
   publish(peer, msg) {
     const text = encodeRoap({ ...msg, from: this.me, to: peer });
     if (!this.conn || !this.conn.online) throw new Error('offline');
-    this.conn.publish(`im/u/${peer}/signal/${this.me}`, text, 0).catch(() => {});
+    // QoS 0, as signals are: a lost one is answered by the session's timeouts.
+    this.conn.publish(`im/u/${peer}/signal/${this.me}`, text, 0).catch(ignore('signal not sent'));
   }
 
   // ---- sending ----------------------------------------------------------------
@@ -210,7 +219,7 @@ export class Transfers extends EventTarget {
   /** Removes an ended transfer from the list (and its file from OPFS). */
   dismiss(item) {
     this.items.delete(item.key);
-    if (item.sink && item.sink.remove) item.sink.remove().catch(() => {});
+    if (item.sink && item.sink.remove) item.sink.remove().catch(ignore('partial file not removed; clearIncoming sweeps it'));
     this.changed(item);
   }
 
@@ -281,7 +290,7 @@ export class Transfers extends EventTarget {
       } else {
         this.fail(it, code === 'hash_mismatch' ? 'SHA-256 mismatch' : code === 'closed' ? 'connection closed' : r.error.message);
       }
-      if (it.sink && it.sink.remove) it.sink.remove().catch(() => {});
+      if (it.sink && it.sink.remove) it.sink.remove().catch(ignore('partial file not removed; clearIncoming sweeps it'));
       s.maybeFinish();
       return;
     }
@@ -298,7 +307,8 @@ export class Transfers extends EventTarget {
     this.changed(it);
     if (it.dir === 'sending') {
       const meta = { name: it.name, size: it.size, sha256: it.sha256, mime: it.mime };
-      this.client.send(dmConv(s.peer), it.name, { type: 'file', meta }).catch(() => {});
+      // The transfer itself succeeded; only the chat's record of it is missing.
+      this.client.send(dmConv(s.peer), it.name, /** @type {any} */ ({ type: 'file', meta })).catch((err) => console.warn('transfers: file record not posted:', err));
     }
     s.maybeFinish();
   }
@@ -351,6 +361,7 @@ export class Transfers extends EventTarget {
 function gathered(pc) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
   return new Promise((resolve) => {
+    /** @type {ReturnType<typeof setTimeout> | 0} */
     let burst = 0;
     const done = () => {
       clearTimeout(timer);
@@ -386,19 +397,23 @@ class Session {
     this.peer = peer;
     this.id = id;
     this.offerer = offerer;
-    this.state = 'new';
+    this.machine = new SessionMachine({ me: mgr.me, peer, offerer });
     this.items = [];
     this.byFile = new Map();
     this.ended = false;
+    /** @type {ReturnType<typeof setTimeout> | 0} */ 
     this.timer = 0;
+    /** @type {ReturnType<typeof setTimeout> | 0} */ 
+    this.connectTimer = 0;
     this.engine = new TransferEngine({
       onOffer: (info) => mgr.onOffer(this, info),
       onProgress: (p) => mgr.onProgress(this, p),
       onDone: (r) => mgr.onDone(this, r),
     });
     this.opened = new Promise((resolve, reject) => { this.resolveOpen = resolve; this.rejectOpen = reject; });
-    this.opened.catch(() => {});
-    this.reconnects = 0; // OFFERs since the data channel last opened
+    // Only offer() awaits this; a session that ends without opening must
+    // not leave an unhandled rejection behind when nobody does.
+    this.opened.catch(ignore('session ended before it opened'));
     this.lost = null; // the connection connectionLost handled last
     this.closing = false; // the peer sent SHUTDOWN
     mgr.sessions.set(`${peer}/${id}`, this);
@@ -406,6 +421,9 @@ class Session {
   }
 
   /** Answers a peer's OFFER for a new session. */
+  /** The ROAP state (SessionState). */
+  get state() { return this.machine.state; }
+
   static answer(mgr, peer, id, sdp) {
     const s = new Session(mgr, peer, id, false);
     s.renegotiate(sdp).catch((err) => s.end(RoapErrorType.BAD_SDP, false, true, err));
@@ -442,7 +460,7 @@ class Session {
     const t = new DataChannelTransport(dc);
     this.transport = t;
     dc.addEventListener('open', () => {
-      this.reconnects = 0;
+      this.machine.channelOpened();
       clearTimeout(this.connectTimer);
       this.resolveOpen();
     }, { once: true });
@@ -456,35 +474,29 @@ class Session {
    * tells the peer, the callee does not: it may be one of several devices
    * of the user that answered, whose answer lost to another device's, and
    * its ERROR would end the session that won. Otherwise the caller offers
-   * again (see Resume at the top) and the callee waits for that.
+   * again (see Resume at the top) and the callee waits for that: the
+   * machine decides (SessionMachine.lost).
    */
   connectionLost(pc, simulate = false) {
     if (pc !== this.pc || this.ended || this.closing || this.lost === pc) return;
     this.lost = pc;
     if (simulate) pc.close();
-    if (this.items.every(itemEnded)) {
-      this.end('', false, this.offerer);
-      return;
+    const next = this.machine.lost(this.items.every(itemEnded));
+    switch (next.do) {
+      case 'end':
+        this.end(next.errorType, false, next.tell);
+        return;
+      case 'wait':
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.end(RoapErrorType.FAILED, false, false), next.ms);
+        return;
+      case 'reoffer':
+        setTimeout(() => {
+          if (this.ended || this.pc !== pc) return;
+          this.newConnection();
+          this.offer().catch(ignore('resume OFFER failed; the session ended and reported it'));
+        }, next.delay);
     }
-    if (this.state !== 'open') {
-      this.end(RoapErrorType.FAILED, false, this.offerer);
-      return;
-    }
-    if (!this.offerer) {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.end(RoapErrorType.FAILED, false, false), RESUME_GRACE);
-      return;
-    }
-    if (this.reconnects >= RECONNECT_TRIES) {
-      this.end(RoapErrorType.FAILED, false, true);
-      return;
-    }
-    this.reconnects++;
-    setTimeout(() => {
-      if (this.ended || this.pc !== pc) return;
-      this.newConnection();
-      this.offer().catch(() => {}); // a failed OFFER ends the session, which reports it
-    }, 250 * 2 ** (this.reconnects - 1));
   }
 
   send(msg) {
@@ -498,7 +510,9 @@ class Session {
 
   async flushRemote() {
     this.remoteSet = true;
-    for (const c of this.remoteCands.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+    // A candidate the connection refuses (another family, a stale one after
+    // renegotiation) is no reason to stop: ICE works with the others.
+    for (const c of this.remoteCands.splice(0)) await this.pc.addIceCandidate(c).catch((err) => console.debug('transfers: candidate refused', err));
   }
 
   /**
@@ -534,7 +548,7 @@ class Session {
     const pc = this.pc;
     this.setupChannel(pc.createDataChannel(LABEL, { ordered: true }));
     await pc.setLocalDescription(await pc.createOffer());
-    this.state = 'offer-sent';
+    this.machine.offerSent();
     this.send({ type: RoapType.OFFER, sdp: withoutCandidates(pc.localDescription.sdp) });
     this.arm(OFFER_TIMEOUT);
     if (!this.connectTimer) this.armConnect(); // a new session (a resume has its own tries)
@@ -545,26 +559,23 @@ class Session {
   /** Callee: answers an OFFER (new session, or a renegotiation on a new connection). */
   async renegotiate(sdp) {
     if (this.ended) return;
-    if (this.state === 'offer-sent') {
-      // Glare: both offered in this session; the lower user id's offer wins.
-      if (this.mgr.me < this.peer) return;
-    }
-    if (this.state === 'new') this.armConnect();
-    const pc = this.state === 'new' ? this.pc : this.newConnection();
+    const how = this.machine.onOffer();
+    if (how === 'ignore') return; // glare: our own OFFER wins
+    if (how === 'answer') this.armConnect();
+    const pc = how === 'answer' ? this.pc : this.newConnection();
     await pc.setRemoteDescription({ type: 'offer', sdp });
     await this.flushRemote();
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     if (pc !== this.pc || this.ended) return;
-    this.state = 'answer-sent';
+    this.machine.answerSent();
     this.send({ type: RoapType.ANSWER, sdp: pc.localDescription.sdp });
     this.flushLocal();
     this.arm(ANSWER_TIMEOUT);
   }
 
   async onAnswer(sdp) {
-    if (this.state !== 'offer-sent') return; // a second device's answer: the first one won
-    this.state = 'answer-received';
+    if (!this.machine.onAnswer()) return; // a second device's answer: the first one won
     clearTimeout(this.timer);
     try {
       await this.pc.setRemoteDescription({ type: 'answer', sdp });
@@ -574,19 +585,18 @@ class Session {
     }
     await this.flushRemote();
     this.flushLocal(); // held back since the OFFER (see offer)
-    this.state = 'open';
+    this.machine.answerApplied();
     this.send({ type: RoapType.OK });
   }
 
   onOK() {
-    if (this.state !== 'answer-sent') return;
+    if (!this.machine.onOK()) return;
     clearTimeout(this.timer);
-    this.state = 'open';
   }
 
   addCandidate(c) {
     if (!c || !c.candidate) return; // end-of-candidates
-    if (this.remoteSet) this.pc.addIceCandidate(c).catch(() => {});
+    if (this.remoteSet) this.pc.addIceCandidate(c).catch((err) => console.debug('transfers: candidate refused', err)); // see flushRemote
     else this.remoteCands.push(c);
   }
 
@@ -632,7 +642,7 @@ class Session {
     this.rejectOpen(new SessionError(errorType || 'SHUTDOWN'));
     const why = errorType ? `${this.peer} ${errorText[errorType] || `failed (${errorType})`}` : 'connection closed';
     for (const it of this.items) if (it.state === 'connecting') this.mgr.fail(it, why);
-    if (!this.offerer && errorType === RoapErrorType.FAILED && !this.items.length && this.state !== 'new') {
+    if (this.machine.showsUnknownFailure(errorType, this.items.length)) {
       // The receiving side never learnt which file it was: say that a
       // transfer was tried, and why it could not connect.
       const it = this.mgr.addItem({
@@ -671,7 +681,8 @@ class BlockSource {
     const base = b * this.block;
     if (end > base + this.block) return this.file.slice(start, end).arrayBuffer();
     const buf = await this.load(b);
-    if ((b + 1) * this.block < this.size) this.load(b + 1).catch(() => {});
+    // Read-ahead only: a failure shows when the engine reads that block itself.
+    if ((b + 1) * this.block < this.size) this.load(b + 1).catch(ignore('read-ahead failed'));
     return buf.slice(start - base, end - base);
   }
 
@@ -689,6 +700,14 @@ class BlockSource {
 
 // ---- sinks
 
+/** A MemorySink with the OPFS sink's file() and remove() (nothing to remove). */
+class MemoryFileSink extends MemorySink {
+  /** @param {string} _name @param {string} mime */
+  async file(_name, mime) { return new Blob([this.bytes()], { type: mime }); }
+
+  async remove() {}
+}
+
 /** A sink on the Origin Private File System when available, else in memory. */
 async function newSink(name) {
   if (navigator.storage && navigator.storage.getDirectory && window.isSecureContext) {
@@ -698,10 +717,7 @@ async function newSink(name) {
       console.warn('transfers: OPFS unavailable, keeping the file in memory:', err.message);
     }
   }
-  const m = new MemorySink();
-  m.file = async (n, mime) => new Blob([m.bytes()], { type: mime });
-  m.remove = async () => {};
-  return m;
+  return new MemoryFileSink();
 }
 
 /**
@@ -714,7 +730,7 @@ async function clearIncoming() {
   const dir = await root.getDirectoryHandle(INCOMING_DIR, { create: true });
   for await (const name of dir.keys()) {
     const born = parseInt(name.split('-')[0], 36);
-    if (!(born > Date.now() - 24 * 3600 * 1000)) await dir.removeEntry(name).catch(() => {});
+    if (!(born > Date.now() - 24 * 3600 * 1000)) await dir.removeEntry(name).catch(ignore(`stale ${name} not removed (open in another tab?)`));
   }
 }
 
@@ -785,7 +801,7 @@ class OPFSSink {
   async remove() {
     const w = this.w;
     this.w = null;
-    if (w) await w.abort().catch(() => {});
-    await this.dir.removeEntry(this.fname).catch(() => {});
+    if (w) await w.abort().catch(ignore('writer already closed'));
+    await this.dir.removeEntry(this.fname).catch(ignore(`${this.fname} not removed; clearIncoming sweeps it`));
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Receiver-driven file transfer over an RTCDataChannel: the JavaScript twin
 // of the Go filexfer.Engine (filexfer/engine.go), speaking the frames of
 // frames.js. The receiver asks for the chunks it lacks, `window` at a time
@@ -80,7 +81,9 @@ export class DataChannelTransport {
   /** Feeds the channel's messages to engine and detaches it on close. */
   bind(engine) {
     this.dc.addEventListener('message', (ev) => {
-      if (typeof ev.data !== 'string') engine.handleFrame(this, ev.data).catch(() => {});
+      // A frame the engine refuses has ended its transfer (onDone reports
+      // it); the channel goes on for the others.
+      if (typeof ev.data !== 'string') engine.handleFrame(this, ev.data).catch((err) => console.debug('transfer: frame refused:', err));
     });
     this.dc.addEventListener('close', () => engine.detach(this));
     if (this.dc.readyState === 'open') engine.attach(this);
@@ -244,14 +247,16 @@ export class TransferEngine {
   sendFrames(frames) {
     const ch = this.ch;
     if (!ch) return;
-    for (const f of frames) Promise.resolve(ch.send(encodeFrame(f))).catch(() => {});
+    // A send fails only on a closing channel, whose close detaches it and
+    // ends or resumes the transfers: nothing to do per frame.
+    for (const f of frames) Promise.resolve(ch.send(encodeFrame(f))).catch(() => { /* the channel's close handles it */ });
   }
 
   /** Processes one frame that arrived on ch; frames are handled one at a time, in order. */
   handleFrame(ch, data) {
     const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
     const p = this.rx.then(() => this.handle(ch, bytes));
-    this.rx = p.catch(() => {});
+    this.rx = p.catch(() => { /* the caller gets p's error; the queue goes on */ });
     return p;
   }
 

@@ -1,3 +1,4 @@
+// @ts-check
 // File transfer frames on the RTCDataChannel: the JavaScript twin of the
 // Go package filexfer (frame.go). Both must pass testdata/vectors/frames.json.
 //
@@ -54,6 +55,7 @@ export class FrameError extends Error {
 const utf8 = new TextEncoder();
 const strictUTF8 = new TextDecoder('utf-8', { fatal: true });
 
+/** @type {Map<number, number>} */
 const fieldCounts = new Map([
   [FrameType.DESCRIBE, 6],
   [FrameType.COMPLETE, 1],

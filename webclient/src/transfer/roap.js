@@ -1,3 +1,4 @@
+// @ts-check
 // ROAP signalling messages (seed paper, Table 1) as carried on
 // im/u/{to}/signal/{from}: the JavaScript twin of the Go package roap
 // (message.go). Both must pass testdata/vectors/roap.json, so the checks

@@ -1,3 +1,4 @@
+// @ts-check
 // Incremental SHA-256. WebCrypto's digest() needs the whole input at once,
 // which does not work for files streamed to disk; this hashes chunk by
 // chunk in constant memory.

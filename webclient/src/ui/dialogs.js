@@ -1,3 +1,4 @@
+// @ts-check
 // Modal dialogs: new chat, new group, group members.
 
 import { humanError } from '../errors.js';

@@ -1,3 +1,4 @@
+// @ts-check
 // Small DOM helpers. Everything that comes from the network is put in the page
 // as text (textContent / text nodes), never parsed as HTML.
 
@@ -107,7 +108,11 @@ export function initials(name) {
   return s.toUpperCase();
 }
 
-/** A round avatar with initials and, optionally, a presence dot. */
+/**
+ * A round avatar with initials and, optionally, a presence dot.
+ * @param {string} name
+ * @param {{presence?: string, group?: boolean, size?: string}} [o]
+ */
 export function avatar(name, { presence, group = false, size = '' } = {}) {
   const el = h('span', { class: `avatar ${colorClass(name)} ${size}`.trim(), 'aria-hidden': 'true' });
   if (group) el.append(icon('group', 'avatar-icon'));

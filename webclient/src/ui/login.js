@@ -1,3 +1,4 @@
+// @ts-check
 // Sign in / sign up screen.
 
 import { humanError } from '../errors.js';

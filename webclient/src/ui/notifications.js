@@ -1,3 +1,4 @@
+// @ts-check
 // The tab title's unread count and desktop notifications (Notification API)
 // for messages that arrive while the tab is hidden. The rules are in
 // ../notify.js; sounds are off (notifications are silent).
@@ -22,7 +23,10 @@ export class Notifications {
     }, icon('bell'), h('span', { text: 'Get notified of new messages' }));
     this.renderPrompt();
     client.addEventListener('conversations', () => this.updateTitle());
-    client.addEventListener('incoming', (e) => this.incoming(e.detail.conv, e.detail.msg));
+    client.addEventListener('incoming', (e) => {
+      const { conv, msg } = /** @type {CustomEvent} */ (e).detail;
+      this.incoming(conv, msg);
+    });
     this.updateTitle();
   }
 

@@ -1,3 +1,4 @@
+// @ts-check
 // The sidebar: who I am, connection state, and the conversation list.
 
 import { avatar, h, icon, shortWhen } from './dom.js';

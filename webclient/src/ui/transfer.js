@@ -1,3 +1,4 @@
+// @ts-check
 // File transfer UI: the transfers panel (progress, speed, time left, accept /
 // decline / cancel / save), the composer's attach button and drop zone, and
 // the bubble of a "file" chat message. The model is ../transfers.js.
@@ -60,7 +61,7 @@ export class TransferPanel {
       this.list);
     this.rows = new Map();
     this.frame = 0;
-    transfers.addEventListener('change', (e) => this.schedule(e.detail.item));
+    transfers.addEventListener('change', (e) => this.schedule(/** @type {CustomEvent} */ (e).detail.item));
   }
 
   clear() {
