@@ -78,6 +78,19 @@ func TestSmoke(t *testing.T) {
 			})
 		}
 	}
+	// The idle workload's raw MQTT device: CONNECT and SUBSCRIBE over TCP
+	// and WebSocket answered as expected, and a refusal said as one.
+	u := userName(0)
+	for _, c := range []struct{ name, addr, path string }{{"tcp", p.mqtt, ""}, {"ws", p.http, "/mqtt"}} {
+		conn, err := idleDevice(c.addr, c.path, u+":idle-"+c.name, u, p.tokens[u], "im/u/"+u+"/#")
+		if err != nil {
+			t.Fatalf("idle device over %s: %v", c.name, err)
+		}
+		conn.Close()
+	}
+	if _, err := idleDevice(p.mqtt, "", u+":idle-bad", u, "wrong", "im/u/"+u+"/#"); err == nil || !strings.Contains(err.Error(), "connect refused") {
+		t.Errorf("idle device with a wrong password: %v, want connect refused", err)
+	}
 }
 
 func TestHist(t *testing.T) {

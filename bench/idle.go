@@ -79,34 +79,33 @@ func idleDevice(addr, path, id, user, password, filter string) (net.Conn, error)
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(connectPacket(id, user, password, true, 600)); err != nil {
+	// CONNACK: 0x20, length, flags, reason 0; SUBACK: 0x90, length, packet
+	// id, granted QoS 0-2.
+	err = exchange(c, connectPacket(id, user, password, true, 600), 4, "connect", func(b []byte) bool { return b[0] == 0x20 && b[3] == 0 })
+	if err == nil {
+		err = exchange(c, subscribePacket(1, filter), 5, "subscribe", func(b []byte) bool { return b[0] == 0x90 && b[4] <= 2 })
+	}
+	if err != nil {
 		c.Close()
 		return nil, err
-	}
-	var ack [4]byte
-	if _, err := io.ReadFull(c, ack[:]); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("bench: connack: %w", err)
-	}
-	if ack[0] != 0x20 || ack[3] != 0 {
-		c.Close()
-		return nil, fmt.Errorf("bench: connect refused: % x", ack)
-	}
-	if _, err := c.Write(subscribePacket(1, filter)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	var sub [5]byte
-	if _, err := io.ReadFull(c, sub[:]); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("bench: suback: %w", err)
-	}
-	if sub[0] != 0x90 || sub[4] > 2 {
-		c.Close()
-		return nil, fmt.Errorf("bench: subscribe refused: % x", sub)
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// exchange writes pkt and reads an answer of n bytes that ok must accept.
+func exchange(c net.Conn, pkt []byte, n int, what string, ok func([]byte) bool) error {
+	if _, err := c.Write(pkt); err != nil {
+		return err
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c, b); err != nil {
+		return fmt.Errorf("bench: %s: reading the answer: %w", what, err)
+	}
+	if !ok(b) {
+		return fmt.Errorf("bench: %s refused: % x", what, b)
+	}
+	return nil
 }
 
 // idlePoint is the server's footprint at one connection count.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -208,25 +209,17 @@ func (g *Gateway) conversations(w http.ResponseWriter, r *http.Request, user str
 }
 
 func (g *Gateway) groupErr(err error) error {
-	switch {
-	case errors.Is(err, groups.ErrNotFound):
-		return fail(http.StatusNotFound, imerr.NotFound, "no such group")
-	case errors.Is(err, groups.ErrExists):
-		return fail(http.StatusConflict, imerr.Conflict, "group id taken")
-	case errors.Is(err, groups.ErrInvalid):
-		return fail(http.StatusBadRequest, imerr.Invalid, "group id must match ^[a-z0-9][a-z0-9_.-]{0,63}$ and name be at most 100 bytes")
-	case errors.Is(err, groups.ErrNotMember):
-		return fail(http.StatusForbidden, imerr.Forbidden, "not a member")
-	case errors.Is(err, groups.ErrNotPermitted):
-		return fail(http.StatusForbidden, imerr.Forbidden, "only the owner may remove others; the owner cannot leave")
-	case errors.Is(err, groups.ErrTooMany):
-		return fail(http.StatusBadRequest, imerr.TooLarge, "group full (%d members)", groups.MaxMembers)
-	case errors.Is(err, groups.ErrQuota):
+	if errors.Is(err, groups.ErrQuota) {
 		return fail(http.StatusTooManyRequests, imerr.QuotaExceeded, "%s", strings.TrimPrefix(err.Error(), "groups: "))
-	case errors.Is(err, groups.ErrDeclined):
-		return fail(http.StatusForbidden, imerr.Forbidden, "that user left this group: only they can rejoin it")
 	}
-	return err
+	return refuse(err,
+		refusal{groups.ErrNotFound, http.StatusNotFound, imerr.NotFound, "no such group"},
+		refusal{groups.ErrExists, http.StatusConflict, imerr.Conflict, "group id taken"},
+		refusal{groups.ErrInvalid, http.StatusBadRequest, imerr.Invalid, "group id must match ^[a-z0-9][a-z0-9_.-]{0,63}$ and name be at most 100 bytes"},
+		refusal{groups.ErrNotMember, http.StatusForbidden, imerr.Forbidden, "not a member"},
+		refusal{groups.ErrNotPermitted, http.StatusForbidden, imerr.Forbidden, "only the owner may remove others; the owner cannot leave"},
+		refusal{groups.ErrTooMany, http.StatusBadRequest, imerr.TooLarge, fmt.Sprintf("group full (%d members)", groups.MaxMembers)},
+		refusal{groups.ErrDeclined, http.StatusForbidden, imerr.Forbidden, "that user left this group: only they can rejoin it"})
 }
 
 func (g *Gateway) requireUsers(users ...string) error {

@@ -40,17 +40,13 @@ func accountErr(err error) error {
 		return &apiError{status: http.StatusTooManyRequests, code: imerr.RateLimited, retryAfter: secs,
 			msg: "too many failed logins; retry later"}
 	}
-	switch {
-	case errors.As(err, &pe):
+	if errors.As(err, &pe) {
 		return fail(http.StatusBadRequest, imerr.Invalid, "%s", pe.Reason)
-	case errors.Is(err, accounts.ErrBadCredentials):
-		return fail(http.StatusUnauthorized, imerr.Unauthorized, "bad user or password")
-	case errors.Is(err, accounts.ErrExists):
-		return fail(http.StatusConflict, imerr.Conflict, "user exists")
-	case errors.Is(err, accounts.ErrInvalidUser):
-		return fail(http.StatusBadRequest, imerr.Invalid, "user id must match ^[a-z0-9][a-z0-9_.-]{0,31}$")
 	}
-	return err
+	return refuse(err,
+		refusal{accounts.ErrBadCredentials, http.StatusUnauthorized, imerr.Unauthorized, "bad user or password"},
+		refusal{accounts.ErrExists, http.StatusConflict, imerr.Conflict, "user exists"},
+		refusal{accounts.ErrInvalidUser, http.StatusBadRequest, imerr.Invalid, "user id must match ^[a-z0-9][a-z0-9_.-]{0,31}$"})
 }
 
 func (g *Gateway) register(w http.ResponseWriter, r *http.Request, _ string) error {

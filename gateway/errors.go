@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -32,6 +33,25 @@ var httpStatus = map[imerr.Code]int{
 	imerr.NotFound:      http.StatusNotFound,
 	imerr.Internal:      http.StatusInternalServerError,
 	imerr.StorageFull:   http.StatusInsufficientStorage,
+}
+
+// refusal is how the API answers a store's sentinel error.
+type refusal struct {
+	err    error
+	status int
+	code   imerr.Code
+	msg    string
+}
+
+// refuse answers err by the first refusal whose sentinel it wraps, or
+// returns err as it is (a 500, logged).
+func refuse(err error, rs ...refusal) error {
+	for _, r := range rs {
+		if errors.Is(err, r.err) {
+			return fail(r.status, r.code, "%s", r.msg)
+		}
+	}
+	return err
 }
 
 // imFail is the HTTP answer to a refusal of the chat service.

@@ -246,9 +246,7 @@ func TestCORS(t *testing.T) {
 
 // TestDecode: bodies are read strictly, each refusal with its reason.
 func TestDecode(t *testing.T) {
-	tg := newTestGateway(t, nil)
-	tok := tg.user(t, "alice")
-	for _, c := range []struct {
+	cases := []struct {
 		name, body string
 		status     int
 		says       string
@@ -258,7 +256,10 @@ func TestDecode(t *testing.T) {
 		{"invalid UTF-8", "{\"user\":\"b\xffb\"}", http.StatusBadRequest, "UTF-8"},
 		{"malformed", `{"user":`, http.StatusBadRequest, "malformed"},
 		{"oversize", `{"user":"` + strings.Repeat("a", maxBody) + `"}`, http.StatusRequestEntityTooLarge, "body over"},
-	} {
+	}
+	tg := newTestGateway(t, nil)
+	tok := tg.user(t, "alice")
+	for _, c := range cases {
 		a := tg.do(t, "POST", "/api/v1/blocks", tok, c.body)
 		if a.status != c.status || !strings.Contains(a.raw, c.says) {
 			t.Errorf("%s: %v, want %d saying %q", c.name, a, c.status, c.says)

@@ -77,9 +77,7 @@ export class SessionMachine {
    * @returns {boolean} whether to apply it
    */
   onAnswer() {
-    if (this.state !== SessionState.OFFER_SENT) return false;
-    this.state = SessionState.ANSWER_RECEIVED;
-    return true;
+    return this.step(SessionState.OFFER_SENT, SessionState.ANSWER_RECEIVED);
   }
 
   /** The ANSWER is applied and OK sent: the caller's session is open. */
@@ -92,8 +90,17 @@ export class SessionMachine {
    * @returns {boolean} whether it was expected (after our ANSWER)
    */
   onOK() {
-    if (this.state !== SessionState.ANSWER_SENT) return false;
-    this.state = SessionState.OPEN;
+    return this.step(SessionState.ANSWER_SENT, SessionState.OPEN);
+  }
+
+  /**
+   * Moves from one state to another, if in from.
+   * @param {SessionStateName} from
+   * @param {SessionStateName} to
+   */
+  step(from, to) {
+    if (this.state !== from) return false;
+    this.state = to;
     return true;
   }
 
