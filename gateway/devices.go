@@ -45,16 +45,23 @@ func (g *Gateway) listDevices(w http.ResponseWriter, _ *http.Request, user strin
 	return nil
 }
 
-// ownDevice checks that user manages device id (acl.CanManageDevice).
-func (g *Gateway) ownDevice(user, id string) error {
-	if e := g.o.Policy.CanManageDevice(user, id); e != nil {
-		return imFail(e)
+// deviceHandler serves a route of one device, {id}, that the caller
+// manages.
+type deviceHandler func(w http.ResponseWriter, r *http.Request, device string) error
+
+// managed is h behind the acl rule on managing device {id}
+// (acl.CanManageDevice): 404 for no such device, 403 for another's.
+func (g *Gateway) managed(h deviceHandler) handler {
+	return func(w http.ResponseWriter, r *http.Request, user string) error {
+		id := r.PathValue("id")
+		if e := g.o.Policy.CanManageDevice(user, id); e != nil {
+			return imFail(e)
+		}
+		return h(w, r, id)
 	}
-	return nil
 }
 
-func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request, user string) error {
-	id := r.PathValue("id")
+func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request, id string) error {
 	var body struct {
 		ClientID string `json:"client_id"`
 	}
@@ -62,9 +69,6 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request, user string)
 		if err := decode(r, &body); err != nil {
 			return err
 		}
-	}
-	if err := g.ownDevice(user, id); err != nil {
-		return err
 	}
 	clientID := body.ClientID
 	if clientID != "" {
@@ -81,11 +85,7 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request, user string)
 	return nil
 }
 
-func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request, user string) error {
-	id := r.PathValue("id")
-	if err := g.ownDevice(user, id); err != nil {
-		return err
-	}
+func (g *Gateway) listKeys(w http.ResponseWriter, _ *http.Request, id string) error {
 	keys, err := g.o.Accounts.Keys(id)
 	if err != nil {
 		return err
@@ -94,11 +94,7 @@ func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request, user string) 
 	return nil
 }
 
-func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request, user string) error {
-	id := r.PathValue("id")
-	if err := g.ownDevice(user, id); err != nil {
-		return err
-	}
+func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request, id string) error {
 	k, err := g.o.Accounts.RevokeKey(id, r.PathValue("kid"))
 	if errors.Is(err, accounts.ErrNoKey) {
 		return fail(http.StatusNotFound, imerr.NotFound, "no such key")
@@ -115,11 +111,7 @@ func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request, user string)
 
 // revokeDevice signs a device out everywhere: every key of it is revoked and
 // every session on them dropped.
-func (g *Gateway) revokeDevice(w http.ResponseWriter, r *http.Request, user string) error {
-	id := r.PathValue("id")
-	if err := g.ownDevice(user, id); err != nil {
-		return err
-	}
+func (g *Gateway) revokeDevice(w http.ResponseWriter, _ *http.Request, id string) error {
 	keys, err := g.o.Accounts.RevokeKeys(id)
 	if err != nil {
 		return err

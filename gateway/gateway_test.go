@@ -353,4 +353,18 @@ func TestDeviceAccess(t *testing.T) {
 		{"a person is no device", alice, "/api/v1/devices/bob/keys", http.StatusForbidden},
 		{"no such device", alice, "/api/v1/devices/nope/keys", http.StatusNotFound},
 	})
+	// Every route of a device is behind the same rule (routes.go, managed).
+	for _, rt := range tg.apiRoutes() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		if !strings.HasPrefix(path, "/api/v1/devices/{id}") {
+			continue
+		}
+		path = strings.NewReplacer("{id}", "alice-meter", "{kid}", "k1").Replace(path)
+		if a := tg.do(t, method, path, bob, ""); a.status != http.StatusForbidden {
+			t.Errorf("bob %s: %v, want 403", rt.pattern, a)
+		}
+	}
+	if a := tg.do(t, "POST", "/api/v1/devices/alice-meter/keys", alice, ""); a.status != http.StatusCreated {
+		t.Errorf("manager creates a key: %v, want 201", a)
+	}
 }

@@ -67,13 +67,13 @@ func (g *Gateway) apiRoutes() []route {
 		{"PATCH /api/v1/groups/{gid}", g.renameGroup, authUser, 0},
 		{"DELETE /api/v1/groups/{gid}", g.deleteGroup, authUser, 0},
 
-		// Devices and their keys (devices.go).
+		// Devices and their keys (devices.go); managed: the caller's own.
 		{"POST /api/v1/devices", g.createDevice, authUser, 0},
 		{"GET /api/v1/devices", g.listDevices, authUser, 0},
-		{"POST /api/v1/devices/{id}/keys", g.createKey, authUser, 0},
-		{"GET /api/v1/devices/{id}/keys", g.listKeys, authUser, 0},
-		{"DELETE /api/v1/devices/{id}/keys/{kid}", g.revokeKey, authUser, 0},
-		{"POST /api/v1/devices/{id}/revoke", g.revokeDevice, authUser, 0},
+		{"POST /api/v1/devices/{id}/keys", g.managed(g.createKey), authUser, 0},
+		{"GET /api/v1/devices/{id}/keys", g.managed(g.listKeys), authUser, 0},
+		{"DELETE /api/v1/devices/{id}/keys/{kid}", g.managed(g.revokeKey), authUser, 0},
+		{"POST /api/v1/devices/{id}/revoke", g.managed(g.revokeDevice), authUser, 0},
 
 		// Block and contact lists (lists.go).
 		{"POST /api/v1/blocks", g.listAdd(g.blocks()), authUser, 0},
