@@ -20,10 +20,7 @@ func (m members) IsMember(gid, user string) (bool, error) {
 
 func TestCanSubscribe(t *testing.T) {
 	p := &Policy{Members: members{}, Admins: map[string]bool{"root": true}}
-	cases := []struct {
-		user, filter string
-		want         bool
-	}{
+	checkSubscribe(t, p, []subCase{
 		{"alice", "im/u/alice/#", true},
 		{"alice", "im/u/alice/dm/+", true},
 		{"alice", "im/u/alice/g/team", true},
@@ -45,20 +42,12 @@ func TestCanSubscribe(t *testing.T) {
 		{"alice", "im/g/team", false},
 		{"alice", "im/presence/+/x", false},
 		{"alice", "other/thing", false},
-	}
-	for _, c := range cases {
-		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
-			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
-		}
-	}
+	})
 }
 
 func TestCanPublish(t *testing.T) {
 	p := &Policy{Members: members{"team": {"alice", "bob"}}}
-	cases := []struct {
-		user, topic string
-		want        imerr.Code // "" = allowed
-	}{
+	checkPublish(t, p, []pubCase{
 		{"alice", "im/u/bob/dm/alice", ""},
 		{"alice", "im/u/bob/dm/carol", imerr.Forbidden},
 		{"alice", "im/u/bob/receipt/alice", ""},
@@ -78,19 +67,39 @@ func TestCanPublish(t *testing.T) {
 		{"alice", "im/u/alice/sync", imerr.Forbidden},
 		{"alice", "im/u/alice/groups", imerr.Forbidden},
 		{"alice", "im/u/alice/profile", imerr.Forbidden},
-	}
+	})
+}
+
+// pubCase is a publish by user to topic and the code it gets ("" allowed).
+type pubCase struct {
+	user, topic string
+	want        imerr.Code
+}
+
+func checkPublish(t *testing.T, p *Policy, cases []pubCase) {
+	t.Helper()
 	for _, c := range cases {
 		tp, err := topic.Parse(c.topic)
 		if err != nil {
 			t.Fatalf("parse %s: %v", c.topic, err)
 		}
-		e := p.CanPublish(c.user, tp)
-		got := imerr.Code("")
-		if e != nil {
-			got = e.Code
-		}
-		if got != c.want {
+		if got := codeOf(p.CanPublish(c.user, tp)); got != c.want {
 			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
+		}
+	}
+}
+
+// subCase is a subscription by user to filter and whether it is granted.
+type subCase struct {
+	user, filter string
+	want         bool
+}
+
+func checkSubscribe(t *testing.T, p *Policy, cases []subCase) {
+	t.Helper()
+	for _, c := range cases {
+		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
+			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
 		}
 	}
 }
@@ -105,10 +114,7 @@ func (b blockList) Has(owner, user string) bool { return b[[2]string{owner, user
 // blocker's own publishes are not affected.
 func TestBlocks(t *testing.T) {
 	p := &Policy{Members: members{"team": {"alice", "mallory"}}, Blocks: blockList{{"alice", "mallory"}: true}}
-	pub := []struct {
-		user, topic string
-		want        imerr.Code
-	}{
+	checkPublish(t, p, []pubCase{
 		{"mallory", "im/u/alice/dm/mallory", imerr.Forbidden},
 		{"mallory", "im/u/alice/receipt/mallory", imerr.Forbidden},
 		{"mallory", "im/u/alice/typing/mallory", imerr.Forbidden},
@@ -118,35 +124,14 @@ func TestBlocks(t *testing.T) {
 		{"mallory", "im/g/team/typing", ""},
 		{"alice", "im/u/mallory/dm/alice", ""},
 		{"alice", "im/u/mallory/signal/alice", ""},
-	}
-	for _, c := range pub {
-		tp, err := topic.Parse(c.topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := imerr.Code("")
-		if e := p.CanPublish(c.user, tp); e != nil {
-			got = e.Code
-		}
-		if got != c.want {
-			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
-		}
-	}
-	sub := []struct {
-		user, filter string
-		want         bool
-	}{
+	})
+	checkSubscribe(t, p, []subCase{
 		{"mallory", "im/presence/alice", false},
 		{"mallory", "im/presence/+", true},
 		{"mallory", "im/presence/bob", true},
 		{"alice", "im/presence/mallory", true},
 		{"mallory", "im/presence/mallory", true},
-	}
-	for _, c := range sub {
-		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
-			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
-		}
-	}
+	})
 	if e := p.CanAddToGroup("mallory", "alice"); e == nil || e.Code != imerr.Forbidden {
 		t.Errorf("mallory adds alice: %v, want forbidden", e)
 	}
@@ -162,10 +147,7 @@ func TestBlocks(t *testing.T) {
 func TestContactsOnly(t *testing.T) {
 	p := &Policy{Members: members{}, Contacts: blockList{{"dave", "bob"}: true},
 		ContactsOnly: func(u string) bool { return u == "dave" }}
-	pub := []struct {
-		user, topic string
-		want        imerr.Code
-	}{
+	checkPublish(t, p, []pubCase{
 		{"bob", "im/u/dave/dm/bob", ""},
 		{"bob", "im/u/dave/signal/bob", ""},
 		{"eve", "im/u/dave/dm/eve", imerr.Forbidden},
@@ -174,17 +156,7 @@ func TestContactsOnly(t *testing.T) {
 		{"eve", "im/u/dave/receipt/eve", ""},
 		{"eve", "im/u/bob/dm/eve", ""},
 		{"dave", "im/u/eve/dm/dave", ""},
-	}
-	for _, c := range pub {
-		tp, _ := topic.Parse(c.topic)
-		got := imerr.Code("")
-		if e := p.CanPublish(c.user, tp); e != nil {
-			got = e.Code
-		}
-		if got != c.want {
-			t.Errorf("CanPublish(%s, %s) = %q, want %q", c.user, c.topic, got, c.want)
-		}
-	}
+	})
 	if e := p.CanAddToGroup("eve", "dave"); e == nil {
 		t.Error("eve added dave, who takes contacts only")
 	}
@@ -207,10 +179,7 @@ func TestWholeNamespaceRule(t *testing.T) {
 	}
 	p := &Policy{Members: members{}}
 	p.SetRules(rules)
-	for _, c := range []struct {
-		user, filter string
-		want         bool
-	}{
+	checkSubscribe(t, p, []subCase{
 		{"paho", "#", true},
 		{"paho", "+/+", true},
 		{"paho", "TopicA/+", true},
@@ -221,11 +190,7 @@ func TestWholeNamespaceRule(t *testing.T) {
 		{"paho", "im/u/paho/dm/alice", true}, // its own
 		{"paho", "im/u/+/#", false},          // im/ filters follow the contract
 		{"alice", "#", false},                // no rule for alice
-	} {
-		if got := p.CanSubscribe(c.user, c.user+":dev", c.filter); got != c.want {
-			t.Errorf("CanSubscribe(%s, %q) = %v, want %v", c.user, c.filter, got, c.want)
-		}
-	}
+	})
 	for _, c := range []struct {
 		topic string
 		want  bool
