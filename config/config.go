@@ -85,6 +85,11 @@ type Config struct {
 	// Rules are the operator's ACL rules for topics outside im/ (devices,
 	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
 	Rules []acl.Rule `yaml:"rules"`
+	// Mounts give users (by name or role) their own subtree mnt/{mount}/
+	// of the operator namespace, mapped transparently (acl.Mount); rules
+	// are written for the mapped topics. Reloaded on SIGHUP, for new
+	// connections.
+	Mounts []acl.Mount `yaml:"mounts"`
 }
 
 // Default returns the embedded defaults.

@@ -122,11 +122,17 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) *co
 	if err != nil {
 		return refuse(refuseCredentials, "bad user name, password, key or token")
 	}
-	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, key, pk.Connect.WillTopic) {
+	mount := h.d.Policy.MountOf(user)
+	will := MountIn(mount, pk.Connect.WillTopic)
+	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, key, will) {
 		// mochi publishes wills without OnPublish or ACL checks, so a will
 		// into im/ would bypass stamping; refuse it up front, visibly.
-		return refuse(refuseWill, fmt.Sprintf("will topic %q not allowed", truncate(pk.Connect.WillTopic, 64)), "topic", pk.Connect.WillTopic)
+		return refuse(refuseWill, fmt.Sprintf("will topic %q not allowed", truncate(pk.Connect.WillTopic, 64)), "topic", will)
 	}
+	if pk.Connect.WillFlag {
+		cl.Properties.Will.TopicName = will
+	}
+	h.d.Mounts.set(cl, mount)
 	cl.ID = key
 	h.d.Keys.Bind(key, Binding{User: user, Credential: cred})
 	return nil

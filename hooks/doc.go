@@ -43,4 +43,7 @@ type Deps struct {
 	// Space, if set, refuses retained publishes outside im/ while the disk
 	// is below its reserve (im/ writes are refused by the history store).
 	Space *kvstore.Space
+	// Mounts holds connected clients' mounts (acl.Mount); nil: nobody is
+	// mounted.
+	Mounts *MountTable
 }
