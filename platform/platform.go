@@ -100,7 +100,8 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	}
 	lim := cfg.Limits
 	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL, Space: space,
-		KDFLimits: accounts.KDFLimits{Slots: lim.KDFSlots, Queue: lim.KDFQueue, Wait: lim.KDFWait},
+		KDFLimits:     accounts.KDFLimits{Slots: lim.KDFSlots, Queue: lim.KDFQueue, Wait: lim.KDFWait},
+		PasswordCache: accounts.PasswordCache{TTL: lim.PasswordCacheTTL, MaxEntries: lim.PasswordCacheSize},
 		Throttle: ratelimit.NewLogins(ratelimit.LoginLimits{IPRate: lim.LoginIPRate, IPBurst: lim.LoginIPBurst,
 			BackoffMax: lim.LoginBackoffMax, AccountRate: lim.LoginAccountRate, AccountBurst: lim.LoginAccountBurst})})
 	if err != nil {
