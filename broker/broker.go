@@ -124,6 +124,9 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := b.addHook(&connackProps{maxPacket: MaxPacketSize, topicAliases: caps.TopicAliasMaximum}, nil); err != nil {
 		return nil, err
 	}
+	if err := b.addHook(&outboundFixes{}, nil); err != nil {
+		return nil, err
+	}
 	if err := b.addHook(hooks.NewAuth(d), nil); err != nil {
 		return nil, err
 	}

@@ -189,10 +189,19 @@ func remoteHost(remote string) string {
 
 // OnPacketRead resolves an inbound MQTT 5 topic alias before anything else
 // sees the packet: mochi checks the write ACL before it resolves aliases, so
-// a publish carrying only an alias would be judged by an empty topic.
+// a publish carrying only an alias would be judged by an empty topic. An
+// alias this connection never set up (aliases end with their connection
+// [MQTT-3.3.2-10]) is a protocol error: DISCONNECT 0x94 Topic Alias invalid
+// (mochi would go on with an empty topic name).
 func (h *Auth) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Publish && pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 {
 		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		if pk.TopicName == "" {
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+				ReasonCode: packets.ErrTopicAliasInvalid.Code})
+			cl.Stop(packets.ErrTopicAliasInvalid)
+			return pk, packets.ErrRejectPacket
+		}
 	}
 	return pk, nil
 }

@@ -118,11 +118,14 @@ func (h *Mounts) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 			return pk, nil // an alias Auth could not resolve: mochi refuses it
 		}
 		pk.TopicName = MountIn(prefix, pk.TopicName)
-		// Auth stored the alias with the client's own name; mochi would
-		// store it again, with the mapped one, and the next publish by that
-		// alias would be mapped twice. The alias number stays, so mochi
-		// still checks it against Topic Alias Maximum.
-		pk.Properties.TopicAliasFlag = false
+		if pk.Properties.TopicAlias > 0 {
+			// Auth stored the alias with the client's own name; mochi would
+			// store it again, with the mapped one, and the next publish by
+			// that alias would be mapped twice. The alias number stays, so
+			// mochi still checks it against Topic Alias Maximum (and an
+			// alias 0, flag kept, is refused as invalid [MQTT-3.3.2-8]).
+			pk.Properties.TopicAliasFlag = false
+		}
 	case packets.Subscribe, packets.Unsubscribe:
 		filters := make(packets.Subscriptions, len(pk.Filters))
 		copy(filters, pk.Filters)
