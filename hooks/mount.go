@@ -103,7 +103,7 @@ func (h *Mounts) ID() string { return "mqim-mounts" }
 
 // Provides implements mqtt.Hook.
 func (h *Mounts) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnDisconnect, mqtt.OnClientExpired}, []byte{b})
 }
 
 // OnPacketRead maps what a mounted client sends into its mount.
@@ -150,3 +150,8 @@ func (h *Mounts) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pack
 
 // OnDisconnect forgets the client.
 func (h *Mounts) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.t.forget(cl) }
+
+// OnClientExpired forgets a client whose connection failed between its
+// CONNECT's acceptance and its read loop (a CONNACK that could not be
+// written): mochi calls no OnDisconnect for it, but expires its session.
+func (h *Mounts) OnClientExpired(cl *mqtt.Client) { h.t.forget(cl) }
