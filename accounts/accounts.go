@@ -67,6 +67,8 @@ type Store struct {
 
 	genMu sync.Mutex
 	gens  map[string]uint64 // cache of token generations (see RevokeAll)
+
+	pw *pwCache // verified passwords (PasswordCache); nil: off
 }
 
 // Options configure a Store.
@@ -81,6 +83,9 @@ type Options struct {
 	// Space, if set, refuses new accounts and keys while the disk is below
 	// its reserve (errors wrap kvstore.ErrFull).
 	Space *kvstore.Space
+	// PasswordCache, if its TTL and MaxEntries are set, spares a client
+	// that logs in again with the password it verified within TTL the KDF.
+	PasswordCache PasswordCache
 }
 
 // Open returns a Store over db, creating the token signing secret on first use.
@@ -95,7 +100,7 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, gate: newKDFGate(o.KDFLimits), throttle: o.Throttle, space: o.Space,
-		exists: map[string]bool{}, kinds: map[string]string{}, gens: map[string]uint64{}}
+		exists: map[string]bool{}, kinds: map[string]string{}, gens: map[string]uint64{}, pw: newPWCache(o.PasswordCache, o.Now)}
 	err := db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte("k/token"))
 		if err == nil {
@@ -315,7 +320,8 @@ func (s *Store) Owner(user string) (string, error) {
 }
 
 // CheckPassword verifies user's password (runs the KDF, inside the gate:
-// it may fail with ErrBusy). It is not throttled; see Login.
+// it may fail with ErrBusy; or, for a password verified within the
+// PasswordCache's TTL, compares its digest). It is not throttled; see Login.
 func (s *Store) CheckPassword(user, password string) error {
 	if !topic.ValidUser(user) || len(password) > MaxPasswordLen {
 		return ErrBadCredentials
@@ -335,6 +341,9 @@ func (s *Store) CheckPassword(user, password string) error {
 	if r.Hash == nil { // device accounts have no password
 		return ErrBadCredentials
 	}
+	if s.pw.hit(user, r.Hash, password) {
+		return nil
+	}
 	h, err := s.hash(password, r.Salt, KDF{r.Time, r.MemKiB, r.Threads})
 	if err != nil {
 		return err
@@ -342,6 +351,7 @@ func (s *Store) CheckPassword(user, password string) error {
 	if subtle.ConstantTimeCompare(h, r.Hash) != 1 {
 		return ErrBadCredentials
 	}
+	s.pw.add(user, r.Hash, password)
 	return nil
 }
 

@@ -146,9 +146,11 @@ func (s *Store) RevokeToken(t TokenInfo) error {
 	return nil
 }
 
-// RevokeAll revokes every token issued to user so far. The caller drops the
-// user's connections that authenticated with a token or a password.
+// RevokeAll revokes every token issued to user so far, and forgets its
+// verified password (PasswordCache). The caller drops the user's
+// connections that authenticated with a token or a password.
 func (s *Store) RevokeAll(user string) error {
+	s.pw.forget(user)
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
 	gen, err := s.loadGeneration(user)

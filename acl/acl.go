@@ -44,6 +44,7 @@ type Policy struct {
 	Contacts     Blocks
 	ContactsOnly func(user string) bool
 	rules        atomic.Pointer[Rules]
+	mounts       atomic.Pointer[Mounts]
 }
 
 // blocked reports whether owner has blocked user.

@@ -119,12 +119,7 @@ func (r *Rules) allow(user, role, clientID, filter string, write bool) bool {
 		want = accWrite
 	}
 	for _, c := range r.list {
-		if c.User != "" && c.User != "*" {
-			if ok, _ := path.Match(c.User, user); !ok {
-				continue
-			}
-		}
-		if c.Role != "" && c.Role != role {
+		if !appliesTo(c.User, c.Role, user, role) {
 			continue
 		}
 		for _, t := range c.Topics {
@@ -147,6 +142,17 @@ func (r *Rules) allow(user, role, clientID, filter string, write bool) bool {
 		}
 	}
 	return false
+}
+
+// appliesTo reports whether a rule or mount for userPat (a name or glob;
+// "" or "*": everyone) and rolePat ("": any) applies to user of role.
+func appliesTo(userPat, rolePat, user, role string) bool {
+	if userPat != "" && userPat != "*" {
+		if ok, _ := path.Match(userPat, user); !ok {
+			return false
+		}
+	}
+	return rolePat == "" || rolePat == role
 }
 
 // covers reports whether every topic matched by filter f is matched by

@@ -124,7 +124,16 @@ func New(o Options, d *hooks.Deps) (*Broker, error) {
 	if err := b.addHook(&connackProps{maxPacket: MaxPacketSize, topicAliases: caps.TopicAliasMaximum}, nil); err != nil {
 		return nil, err
 	}
+	if err := b.addHook(&outboundFixes{}, nil); err != nil {
+		return nil, err
+	}
 	if err := b.addHook(hooks.NewAuth(d), nil); err != nil {
+		return nil, err
+	}
+	if d.Mounts == nil {
+		d.Mounts = hooks.NewMountTable()
+	}
+	if err := b.addHook(hooks.NewMounts(d.Mounts), nil); err != nil { // right after Auth: aliases resolved first
 		return nil, err
 	}
 	if err := b.addHook(b.IM, nil); err != nil {

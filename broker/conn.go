@@ -153,7 +153,8 @@ func (c *boundedConn) stopDraining() {
 }
 
 // Close flushes what is queued (a CONNACK refusing a client, a final
-// DISCONNECT) for up to closeFlush, then closes the socket.
+// DISCONNECT) for up to closeFlush, then closes the socket (lingering: in
+// the background, see lingerOnClose).
 func (c *boundedConn) Close() error {
 	timeout := time.NewTimer(closeFlush)
 	defer timeout.Stop()
@@ -177,8 +178,15 @@ func (c *boundedConn) Close() error {
 	linger := c.linger
 	c.mu.Unlock()
 	if hc, ok := c.Conn.(interface{ CloseWrite() error }); linger && ok && hc.CloseWrite() == nil {
+		// Read away in the background: mochi closes under the client's
+		// stop, and whoever stops it next (a takeover's CONNECT) waits
+		// for that to return.
 		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
-		_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+		go func() {
+			_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+			_ = c.Conn.Close()
+		}()
+		return nil
 	}
 	return c.Conn.Close()
 }

@@ -85,6 +85,11 @@ type Config struct {
 	// Rules are the operator's ACL rules for topics outside im/ (devices,
 	// bots, bridges); reloaded on SIGHUP. See acl.Rule.
 	Rules []acl.Rule `yaml:"rules"`
+	// Mounts give users (by name or role) their own subtree mnt/{mount}/
+	// of the operator namespace, mapped transparently (acl.Mount); rules
+	// are written for the mapped topics. Reloaded on SIGHUP, for new
+	// connections.
+	Mounts []acl.Mount `yaml:"mounts"`
 }
 
 // Default returns the embedded defaults.
@@ -100,6 +105,7 @@ func Default() Config {
 			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
 			GroupsOwnedPerUser: 100, GroupsPerUser: 500, BlocksPerUser: 1000, ContactsPerUser: 5000, DirectoryRate: 2, DirectoryBurst: 20,
 			KDFSlots: runtime.GOMAXPROCS(0), KDFQueue: 4 * runtime.GOMAXPROCS(0), KDFWait: 2 * time.Second,
+			PasswordCacheTTL: 10 * time.Minute, PasswordCacheSize: 10000,
 			LoginIPRate: 0.2, LoginIPBurst: 20, LoginBackoffMax: 5 * time.Second, LoginAccountRate: 1, LoginAccountBurst: 30},
 	}
 }
@@ -128,7 +134,7 @@ func (c Config) Validate() error {
 	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,
 		c.Limits.StreamsPerUser < 0 || c.Limits.TicketsPerUser < 0 || c.Limits.PollIdle < 0,
 		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0 || c.Limits.BlocksPerUser < 0 || c.Limits.ContactsPerUser < 0 || c.Limits.DirectoryRate < 0 || c.Limits.DirectoryBurst < 0,
-		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0,
+		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0 || c.Limits.PasswordCacheTTL < 0 || c.Limits.PasswordCacheSize < 0,
 		c.Limits.ConnectTimeout < 0 || c.Limits.MaxKeepalive < 0 || c.Limits.TopicLevels < 0 || c.Limits.TopicBytes < 0 || c.Limits.Subscriptions < 0,
 		c.Limits.LoginIPRate < 0 || c.Limits.LoginIPBurst < 0 || c.Limits.LoginBackoffMax < 0 || c.Limits.LoginAccountRate < 0 || c.Limits.LoginAccountBurst < 0:
 		return fmt.Errorf("config: limits must not be negative")
@@ -318,6 +324,13 @@ type Limits struct {
 	KDFSlots int           `yaml:"kdf_slots"`
 	KDFQueue int           `yaml:"kdf_queue"`
 	KDFWait  time.Duration `yaml:"kdf_wait"`
+	// PasswordCacheTTL and PasswordCacheSize: a password that verified is
+	// remembered (as a keyed digest, accounts.PasswordCache) for this long,
+	// for at most this many users, so a client reconnecting with it within
+	// the TTL does not run the KDF again (default 10 min, 10000 users; 0
+	// disables). Wrong passwords always run it.
+	PasswordCacheTTL  time.Duration `yaml:"password_cache_ttl"`
+	PasswordCacheSize int           `yaml:"password_cache_size"`
 	// LoginIPRate and LoginIPBurst: password attempts (login, CONNECT with
 	// a password, registration) per client IP that do not end in a
 	// successful login, per second (default 0.2/s, burst 20).

@@ -122,11 +122,17 @@ func (h *Auth) authenticate(cl *mqtt.Client, pk packets.Packet, user string) *co
 	if err != nil {
 		return refuse(refuseCredentials, "bad user name, password, key or token")
 	}
-	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, key, pk.Connect.WillTopic) {
+	mount := h.d.Policy.MountOf(user)
+	will := MountIn(mount, pk.Connect.WillTopic)
+	if pk.Connect.WillFlag && !h.d.Policy.CanWrite(user, key, will) {
 		// mochi publishes wills without OnPublish or ACL checks, so a will
 		// into im/ would bypass stamping; refuse it up front, visibly.
-		return refuse(refuseWill, fmt.Sprintf("will topic %q not allowed", truncate(pk.Connect.WillTopic, 64)), "topic", pk.Connect.WillTopic)
+		return refuse(refuseWill, fmt.Sprintf("will topic %q not allowed", truncate(pk.Connect.WillTopic, 64)), "topic", will)
 	}
+	if pk.Connect.WillFlag {
+		cl.Properties.Will.TopicName = will
+	}
+	h.d.Mounts.set(cl, mount)
 	cl.ID = key
 	h.d.Keys.Bind(key, Binding{User: user, Credential: cred})
 	return nil
@@ -183,10 +189,19 @@ func remoteHost(remote string) string {
 
 // OnPacketRead resolves an inbound MQTT 5 topic alias before anything else
 // sees the packet: mochi checks the write ACL before it resolves aliases, so
-// a publish carrying only an alias would be judged by an empty topic.
+// a publish carrying only an alias would be judged by an empty topic. An
+// alias this connection never set up (aliases end with their connection
+// [MQTT-3.3.2-10]) is a protocol error: DISCONNECT 0x94 Topic Alias invalid
+// (mochi would go on with an empty topic name).
 func (h *Auth) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Publish && pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 {
 		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		if pk.TopicName == "" {
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+				ReasonCode: packets.ErrTopicAliasInvalid.Code})
+			cl.Stop(packets.ErrTopicAliasInvalid)
+			return pk, packets.ErrRejectPacket
+		}
 	}
 	return pk, nil
 }

@@ -2,6 +2,7 @@
 // the IM platform. The data path reads top to bottom:
 //
 //	listener -> Auth (CONNECT: credentials, session key {user}:{device}) -> ACL (subscribe filters)
+//	-> Mounts (a mounted client's topics into mnt/{mount}/, and back on the way out)
 //	-> IM.OnPublish -> im.Service (im/: authorise, validate, stamp, append)
 //	-> history -> fanout -> device sessions (broker) / feeds (gateway)
 //	-> Namespaces.OnPublish (outside im/: ACL decision, rate, retained quota)
@@ -43,4 +44,7 @@ type Deps struct {
 	// Space, if set, refuses retained publishes outside im/ while the disk
 	// is below its reserve (im/ writes are refused by the history store).
 	Space *kvstore.Space
+	// Mounts holds connected clients' mounts (acl.Mount); nil: nobody is
+	// mounted.
+	Mounts *MountTable
 }

@@ -49,6 +49,13 @@ type v5opts struct {
 
 func dialV5(t *testing.T, s *imtest.Server, user, clientID, password string, o v5opts) *v5client {
 	t.Helper()
+	c, _ := dialV5Ack(t, s, user, clientID, password, o)
+	return c
+}
+
+// dialV5Ack is dialV5 that also returns the CONNACK.
+func dialV5Ack(t *testing.T, s *imtest.Server, user, clientID, password string, o v5opts) (*v5client, *paho.Connack) {
+	t.Helper()
 	conn, err := net.Dial("tcp", s.MQTTAddr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +80,7 @@ func dialV5(t *testing.T, s *imtest.Server, user, clientID, password string, o v
 		t.Fatalf("connect %s: %v %+v", clientID, err, ca)
 	}
 	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}); conn.Close() })
-	return c
+	return c, ca
 }
 
 func sub(t *testing.T, c *v5client, topic string, qos byte, id int) {
@@ -192,17 +199,34 @@ func TestConformanceSessionAndMessageExpiry(t *testing.T) {
 	d.Disconnect(&paho.Disconnect{})
 	d.conn.Close()
 	sender := dialV5(t, s, "alice", "alice:p", imtest.Password, v5opts{clean: true})
-	pub(t, sender, &paho.Publish{Topic: "bots/inbox", QoS: 1, Payload: []byte("expires"), Properties: &paho.PublishProperties{MessageExpiry: u32(1)}})
-	pub(t, sender, &paho.Publish{Topic: "bots/inbox", QoS: 1, Payload: []byte("keeps")})
-	// mochi expires queued messages on a 1 s tick with whole-second
-	// timestamps: 3.2 s is past a 1 s expiry whatever the phase.
-	time.Sleep(3200 * time.Millisecond)
-	back := dialV5(t, s, "dev", "dev:s", key, v5opts{clean: false, expiry: 300})
-	imtest.Eventually(t, "queued message after resume", 5*time.Second, func() bool { return len(back.received("bots/inbox")) >= 1 })
-	pub(t, sender, &paho.Publish{Topic: "bots/inbox", QoS: 1, Payload: []byte("fence")})
-	imtest.Eventually(t, "fence", 5*time.Second, func() bool { return len(back.received("bots/inbox")) >= 2 })
+	messageExpiry(t, s, "dev:s", "bots/inbox", sender, func() *v5client {
+		return dialV5(t, s, "dev", "dev:s", key, v5opts{clean: false, expiry: 300})
+	})
+}
+
+// messageExpiry publishes from sender to topic, whose subscriber's session
+// (session key) is offline, one message expiring after 1 s and one not;
+// once the expired one has left the offline queue (mochi expires on a 1 s
+// tick), the session is resumed and must get only the other (and a fence).
+func messageExpiry(t *testing.T, s *imtest.Server, key, topic string, sender *v5client, resume func() *v5client) {
+	t.Helper()
+	pub(t, sender, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("expires"), Properties: &paho.PublishProperties{MessageExpiry: u32(1)}})
+	pub(t, sender, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("keeps")})
+	queued := func() int {
+		cl, ok := s.Broker.Server.Clients.Get(key)
+		if !ok {
+			t.Fatalf("session %s is gone", key)
+		}
+		return cl.State.Inflight.Len()
+	}
+	imtest.Eventually(t, "both messages queued", 5*time.Second, func() bool { return queued() == 2 })
+	imtest.Eventually(t, "the expired message leaves the offline queue", 10*time.Second, func() bool { return queued() == 1 })
+	back := resume()
+	imtest.Eventually(t, "queued message after resume", 5*time.Second, func() bool { return len(back.received(topic)) >= 1 })
+	pub(t, sender, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("fence")})
+	imtest.Eventually(t, "fence", 5*time.Second, func() bool { return len(back.received(topic)) >= 2 })
 	var bodies []string
-	for _, p := range back.received("bots/inbox") {
+	for _, p := range back.received(topic) {
 		bodies = append(bodies, string(p.Payload))
 	}
 	if strings.Join(bodies, ",") != "keeps,fence" {
@@ -214,18 +238,24 @@ func TestConformanceSharedSubscriptionsBalance(t *testing.T) {
 	s, _ := conformanceServer(t)
 	w1 := dialV5(t, s, "alice", "alice:w1", imtest.Password, v5opts{clean: true})
 	w2 := dialV5(t, s, "alice", "alice:w2", imtest.Password, v5opts{clean: true})
-	sub(t, w1, "$share/workers/bots/jobs", 1, 0)
-	sub(t, w2, "$share/workers/bots/jobs", 1, 0)
 	p := dialV5(t, s, "alice", "alice:p", imtest.Password, v5opts{clean: true})
-	const n = 40
+	sharedBalanced(t, p, "workers", "bots/jobs", 40, w1, w2)
+}
+
+// sharedBalanced subscribes w1 and w2 to $share/{group}/{topic}, publishes
+// n messages to topic from p, and checks each arrives once, on both workers.
+func sharedBalanced(t *testing.T, p *v5client, group, topic string, n int, w1, w2 *v5client) {
+	t.Helper()
+	sub(t, w1, "$share/"+group+"/"+topic, 1, 0)
+	sub(t, w2, "$share/"+group+"/"+topic, 1, 0)
 	for i := 0; i < n; i++ {
-		pub(t, p, &paho.Publish{Topic: "bots/jobs", QoS: 1, Payload: []byte{byte(i)}})
+		pub(t, p, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte{byte(i)}})
 	}
-	imtest.Eventually(t, "every job once", 10*time.Second, func() bool {
-		return len(w1.received("bots/jobs"))+len(w2.received("bots/jobs")) == n
+	imtest.Eventually(t, "every shared message once", 10*time.Second, func() bool {
+		return len(w1.received(topic))+len(w2.received(topic)) == n
 	})
-	if len(w1.received("bots/jobs")) == 0 || len(w2.received("bots/jobs")) == 0 {
-		t.Fatalf("not balanced: %d / %d", len(w1.received("bots/jobs")), len(w2.received("bots/jobs")))
+	if len(w1.received(topic)) == 0 || len(w2.received(topic)) == 0 {
+		t.Fatalf("not balanced: %d / %d", len(w1.received(topic)), len(w2.received(topic)))
 	}
 }
 

@@ -100,7 +100,8 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	}
 	lim := cfg.Limits
 	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL, Space: space,
-		KDFLimits: accounts.KDFLimits{Slots: lim.KDFSlots, Queue: lim.KDFQueue, Wait: lim.KDFWait},
+		KDFLimits:     accounts.KDFLimits{Slots: lim.KDFSlots, Queue: lim.KDFQueue, Wait: lim.KDFWait},
+		PasswordCache: accounts.PasswordCache{TTL: lim.PasswordCacheTTL, MaxEntries: lim.PasswordCacheSize},
 		Throttle: ratelimit.NewLogins(ratelimit.LoginLimits{IPRate: lim.LoginIPRate, IPBurst: lim.LoginIPBurst,
 			BackoffMax: lim.LoginBackoffMax, AccountRate: lim.LoginAccountRate, AccountBurst: lim.LoginAccountBurst})})
 	if err != nil {
@@ -169,6 +170,11 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		return nil, err
 	}
 	p.Policy.SetRules(rules)
+	mounts, err := acl.CompileMounts(cfg.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	p.Policy.SetMounts(mounts)
 	m := metrics.New()
 	p.Metrics = m
 	pres := presence.New()
@@ -181,7 +187,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.IM = svc
 	d := &hooks.Deps{
 		Log: log, Accounts: p.Accounts, Policy: p.Policy, Metrics: m, IM: svc,
-		Keys:     hooks.NewKeyBindings(),
+		Keys: hooks.NewKeyBindings(), Mounts: hooks.NewMountTable(),
 		Retained: quota.NewRetained(cfg.Limits.RetainedPerUser, cfg.Limits.RetainedBytesPerUser),
 		Space:    st.Space,
 	}
@@ -232,15 +238,21 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	return p, nil
 }
 
-// Reload applies the reloadable parts of cfg (the operator ACL rules): new
-// subscriptions, publishes and every delivery are judged by the new rules
-// at once; no connection is dropped.
+// Reload applies the reloadable parts of cfg (the operator ACL rules and
+// mounts): new subscriptions, publishes and every delivery are judged by
+// the new rules at once; no connection is dropped. Mounts apply to
+// connections made after the reload.
 func (p *Platform) Reload(cfg config.Config) error {
 	rules, err := acl.CompileRules(cfg.Rules)
 	if err != nil {
 		return err
 	}
+	mounts, err := acl.CompileMounts(cfg.Mounts)
+	if err != nil {
+		return err
+	}
 	p.Policy.SetRules(rules)
+	p.Policy.SetMounts(mounts)
 	return nil
 }
 

@@ -37,7 +37,8 @@ func DialRaw(url string, version byte, clientID, user, password string) (*Raw, b
 }
 
 // DialRawConnect is DialRaw with the CONNECT's parameters (a will, say);
-// the protocol name, keepalive and clean start are filled in.
+// the protocol name, clean start and (unless given) a 30 s keepalive are
+// filled in.
 func DialRawConnect(url string, version byte, cp packets.ConnectParams) (*Raw, byte, error) {
 	return DialRawSession(url, version, cp, true, packets.Properties{})
 }
@@ -65,7 +66,10 @@ func DialRawSession(url string, version byte, cp packets.ConnectParams, clean bo
 		return nil, 0, err
 	}
 	r := &Raw{Conn: c, r: bufio.NewReader(c), version: version}
-	cp.ProtocolName, cp.Keepalive, cp.Clean = []byte("MQTT"), 30, clean
+	cp.ProtocolName, cp.Clean = []byte("MQTT"), clean
+	if cp.Keepalive == 0 {
+		cp.Keepalive = 30
+	}
 	pk := packets.Packet{ProtocolVersion: version, FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: cp, Properties: props}
 	var b bytes.Buffer
 	if err := pk.ConnectEncode(&b); err != nil {
