@@ -1,0 +1,363 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/history"
+)
+
+// entry is one record of the log: an append or a read-marker move, with
+// the node and request it came from (so that node can answer its caller
+// once its own view applied it).
+type entry struct {
+	Kind string `json:"k"` // "m": append, "r": read marker
+	Node string `json:"n"`
+	Req  uint64 `json:"q"`
+
+	Conv       history.ConvID    `json:"c"`
+	Msg        *envelope.Message `json:"m,omitempty"`
+	Recipients []string          `json:"to,omitempty"`
+	IdemKey    string            `json:"ik,omitempty"`
+	IdemCheck  bool              `json:"ic,omitempty"`
+
+	User string `json:"u,omitempty"` // read marker
+	Seq  uint64 `json:"s,omitempty"`
+}
+
+// Log is the history.Store of a cluster node: writes go through the
+// replicated stream, reads come from the node's view (the Badger store this
+// node's applier keeps in log order). Append returns once the stream holds
+// the entry on a quorum and this node's view has applied it, so a caller
+// reads its own writes on this node; other nodes apply it a moment later.
+type Log struct {
+	*history.Badger // reads: Page, Sync, Conversations, Head, Epoch
+
+	n       *Node
+	view    *history.Badger
+	reqs    atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]*pending
+
+	stop    context.CancelFunc
+	done    chan struct{}
+	applied atomic.Uint64 // last log sequence handed to the view
+	// Timeout bounds a write's wait for the log's acknowledgement (a
+	// leader election takes nats-server 4-8 s).
+	Timeout time.Duration
+}
+
+type pending struct {
+	then     func(history.AppendResult, error)
+	thenRead func(error)
+}
+
+// OpenLog starts applying the log to view from where view stopped, and
+// returns the store that writes through the log.
+func OpenLog(n *Node, view *history.Badger) *Log {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Log{Badger: view, n: n, view: view, pending: map[uint64]*pending{}, stop: cancel, done: make(chan struct{}), Timeout: 10 * time.Second}
+	l.applied.Store(view.LogApplied())
+	go l.run(ctx)
+	return l
+}
+
+// Close stops the applier (the view is closed by its owner).
+func (l *Log) Close() error {
+	l.stop()
+	<-l.done
+	return nil
+}
+
+// Applied is the last log sequence this node's view was handed.
+func (l *Log) Applied() uint64 { return l.applied.Load() }
+
+// Append implements history.Store.
+func (l *Log) Append(ctx context.Context, req history.AppendRequest) (history.AppendResult, error) {
+	type outcome struct {
+		res history.AppendResult
+		err error
+	}
+	ch := make(chan outcome, 1)
+	if err := l.AppendAsync(ctx, req, func(r history.AppendResult, err error) { ch <- outcome{r, err} }); err != nil {
+		return history.AppendResult{}, err
+	}
+	o := <-ch
+	return o.res, o.err
+}
+
+// AppendAsync implements history.Store. then runs on the view's writer
+// once this node applied the entry, or with an error if the log refused
+// it or did not answer within Timeout (the entry may then still be in the
+// log: the caller does not acknowledge, and the client's retry is
+// recognised by its idempotency key).
+func (l *Log) AppendAsync(ctx context.Context, req history.AppendRequest, then func(history.AppendResult, error)) error {
+	msg := req.Msg
+	e := entry{Kind: "m", Conv: req.Conv, Msg: &msg, Recipients: req.Recipients, IdemKey: req.IdemKey, IdemCheck: req.IdemCheck}
+	return l.publish(ctx, &e, &pending{then: then}, func(err error) { then(history.AppendResult{}, err) })
+}
+
+// MarkRead implements history.Store.
+func (l *Log) MarkRead(ctx context.Context, user string, conv history.ConvID, seq uint64) error {
+	ch := make(chan error, 1)
+	e := entry{Kind: "r", Conv: conv, User: user, Seq: seq}
+	if err := l.publish(ctx, &e, &pending{thenRead: func(err error) { ch <- err }}, func(err error) { ch <- err }); err != nil {
+		return err
+	}
+	return <-ch
+}
+
+// publish sends e to the log; p is answered by the applier, fail if the
+// log does not take it.
+func (l *Log) publish(ctx context.Context, e *entry, p *pending, fail func(error)) error {
+	e.Node, e.Req = l.n.ID(), l.reqs.Add(1)
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("cluster: encode: %w", err)
+	}
+	l.mu.Lock()
+	l.pending[e.Req] = p
+	l.mu.Unlock()
+	fut, err := l.n.js.PublishAsync(logSubject, b, jetstream.WithExpectStream(logStream))
+	if err != nil {
+		l.forget(e.Req)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	go func() {
+		t := time.NewTimer(l.Timeout)
+		defer t.Stop()
+		var err error
+		select {
+		case <-fut.Ok():
+			return // the applier answers
+		case err = <-fut.Err():
+		case <-t.C:
+			err = errors.New("no acknowledgement in time")
+		}
+		if l.forget(e.Req) {
+			fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
+		}
+	}()
+	return nil
+}
+
+// forget removes a pending request; true if it was still there (so exactly
+// one of the applier and the publisher answers it).
+func (l *Log) forget(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.pending[id]
+	delete(l.pending, id)
+	return ok
+}
+
+func (l *Log) take(e *entry) *pending {
+	if e.Node != l.n.ID() {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pending[e.Req]
+	delete(l.pending, e.Req)
+	return p
+}
+
+// run applies the log to the view, in order, for the node's life. The
+// ordered consumer restarts from the last applied sequence whenever it
+// fails or stalls (after a leader change nats-server's consumers can go
+// quiet for many seconds; a watchdog that sees the stream ahead of us
+// recreates it).
+func (l *Log) run(ctx context.Context) {
+	defer close(l.done)
+	for ctx.Err() == nil {
+		if err := l.consume(ctx); err != nil && ctx.Err() == nil {
+			l.n.log.Warn("cluster: log consumer restarts", "applied", l.applied.Load(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (l *Log) consume(ctx context.Context) error {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if next := l.applied.Load() + 1; next > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cons, err := l.n.stream.OrderedConsumer(cctx, cfg)
+	cancel()
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stalled := make(chan struct{})
+	go l.watch(ctx, it, stalled)
+	defer close(stalled)
+	msgs := make(chan jetstream.Msg, applyBatch)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				errc <- err
+				return
+			}
+			msgs <- m
+		}
+	}()
+	batch := make([]jetstream.Msg, 0, applyBatch)
+	for {
+		m, ok := <-msgs
+		if !ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return <-errc
+		}
+		batch = append(batch[:0], m)
+	fill:
+		for len(batch) < applyBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if err := l.applyBatch(ctx, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// applyBatch hands a run of log entries to the view, in log order, and
+// waits until the view committed them, so that a failed commit never
+// leaves a later entry applied and an earlier one not: every view must
+// hold a prefix of the log. On failure the applier resumes after what the
+// view committed.
+func (l *Log) applyBatch(ctx context.Context, batch []jetstream.Msg) error {
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	fail := func(err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+	}
+	for _, m := range batch {
+		md, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		seq := md.Sequence.Stream
+		switch want := l.applied.Load() + 1; {
+		case seq < want:
+			continue // seen before a restart of the consumer
+		case seq > want:
+			return fmt.Errorf("gap in the log: got %d, want %d", seq, want)
+		}
+		wg.Add(1)
+		if err := l.apply(ctx, m.Data(), history.LogPosition{Seq: seq, TS: md.Timestamp.UnixMilli()}, func(err error) { fail(err); wg.Done() }); err != nil {
+			wg.Done()
+			wg.Wait()
+			l.applied.Store(l.view.LogApplied())
+			return err
+		}
+		l.applied.Store(seq)
+	}
+	wg.Wait()
+	if e := failed.Load(); e != nil {
+		l.applied.Store(l.view.LogApplied())
+		return fmt.Errorf("view commit: %w", *e)
+	}
+	return nil
+}
+
+// applyBatch bounds how many log entries are handed to the view at once.
+const applyBatch = 512
+
+// watch stops it when the stream has entries past what was applied and
+// nothing was applied for a while.
+func (l *Log) watch(ctx context.Context, it jetstream.MessagesContext, done <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, quiet := l.applied.Load(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+			return
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		now := l.applied.Load()
+		if now != last {
+			last, quiet = now, 0
+			continue
+		}
+		quiet++
+		if quiet < 2 {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		info, err := l.n.stream.Info(ictx)
+		cancel()
+		if err == nil && info.State.LastSeq > now {
+			l.n.log.Warn("cluster: log consumer stalled; recreating", "applied", now, "last", info.State.LastSeq)
+			it.Stop()
+			return
+		}
+	}
+}
+
+// apply hands one log entry to the view; done runs once the view committed
+// it (or failed to). A malformed entry cannot be skipped (every view must
+// agree), so it stops the applier loudly; this code writes none.
+func (l *Log) apply(ctx context.Context, data []byte, pos history.LogPosition, done func(error)) error {
+	var e entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return fmt.Errorf("log entry %d: %w", pos.Seq, err)
+	}
+	switch e.Kind {
+	case "m":
+		if e.Msg == nil {
+			return fmt.Errorf("log entry %d: append without a message", pos.Seq)
+		}
+		p := l.take(&e)
+		req := history.AppendRequest{Conv: e.Conv, Msg: *e.Msg, Recipients: e.Recipients, IdemKey: e.IdemKey, IdemCheck: e.IdemCheck, Log: &pos}
+		return l.view.AppendAsync(ctx, req, func(res history.AppendResult, err error) {
+			if p != nil && p.then != nil {
+				p.then(res, err)
+			}
+			done(err)
+		})
+	case "r":
+		p := l.take(&e)
+		return l.view.MarkReadAsync(ctx, e.User, e.Conv, e.Seq, pos, func(err error) {
+			if p != nil && p.thenRead != nil {
+				p.thenRead(err)
+			}
+			done(err)
+		})
+	default:
+		return fmt.Errorf("log entry %d: unknown kind %q", pos.Seq, e.Kind)
+	}
+}
