@@ -35,45 +35,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mqim/mqim/config"
 )
 
-// Config is the `cluster:` section of the configuration. Absent (nil), the
-// platform runs as a single node.
-type Config struct {
-	// Name: nodes with the same name form one cluster.
-	Name string `yaml:"name"`
-	// Node is this node's unique id.
-	Node string `yaml:"node"`
-	// Listen is this node's route listener (host:port).
-	Listen string `yaml:"listen"`
-	// Peers are the other nodes' route addresses.
-	Peers []string `yaml:"peers"`
-	// Replicas is the number of copies of the log (1, 3 or 5).
-	Replicas int `yaml:"replicas"`
-}
-
-// Validate reports what is wrong with c.
-func (c *Config) Validate() error {
-	switch {
-	case c.Name == "" || c.Node == "":
-		return errors.New("cluster: name and node are required")
-	case c.Listen == "":
-		return errors.New("cluster: listen is required")
-	case c.Replicas < 1 || c.Replicas > 5:
-		return fmt.Errorf("cluster: replicas %d: want 1 to 5", c.Replicas)
-	case c.Replicas > len(c.Peers)+1:
-		return fmt.Errorf("cluster: replicas %d but only %d nodes", c.Replicas, len(c.Peers)+1)
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("cluster: listen %q: %w", c.Listen, err)
-	}
-	for _, p := range c.Peers {
-		if _, _, err := net.SplitHostPort(p); err != nil {
-			return fmt.Errorf("cluster: peer %q: %w", p, err)
-		}
-	}
-	return nil
-}
+// Config is the `cluster:` section of the configuration (config.Cluster).
+type Config = config.Cluster
 
 // ErrUnavailable wraps what the log cannot do now: no quorum (this node is
 // in a minority, or the log's leader is being elected), so a write is

@@ -20,6 +20,7 @@ import (
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/acl"
 	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/cluster"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/fanout"
@@ -60,6 +61,11 @@ type Platform struct {
 	MQTTAddr net.Addr
 	// Registry lists the live nodes (single node: in memory, this one).
 	Registry registry.Registry
+	// Cluster is this node's member of a cluster (nil: a single node);
+	// then chat is written through ClusterLog and History is its view.
+	Cluster    *cluster.Node
+	ClusterLog *cluster.Log
+	clusterHub *cluster.Hub
 	served   chan error
 	stopBeat context.CancelFunc
 	beatDone chan struct{}
@@ -143,9 +149,28 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 			p.Close(context.Background())
 		}
 	}()
-	hub := fanout.NewLocal(nil) // routed into the broker once it exists
-	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space, Committed: hub.Committed}); err != nil {
+	local := fanout.NewLocal(nil) // routed into the broker once it exists
+	var hub fanout.Hub = local
+	var epoch string
+	if cfg.Cluster != nil {
+		if p.Cluster, err = cluster.Start(context.Background(), *cfg.Cluster, cluster.Options{DataDir: cfg.Data, SyncAlways: cfg.Durability == "batch", Log: log}); err != nil {
+			return nil, err
+		}
+		epoch = p.Cluster.Epoch()
+	}
+	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space, Committed: local.Committed, Epoch: epoch}); err != nil {
 		return nil, err
+	}
+	// What the chat service writes through: the node's store, or the
+	// cluster's log that every node's store applies.
+	var chatLog history.Store = p.History
+	if p.Cluster != nil {
+		p.ClusterLog = cluster.OpenLog(p.Cluster, p.History)
+		chatLog = p.ClusterLog
+		if p.clusterHub, err = cluster.NewHub(p.Cluster, local); err != nil {
+			return nil, err
+		}
+		hub = p.clusterHub
 	}
 	admins := map[string]bool{}
 	for _, a := range cfg.Admins {
@@ -173,7 +198,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Metrics = m
 	pres := presence.New()
 	svc := im.New(im.Deps{
-		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
+		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: chatLog, Presence: pres,
 		Policy: p.Policy, Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
 		Hub:         hub,
@@ -197,8 +222,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	hub.SetRouter(broker.Router(p.Broker.Server))
-	p.Hub = hub
+	local.SetRouter(broker.Router(p.Broker.Server))
+	p.Hub = local
 	p.MQTTAddr = p.Broker.MQTTAddr()
 	p.Registry = registry.NewMemory(nodeTTL, nil)
 	p.Gateway = gateway.New(gateway.Options{
@@ -264,8 +289,17 @@ func (p *Platform) Close(ctx context.Context) error {
 	if p.Broker != nil {
 		errs = append(errs, p.Broker.Close())
 	}
+	if p.clusterHub != nil {
+		errs = append(errs, p.clusterHub.Close())
+	}
+	if p.ClusterLog != nil {
+		errs = append(errs, p.ClusterLog.Close())
+	}
 	if p.History != nil {
 		errs = append(errs, p.History.Close())
+	}
+	if p.Cluster != nil {
+		errs = append(errs, p.Cluster.Close())
 	}
 	if p.DB != nil {
 		errs = append(errs, p.DB.Close())
