@@ -78,16 +78,16 @@ type BadgerOptions struct {
 var ErrCorrupt = errors.New("history: storage read error (damaged data)")
 
 type op struct {
-	append  *AppendRequest
-	read    *readReq
-	res     AppendResult
-	pos     []uint64                  // feed position of each recipient
-	then    func(AppendResult, error) // AppendAsync's callback, else done is closed
-	thenRead func(error)              // MarkReadAsync's callback
-	payload []byte                    // the stored message's JSON
-	err     error
-	done    chan struct{}
-	entries int
+	append   *AppendRequest
+	read     *readReq
+	res      AppendResult
+	pos      []uint64                  // feed position of each recipient
+	then     func(AppendResult, error) // AppendAsync's callback, else done is closed
+	thenRead func(error)               // MarkReadAsync's callback
+	payload  []byte                    // the stored message's JSON
+	err      error
+	done     chan struct{}
+	entries  int
 }
 
 type readReq struct {

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,44 +95,12 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	alice.Disconnect(0)
 
 	// A QoS 1 flood into n1, which is killed mid-flood.
-	var acked sync.Map
-	var nAcked atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			opts := paho.NewClientOptions().AddBroker(nodes[0].MQTT).SetClientID(fmt.Sprintf("alice:w%d", w)).
-				SetUsername("alice").SetPassword(imtest.Password).SetAutoReconnect(false).SetCleanSession(true)
-			c := paho.NewClient(opts)
-			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Errorf("publisher %d: %v", w, tok.Error())
-				return
-			}
-			defer c.Disconnect(0)
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				cid := fmt.Sprintf("w%d-%d", w, i)
-				tok := c.Publish("im/u/bob/dm/alice", 1, false, fmt.Sprintf(`{"cid":%q,"body":"flood"}`, cid))
-				if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil || !c.IsConnectionOpen() {
-					return // the node died under us: unknown, not acked
-				}
-				acked.Store(cid, true)
-				nAcked.Add(1)
-			}
-		})
-	}
-	imtest.Eventually(t, "some acknowledged messages", 30*time.Second, func() bool { return nAcked.Load() >= 300 })
+	f := startFlood(t, nodes[0].MQTT, 4)
+	imtest.Eventually(t, "some acknowledged messages", 30*time.Second, func() bool { return f.n.Load() >= 300 })
 	nodes[0].Cmd.Process.Kill() // SIGKILL, mid-flood
 	nodes[0].Cmd.Wait()
 	killed := time.Now()
-	close(stop)
-	wg.Wait()
-	ackedCIDs := map[string]bool{}
-	acked.Range(func(k, _ any) bool { ackedCIDs[k.(string)] = true; return true })
+	ackedCIDs := f.stop()
 	t.Logf("%d messages acknowledged by n1 before SIGKILL", len(ackedCIDs))
 
 	// The survivors take new writes once the log has a leader again.

@@ -66,11 +66,11 @@ type Platform struct {
 	Cluster    *cluster.Node
 	ClusterLog *cluster.Log
 	clusterHub *cluster.Hub
-	served   chan error
-	stopBeat context.CancelFunc
-	beatDone chan struct{}
-	stopGC   context.CancelFunc
-	gcDone   chan struct{}
+	served     chan error
+	stopBeat   context.CancelFunc
+	beatDone   chan struct{}
+	stopGC     context.CancelFunc
+	gcDone     chan struct{}
 }
 
 // Stores opens only the data stores (for CLI commands that edit data offline).
