@@ -43,9 +43,7 @@ type Log struct {
 
 	n       *Node
 	view    *history.Badger
-	reqs    atomic.Uint64
-	mu      sync.Mutex
-	pending map[uint64]*pending
+	pending requests[*pending]
 
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -64,9 +62,10 @@ type pending struct {
 // returns the store that writes through the log.
 func OpenLog(n *Node, view *history.Badger) *Log {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Log{Badger: view, n: n, view: view, pending: map[uint64]*pending{}, stop: cancel, done: make(chan struct{}), Timeout: 10 * time.Second}
+	l := &Log{Badger: view, n: n, view: view, stop: cancel, done: make(chan struct{}), Timeout: 10 * time.Second}
 	l.applied.Store(view.LogApplied())
-	go l.run(ctx)
+	f := &follower{n: n, stream: n.stream, what: logStream, applied: &l.applied, apply: l.applyBatch}
+	go f.run(ctx, l.done)
 	return l
 }
 
@@ -118,21 +117,70 @@ func (l *Log) MarkRead(ctx context.Context, user string, conv history.ConvID, se
 // publish sends e to the log; p is answered by the applier, fail if the
 // log does not take it.
 func (l *Log) publish(ctx context.Context, e *entry, p *pending, fail func(error)) error {
-	e.Node, e.Req = l.n.ID(), l.reqs.Add(1)
+	e.Node, e.Req = l.n.ID(), l.pending.add(p)
 	b, err := json.Marshal(e)
 	if err != nil {
+		l.pending.take(e.Req)
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
-	l.mu.Lock()
-	l.pending[e.Req] = p
-	l.mu.Unlock()
-	fut, err := l.n.js.PublishAsync(logSubject, b, jetstream.WithExpectStream(logStream))
+	err = l.n.publish(logSubject, logStream, b, l.Timeout, func(err error) {
+		if _, ok := l.pending.take(e.Req); ok {
+			fail(err)
+		}
+	})
 	if err != nil {
-		l.forget(e.Req)
+		l.pending.take(e.Req)
+	}
+	return err
+}
+
+func (l *Log) take(e *entry) *pending {
+	if e.Node != l.n.ID() {
+		return nil
+	}
+	p, _ := l.pending.take(e.Req)
+	return p
+}
+
+// requests are a node's writes waiting for its own applier to reach them,
+// by request id; whichever of the applier and the publisher's failure
+// takes a request first answers it.
+type requests[T any] struct {
+	mu   sync.Mutex
+	next uint64
+	m    map[uint64]T
+}
+
+func (r *requests[T]) add(v T) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[uint64]T{}
+	}
+	r.next++
+	r.m[r.next] = v
+	return r.next
+}
+
+func (r *requests[T]) take(id uint64) (T, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.m[id]
+	delete(r.m, id)
+	return v, ok
+}
+
+// publish sends data to stream and returns; fail runs (on another
+// goroutine) if the stream refuses it or does not acknowledge it within
+// timeout. The entry may then still be in the stream: the caller does not
+// acknowledge its client, whose retry is recognised by its idempotency key.
+func (n *Node) publish(subject, stream string, data []byte, timeout time.Duration, fail func(error)) error {
+	fut, err := n.js.PublishAsync(subject, data, jetstream.WithExpectStream(stream))
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	go func() {
-		t := time.NewTimer(l.Timeout)
+		t := time.NewTimer(timeout)
 		defer t.Stop()
 		var err error
 		select {
@@ -142,44 +190,31 @@ func (l *Log) publish(ctx context.Context, e *entry, p *pending, fail func(error
 		case <-t.C:
 			err = errors.New("no acknowledgement in time")
 		}
-		if l.forget(e.Req) {
-			fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
-		}
+		fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
 	}()
 	return nil
 }
 
-// forget removes a pending request; true if it was still there (so exactly
-// one of the applier and the publisher answers it).
-func (l *Log) forget(id uint64) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, ok := l.pending[id]
-	delete(l.pending, id)
-	return ok
+// follower applies one stream, in order, to this node's database for the
+// node's life. Its ordered consumer restarts from the last applied
+// sequence whenever it fails or stalls (after a leader change nats-server's
+// consumers can go quiet for many seconds; a watchdog that sees the stream
+// ahead of what was applied recreates it).
+type follower struct {
+	n       *Node
+	stream  jetstream.Stream
+	what    string
+	applied *atomic.Uint64
+	// apply takes a run of entries in stream order; it advances applied
+	// past what it committed, and returns an error to restart from there.
+	apply func(context.Context, []jetstream.Msg) error
 }
 
-func (l *Log) take(e *entry) *pending {
-	if e.Node != l.n.ID() {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p := l.pending[e.Req]
-	delete(l.pending, e.Req)
-	return p
-}
-
-// run applies the log to the view, in order, for the node's life. The
-// ordered consumer restarts from the last applied sequence whenever it
-// fails or stalls (after a leader change nats-server's consumers can go
-// quiet for many seconds; a watchdog that sees the stream ahead of us
-// recreates it).
-func (l *Log) run(ctx context.Context) {
-	defer close(l.done)
+func (f *follower) run(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
 	for ctx.Err() == nil {
-		if err := l.consume(ctx); err != nil && ctx.Err() == nil {
-			l.n.log.Warn("cluster: log consumer restarts", "applied", l.applied.Load(), "err", err)
+		if err := f.consume(ctx); err != nil && ctx.Err() == nil {
+			f.n.log.Warn("cluster: consumer restarts", "stream", f.what, "applied", f.applied.Load(), "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(200 * time.Millisecond):
@@ -188,13 +223,13 @@ func (l *Log) run(ctx context.Context) {
 	}
 }
 
-func (l *Log) consume(ctx context.Context) error {
+func (f *follower) consume(ctx context.Context) error {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if next := l.applied.Load() + 1; next > 1 {
+	if next := f.applied.Load() + 1; next > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	cons, err := l.n.stream.OrderedConsumer(cctx, cfg)
+	cons, err := f.stream.OrderedConsumer(cctx, cfg)
 	cancel()
 	if err != nil {
 		return err
@@ -205,7 +240,7 @@ func (l *Log) consume(ctx context.Context) error {
 	}
 	defer it.Stop()
 	stalled := make(chan struct{})
-	go l.watch(ctx, it, stalled)
+	go f.watch(ctx, it, stalled)
 	defer close(stalled)
 	msgs := make(chan jetstream.Msg, applyBatch)
 	errc := make(chan error, 1)
@@ -242,10 +277,62 @@ func (l *Log) consume(ctx context.Context) error {
 				break fill
 			}
 		}
-		if err := l.applyBatch(ctx, batch); err != nil {
+		if err := f.apply(ctx, batch); err != nil {
 			return err
 		}
 	}
+}
+
+// watch stops it when the stream has entries past what was applied and
+// nothing was applied for a while.
+func (f *follower) watch(ctx context.Context, it jetstream.MessagesContext, done <-chan struct{}) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	last, quiet := f.applied.Load(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+			return
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		now := f.applied.Load()
+		if now != last {
+			last, quiet = now, 0
+			continue
+		}
+		quiet++
+		if quiet < 2 {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		info, err := f.stream.Info(ictx)
+		cancel()
+		if err == nil && info.State.LastSeq > now {
+			f.n.log.Warn("cluster: consumer stalled; recreating", "stream", f.what, "applied", now, "last", info.State.LastSeq)
+			it.Stop()
+			return
+		}
+	}
+}
+
+// inOrder reports whether m is the next entry after applied: false for
+// one seen before a consumer restart, an error for a gap.
+func inOrder(m jetstream.Msg, applied uint64) (history.LogPosition, bool, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return history.LogPosition{}, false, err
+	}
+	seq := md.Sequence.Stream
+	switch want := applied + 1; {
+	case seq < want:
+		return history.LogPosition{}, false, nil
+	case seq > want:
+		return history.LogPosition{}, false, fmt.Errorf("gap in the stream: got %d, want %d", seq, want)
+	}
+	return history.LogPosition{Seq: seq, TS: md.Timestamp.UnixMilli()}, true, nil
 }
 
 // applyBatch hands a run of log entries to the view, in log order, and
@@ -262,25 +349,21 @@ func (l *Log) applyBatch(ctx context.Context, batch []jetstream.Msg) error {
 		}
 	}
 	for _, m := range batch {
-		md, err := m.Metadata()
+		pos, next, err := inOrder(m, l.applied.Load())
 		if err != nil {
 			return err
 		}
-		seq := md.Sequence.Stream
-		switch want := l.applied.Load() + 1; {
-		case seq < want:
-			continue // seen before a restart of the consumer
-		case seq > want:
-			return fmt.Errorf("gap in the log: got %d, want %d", seq, want)
+		if !next {
+			continue
 		}
 		wg.Add(1)
-		if err := l.apply(ctx, m.Data(), history.LogPosition{Seq: seq, TS: md.Timestamp.UnixMilli()}, func(err error) { fail(err); wg.Done() }); err != nil {
+		if err := l.apply(ctx, m.Data(), pos, func(err error) { fail(err); wg.Done() }); err != nil {
 			wg.Done()
 			wg.Wait()
 			l.applied.Store(l.view.LogApplied())
 			return err
 		}
-		l.applied.Store(seq)
+		l.applied.Store(pos.Seq)
 	}
 	wg.Wait()
 	if e := failed.Load(); e != nil {
@@ -292,41 +375,6 @@ func (l *Log) applyBatch(ctx context.Context, batch []jetstream.Msg) error {
 
 // applyBatch bounds how many log entries are handed to the view at once.
 const applyBatch = 512
-
-// watch stops it when the stream has entries past what was applied and
-// nothing was applied for a while.
-func (l *Log) watch(ctx context.Context, it jetstream.MessagesContext, done <-chan struct{}) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last, quiet := l.applied.Load(), 0
-	for {
-		select {
-		case <-ctx.Done():
-			it.Stop()
-			return
-		case <-done:
-			return
-		case <-tick.C:
-		}
-		now := l.applied.Load()
-		if now != last {
-			last, quiet = now, 0
-			continue
-		}
-		quiet++
-		if quiet < 2 {
-			continue
-		}
-		ictx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := l.n.stream.Info(ictx)
-		cancel()
-		if err == nil && info.State.LastSeq > now {
-			l.n.log.Warn("cluster: log consumer stalled; recreating", "applied", now, "last", info.State.LastSeq)
-			it.Stop()
-			return
-		}
-	}
-}
 
 // apply hands one log entry to the view; done runs once the view committed
 // it (or failed to). A malformed entry cannot be skipped (every view must

@@ -49,9 +49,11 @@ var ErrUnavailable = errors.New("cluster: log unavailable (no quorum)")
 
 // Stream and subject names.
 const (
-	logStream  = "MQIM_LOG"
-	logSubject = "mqim.log"
-	evSubject  = "mqim.ev"
+	logStream    = "MQIM_LOG"
+	logSubject   = "mqim.log"
+	stateStream  = "MQIM_STATE"
+	stateSubject = "mqim.state"
+	evSubject    = "mqim.ev"
 )
 
 // Node is this process's member of the cluster: the embedded nats-server
@@ -63,7 +65,8 @@ type Node struct {
 	nc     *nats.Conn // the log: publishes and the applier's consumer
 	ev     *nats.Conn // ephemeral events; no echo, so a node skips its own
 	js     jetstream.JetStream
-	stream jetstream.Stream
+	stream jetstream.Stream // the chat log
+	state  jetstream.Stream // the shared state (accounts, groups...)
 	epoch  string
 }
 
@@ -153,19 +156,32 @@ func Start(ctx context.Context, cfg Config, o Options) (*Node, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, o.Ready)
 	defer cancel()
-	if err := n.ensureStream(rctx); err != nil {
+	if err := n.ensureStreams(rctx); err != nil {
 		return nil, err
 	}
 	ok = true
 	return n, nil
 }
 
-// ensureStream creates the log stream (or finds it), retrying while the
-// cluster has no meta leader yet, and derives the cluster's epoch from it.
-func (n *Node) ensureStream(ctx context.Context) error {
+// ensureStreams creates the two streams (or finds them) and derives the
+// cluster's epoch from the log's.
+func (n *Node) ensureStreams(ctx context.Context) error {
+	created, err := n.ensureStream(ctx, logStream, logSubject, &n.stream)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(n.cfg.Name + "/" + created.UTC().Format(time.RFC3339Nano)))
+	n.epoch = "c" + hex.EncodeToString(sum[:6])
+	_, err = n.ensureStream(ctx, stateStream, stateSubject, &n.state)
+	return err
+}
+
+// ensureStream creates a stream (or finds it), retrying while the cluster
+// has no meta leader yet, and returns its creation time.
+func (n *Node) ensureStream(ctx context.Context, name, subject string, out *jetstream.Stream) (time.Time, error) {
 	sc := jetstream.StreamConfig{
-		Name:     logStream,
-		Subjects: []string{logSubject},
+		Name:     name,
+		Subjects: []string{subject},
 		Replicas: n.cfg.Replicas,
 		Storage:  jetstream.FileStorage,
 		// The log is the system of record: a new node rebuilds its view
@@ -184,18 +200,16 @@ func (n *Node) ensureStream(ctx context.Context) error {
 			var info *jetstream.StreamInfo
 			info, err = s.Info(actx)
 			if err == nil {
-				n.stream = s
-				sum := sha256.Sum256([]byte(n.cfg.Name + "/" + info.Created.UTC().Format(time.RFC3339Nano)))
-				n.epoch = "c" + hex.EncodeToString(sum[:6])
+				*out = s
 				cancel()
-				return nil
+				return info.Created, nil
 			}
 		}
 		cancel()
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: the log is not available (is a quorum of nodes up?): %w", last)
+			return time.Time{}, fmt.Errorf("cluster: stream %s is not available (is a quorum of nodes up?): %w", name, last)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

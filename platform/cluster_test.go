@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -66,10 +67,26 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 		t.Skip("starts three server processes")
 	}
 	nodes, _ := startCluster(t, 3)
-	// Accounts are per node for now (docs/cluster.md): each node gets them.
-	for _, p := range nodes {
-		register(t, p.HTTP, "alice", "bob", "carol")
+	// Accounts are the cluster's: made on n1, they log in on n2 and n3,
+	// and a token n1 signed is good on n3.
+	register(t, nodes[0].HTTP, "alice", "bob", "carol")
+	tok := loginHTTP(t, nodes[0].HTTP, "alice")
+	imtest.Eventually(t, "n3 takes n1's token", 10*time.Second, func() bool {
+		req, _ := http.NewRequest("GET", nodes[2].HTTP+"/api/v1/conversations", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	// The same id registered again on another node is refused there.
+	resp, err := http.Post(nodes[1].HTTP+"/api/v1/register", "application/json", strings.NewReader(fmt.Sprintf(`{"user":"bob","password":%q}`, imtest.Password)))
+	if err != nil || resp.StatusCode != 409 {
+		t.Fatalf("registering bob again on n2: %v %v, want 409", err, resp)
 	}
+	resp.Body.Close()
 	var bobGot, carolGot recorder
 	bob, err := imclient.Dial(context.Background(), imclient.Options{HTTP: nodes[1].HTTP, User: "bob", Password: imtest.Password, Device: "phone", OnMessage: bobGot.add})
 	if err != nil {
@@ -91,6 +108,22 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	}
 	imtest.Eventually(t, "bob on n2 and carol on n3 get alice's DM from n1", 10*time.Second, func() bool {
 		return len(bobGot.get()) == 1 && len(carolGot.get()) == 1
+	})
+	// A group made on n2 with members on every node.
+	bobTok := loginHTTP(t, nodes[1].HTTP, "bob")
+	status, body := apiCall(t, "POST", nodes[1].HTTP+"/api/v1/groups", bobTok, `{"id":"everywhere","members":["alice","carol"]}`)
+	if status != 201 {
+		t.Fatalf("create group on n2: %d %s", status, body)
+	}
+	imtest.Eventually(t, "n1 knows the group made on n2", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[0].HTTP+"/api/v1/groups", tok, "")
+		return status == 200 && strings.Contains(body, `"everywhere"`)
+	})
+	if pt := alice.Publish("im/g/everywhere", 1, false, `{"body":"hello group"}`); !pt.WaitTimeout(10*time.Second) || pt.Error() != nil {
+		t.Fatalf("group post: %v", pt.Error())
+	}
+	imtest.Eventually(t, "bob on n2 and carol on n3 get the group message from n1", 10*time.Second, func() bool {
+		return len(bobGot.get()) == 2 && len(carolGot.get()) == 2
 	})
 	alice.Disconnect(0)
 
@@ -164,4 +197,18 @@ func dialPaho(t *testing.T, url, user, clientID string) paho.Client {
 	}
 	t.Cleanup(func() { c.Disconnect(0) })
 	return c
+}
+
+func apiCall(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
