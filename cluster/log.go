@@ -207,13 +207,30 @@ type follower struct {
 	applied *atomic.Uint64
 	// apply takes a run of entries in stream order; it advances applied
 	// past what it committed, and returns an error to restart from there.
-	apply func(context.Context, []jetstream.Msg) error
+	apply func(context.Context, []streamMsg) error
+}
+
+// streamMsg is one stream entry, however it was read.
+type streamMsg struct {
+	seq  uint64
+	ts   time.Time
+	data []byte
 }
 
 func (f *follower) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	for ctx.Err() == nil {
-		if err := f.consume(ctx); err != nil && ctx.Err() == nil {
+		err := f.consume(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		// Whatever stopped the consumer (a stall after a leader change,
+		// a lost consumer), read what is missing by direct get, which any
+		// replica answers at once, before making a new consumer.
+		if cerr := f.catchUp(ctx); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		if err != nil {
 			f.n.log.Warn("cluster: consumer restarts", "stream", f.what, "applied", f.applied.Load(), "err", err)
 			select {
 			case <-ctx.Done():
@@ -221,6 +238,29 @@ func (f *follower) run(ctx context.Context, done chan<- struct{}) {
 			}
 		}
 	}
+}
+
+// catchUp applies entries read one by one with direct gets until the next
+// one does not exist (yet).
+func (f *follower) catchUp(ctx context.Context) error {
+	for n := 0; ctx.Err() == nil; n++ {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		m, err := f.stream.GetMsg(gctx, f.applied.Load()+1)
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			if n > 0 {
+				f.n.log.Info("cluster: caught up by direct get", "stream", f.what, "entries", n, "applied", f.applied.Load())
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := f.apply(ctx, []streamMsg{{seq: m.Sequence, ts: m.Time, data: m.Data}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *follower) consume(ctx context.Context) error {
@@ -242,20 +282,24 @@ func (f *follower) consume(ctx context.Context) error {
 	stalled := make(chan struct{})
 	go f.watch(ctx, it, stalled)
 	defer close(stalled)
-	msgs := make(chan jetstream.Msg, applyBatch)
+	msgs := make(chan streamMsg, applyBatch)
 	errc := make(chan error, 1)
 	go func() {
 		defer close(msgs)
 		for {
 			m, err := it.Next()
-			if err != nil {
-				errc <- err
-				return
+			if err == nil {
+				var md *jetstream.MsgMetadata
+				if md, err = m.Metadata(); err == nil {
+					msgs <- streamMsg{seq: md.Sequence.Stream, ts: md.Timestamp, data: m.Data()}
+					continue
+				}
 			}
-			msgs <- m
+			errc <- err
+			return
 		}
 	}()
-	batch := make([]jetstream.Msg, 0, applyBatch)
+	batch := make([]streamMsg, 0, applyBatch)
 	for {
 		m, ok := <-msgs
 		if !ok {
@@ -310,8 +354,9 @@ func (f *follower) watch(ctx context.Context, it jetstream.MessagesContext, done
 		ictx, cancel := context.WithTimeout(ctx, time.Second)
 		info, err := f.stream.Info(ictx)
 		cancel()
-		if err == nil && info.State.LastSeq > now {
-			f.n.log.Warn("cluster: consumer stalled; recreating", "stream", f.what, "applied", now, "last", info.State.LastSeq)
+		// No answer is a stall too: the stream may be electing a leader.
+		if err != nil || info.State.LastSeq > now {
+			f.n.log.Warn("cluster: consumer stalled; catching up by direct get", "stream", f.what, "applied", now, "info_err", err)
 			it.Stop()
 			return
 		}
@@ -320,19 +365,14 @@ func (f *follower) watch(ctx context.Context, it jetstream.MessagesContext, done
 
 // inOrder reports whether m is the next entry after applied: false for
 // one seen before a consumer restart, an error for a gap.
-func inOrder(m jetstream.Msg, applied uint64) (history.LogPosition, bool, error) {
-	md, err := m.Metadata()
-	if err != nil {
-		return history.LogPosition{}, false, err
-	}
-	seq := md.Sequence.Stream
+func inOrder(m streamMsg, applied uint64) (history.LogPosition, bool, error) {
 	switch want := applied + 1; {
-	case seq < want:
+	case m.seq < want:
 		return history.LogPosition{}, false, nil
-	case seq > want:
-		return history.LogPosition{}, false, fmt.Errorf("gap in the stream: got %d, want %d", seq, want)
+	case m.seq > want:
+		return history.LogPosition{}, false, fmt.Errorf("gap in the stream: got %d, want %d", m.seq, want)
 	}
-	return history.LogPosition{Seq: seq, TS: md.Timestamp.UnixMilli()}, true, nil
+	return history.LogPosition{Seq: m.seq, TS: m.ts.UnixMilli()}, true, nil
 }
 
 // applyBatch hands a run of log entries to the view, in log order, and
@@ -340,7 +380,7 @@ func inOrder(m jetstream.Msg, applied uint64) (history.LogPosition, bool, error)
 // leaves a later entry applied and an earlier one not: every view must
 // hold a prefix of the log. On failure the applier resumes after what the
 // view committed.
-func (l *Log) applyBatch(ctx context.Context, batch []jetstream.Msg) error {
+func (l *Log) applyBatch(ctx context.Context, batch []streamMsg) error {
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
 	fail := func(err error) {
@@ -357,7 +397,7 @@ func (l *Log) applyBatch(ctx context.Context, batch []jetstream.Msg) error {
 			continue
 		}
 		wg.Add(1)
-		if err := l.apply(ctx, m.Data(), pos, func(err error) { fail(err); wg.Done() }); err != nil {
+		if err := l.apply(ctx, m.data, pos, func(err error) { fail(err); wg.Done() }); err != nil {
 			wg.Done()
 			wg.Wait()
 			l.applied.Store(l.view.LogApplied())

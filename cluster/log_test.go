@@ -18,6 +18,7 @@ import (
 	"github.com/mqim/mqim/history"
 	"github.com/mqim/mqim/history/historytest"
 	"github.com/mqim/mqim/internal/checkfor"
+	"github.com/mqim/mqim/registry/registrytest"
 )
 
 // node is one member of a test cluster: the embedded server, its view and
@@ -164,7 +165,12 @@ func TestViewsAgree(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	want := nodes[0].log.Applied()
+	// Every append returned once its own node applied it, so the furthest
+	// node has applied them all.
+	var want uint64
+	for _, x := range nodes {
+		want = max(want, x.log.Applied())
+	}
 	for _, x := range nodes {
 		x := x
 		checkfor.Err(t, 10*time.Second, func() error {
@@ -249,4 +255,19 @@ func TestQuorum(t *testing.T) {
 			t.Fatal("a refused write is in the view")
 		}
 	}
+}
+
+// The cluster's node registry keeps the registry contract.
+func TestRegistryContract(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registrytest.Fixture {
+		nodes := startCluster(t, 1, 1)
+		var mu sync.Mutex
+		now := time.Unix(1_700_000_000, 0)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		r, err := cluster.NewRegistry(context.Background(), nodes[0].n, 10*time.Second, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return registrytest.Fixture{Registry: r, TTL: 10 * time.Second, Advance: func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }}
+	})
 }

@@ -190,26 +190,41 @@ func (n *Node) ensureStream(ctx context.Context, name, subject string, out *jets
 		AllowDirect: true,
 		Duplicates:  2 * time.Minute,
 	}
+	var created time.Time
+	err := retry(ctx, func(ctx context.Context) error {
+		s, err := n.js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		*out, created = s, info.Created
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("cluster: stream %s is not available (is a quorum of nodes up?): %w", name, err)
+	}
+	return created, nil
+}
+
+// retry calls op until it succeeds or ctx ends, each try with its own short
+// deadline: a JetStream API request sent while the cluster has no meta
+// leader yet is never answered.
+func retry(ctx context.Context, op func(context.Context) error) error {
 	var last error
 	for {
-		// Each try has its own short deadline: a request sent before the
-		// cluster has a meta leader is never answered.
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		s, err := n.js.CreateOrUpdateStream(actx, sc)
-		if err == nil {
-			var info *jetstream.StreamInfo
-			info, err = s.Info(actx)
-			if err == nil {
-				*out = s
-				cancel()
-				return info.Created, nil
-			}
-		}
+		err := op(actx)
 		cancel()
+		if err == nil {
+			return nil
+		}
 		last = err
 		select {
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("cluster: stream %s is not available (is a quorum of nodes up?): %w", name, last)
+			return last
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

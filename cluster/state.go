@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mqim/mqim/kvstore"
 )
@@ -143,7 +142,7 @@ const stateBatch = 128
 // outcome is the same on every node. A failed condition fails only its
 // entry (ErrConflict to its writer); any other error applies nothing and
 // the follower starts again from the last committed entry.
-func (s *State) applyBatch(_ context.Context, msgs []jetstream.Msg) error {
+func (s *State) applyBatch(_ context.Context, msgs []streamMsg) error {
 	for len(msgs) > 0 {
 		n := min(len(msgs), stateBatch)
 		if err := s.applyTxn(msgs[:n]); err != nil {
@@ -154,7 +153,7 @@ func (s *State) applyBatch(_ context.Context, msgs []jetstream.Msg) error {
 	return nil
 }
 
-func (s *State) applyTxn(msgs []jetstream.Msg) error {
+func (s *State) applyTxn(msgs []streamMsg) error {
 	type outcome struct {
 		e   stateEntry
 		err error
@@ -172,7 +171,7 @@ func (s *State) applyTxn(msgs []jetstream.Msg) error {
 			continue
 		}
 		var e stateEntry
-		if err := json.Unmarshal(m.Data(), &e); err != nil {
+		if err := json.Unmarshal(m.data, &e); err != nil {
 			return fmt.Errorf("state entry %d: %w", pos.Seq, err)
 		}
 		err = kvstore.Apply(txn, e.Batch)

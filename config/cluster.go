@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 )
+
+// nodeID is what a node id may be: a key of the node registry's bucket.
+var nodeID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Cluster is the `cluster:` section: several nodes on embedded NATS
 // JetStream (package cluster). Absent (nil), the platform runs as a single
@@ -27,6 +31,8 @@ func (c *Cluster) Validate() error {
 	switch {
 	case c.Name == "" || c.Node == "":
 		return errors.New("cluster: name and node are required")
+	case !nodeID.MatchString(c.Node):
+		return fmt.Errorf("cluster: node %q: use 1-64 letters, digits, '-' or '_'", c.Node)
 	case c.Listen == "":
 		return errors.New("cluster: listen is required")
 	case c.Replicas < 1 || c.Replicas > 5:

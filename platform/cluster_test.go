@@ -88,12 +88,13 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	}
 	resp.Body.Close()
 	var bobGot, carolGot recorder
-	bob, err := imclient.Dial(context.Background(), imclient.Options{HTTP: nodes[1].HTTP, User: "bob", Password: imtest.Password, Device: "phone", OnMessage: bobGot.add})
+	all := []string{nodes[0].HTTP, nodes[1].HTTP, nodes[2].HTTP}
+	bob, err := imclient.Dial(context.Background(), imclient.Options{HTTP: nodes[1].HTTP, Nodes: all, User: "bob", Password: imtest.Password, Device: "phone", OnMessage: bobGot.add})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bob.Close()
-	carol, err := imclient.Dial(context.Background(), imclient.Options{HTTP: nodes[2].HTTP, User: "carol", Password: imtest.Password, Device: "laptop", OnMessage: carolGot.add})
+	carol, err := imclient.Dial(context.Background(), imclient.Options{HTTP: nodes[2].HTTP, Nodes: all, User: "carol", Password: imtest.Password, Device: "laptop", OnMessage: carolGot.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +144,30 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 		return tok.WaitTimeout(3*time.Second) && tok.Error() == nil
 	})
 	t.Logf("writes accepted again %v after the kill", time.Since(killed).Round(time.Millisecond))
+	imtest.Eventually(t, "bob's client, wherever it was, gets the first message after the kill", 20*time.Second, func() bool {
+		for _, m := range bobGot.get() {
+			if m.Body == "after the kill" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("bob's client has it %v after the kill", time.Since(killed).Round(time.Millisecond))
+
+	// /connect stops naming the dead node within the registry's TTL.
+	named := map[string]bool{}
+	imtest.Eventually(t, "/connect names only live nodes", 25*time.Second, func() bool {
+		for range 6 {
+			var c struct{ Node string }
+			getJSON(t, nodes[1].HTTP+"/api/v1/connect", bobTok, &c)
+			named[c.Node] = true
+			if c.Node == "n1" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("/connect named %v; n1 gone from it %v after the kill", named, time.Since(killed).Round(time.Millisecond))
 
 	// Both survivors hold every acknowledged message once, in the same order.
 	var feeds [][]envelope.Message

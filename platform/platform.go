@@ -264,7 +264,13 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	local.SetRouter(broker.Router(p.Broker.Server))
 	p.Hub = local
 	p.MQTTAddr = p.Broker.MQTTAddr()
-	p.Registry = registry.NewMemory(nodeTTL, nil)
+	if p.Cluster != nil {
+		if p.Registry, err = cluster.NewRegistry(context.Background(), p.Cluster, nodeTTL, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		p.Registry = registry.NewMemory(nodeTTL, nil)
+	}
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory, DMPolicy: cfg.DMPolicy,
