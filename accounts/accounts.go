@@ -7,6 +7,7 @@
 package accounts
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
@@ -53,6 +54,7 @@ type record struct {
 // Store is the account store.
 type Store struct {
 	db       *badger.DB
+	w        kvstore.Writer
 	kdf      KDF
 	secret   []byte
 	tokenTTL time.Duration
@@ -86,6 +88,9 @@ type Options struct {
 	// PasswordCache, if its TTL and MaxEntries are set, spares a client
 	// that logs in again with the password it verified within TTL the KDF.
 	PasswordCache PasswordCache
+	// Writer commits every change (nil: db itself). A cluster's writer
+	// replicates them, so an account made on one node logs in on all.
+	Writer kvstore.Writer
 }
 
 // Open returns a Store over db, creating the token signing secret on first use.
@@ -99,23 +104,27 @@ func Open(db *badger.DB, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{db: db, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, gate: newKDFGate(o.KDFLimits), throttle: o.Throttle, space: o.Space,
+	if o.Writer == nil {
+		o.Writer = kvstore.Local{DB: db}
+	}
+	s := &Store{db: db, w: o.Writer, kdf: o.KDF, tokenTTL: o.TokenTTL, now: o.Now, gate: newKDFGate(o.KDFLimits), throttle: o.Throttle, space: o.Space,
 		exists: map[string]bool{}, kinds: map[string]string{}, gens: map[string]uint64{}, pw: newPWCache(o.PasswordCache, o.Now)}
-	err := db.Update(func(txn *badger.Txn) error {
-		it, err := txn.Get([]byte("k/token"))
-		if err == nil {
+	// The first node to store a secret wins; every other one reads it.
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	err := o.Writer.Commit(context.Background(), kvstore.Batch{Absent: [][]byte{[]byte("k/token")}, Set: []kvstore.Entry{{Key: []byte("k/token"), Value: secret}}})
+	if err == nil || errors.Is(err, kvstore.ErrConflict) {
+		err = db.View(func(txn *badger.Txn) error {
+			it, err := txn.Get([]byte("k/token"))
+			if err != nil {
+				return err
+			}
 			s.secret, err = it.ValueCopy(nil)
 			return err
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		s.secret = make([]byte, 32)
-		if _, err := rand.Read(s.secret); err != nil {
-			return err
-		}
-		return txn.Set([]byte("k/token"), s.secret)
-	})
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("accounts: token secret: %w", err)
 	}
@@ -181,10 +190,7 @@ func (s *Store) CreateDevice(device, owner string) error {
 	if !topic.ValidUser(device) {
 		return ErrInvalidUser
 	}
-	if err := s.insert(record{User: device, Kind: KindDevice, Owner: owner, Created: s.now().UnixMilli()}); err != nil {
-		return err
-	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("dv/"+owner+"/"+device), nil) })
+	return s.insert(record{User: device, Kind: KindDevice, Owner: owner, Created: s.now().UnixMilli()}, []byte("dv/"+owner+"/"+device))
 }
 
 // Devices lists the device accounts owner manages.
@@ -202,23 +208,21 @@ func (s *Store) Devices(owner string) ([]string, error) {
 	return out, err
 }
 
-func (s *Store) insert(r record) error {
+// insert stores a new record, and marker keys (empty values) with it in
+// the same batch; ErrExists if the id was taken (on any node).
+func (s *Store) insert(r record, markers ...[]byte) error {
 	if err := s.space.Check(); err != nil {
 		return err
 	}
 	user := r.User
 	val, _ := json.Marshal(r)
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get(key(user)); err == nil {
+	b := kvstore.Batch{Absent: [][]byte{key(user)}, Set: []kvstore.Entry{{Key: key(user), Value: val}}}
+	for _, m := range markers {
+		b.Set = append(b.Set, kvstore.Entry{Key: m, Value: nil})
+	}
+	if err := s.w.Commit(context.Background(), b); err != nil {
+		if errors.Is(err, kvstore.ErrConflict) {
 			return ErrExists
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		return txn.Set(key(user), val)
-	})
-	if err != nil {
-		if errors.Is(err, ErrExists) {
-			return err
 		}
 		return fmt.Errorf("accounts: create %s: %w", user, err)
 	}
@@ -394,7 +398,7 @@ func (s *Store) ChangePassword(from, user, old, password string) error {
 		return err
 	}
 	val, _ := json.Marshal(r)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(user), val) }); err != nil {
+	if err := s.w.Commit(context.Background(), kvstore.Set(key(user), val)); err != nil {
 		return fmt.Errorf("accounts: set password of %s: %w", user, err)
 	}
 	return s.RevokeAll(user)

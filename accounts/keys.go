@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/mqim/mqim/kvstore"
 )
 
 // API keys are long-lived, revocable credentials for device accounts:
@@ -62,12 +65,7 @@ func (s *Store) CreateKey(device, clientID string) (string, Key, error) {
 	if err := s.space.Check(); err != nil {
 		return "", Key{}, err
 	}
-	err = s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(keyKey(k.ID), val); err != nil {
-			return err
-		}
-		return txn.Set(userKeyKey(device, k.ID), nil)
-	})
+	err = s.w.Commit(context.Background(), kvstore.Batch{Set: []kvstore.Entry{{Key: keyKey(k.ID), Value: val}, {Key: userKeyKey(device, k.ID)}}})
 	if err != nil {
 		return "", Key{}, fmt.Errorf("accounts: create key for %s: %w", device, err)
 	}
@@ -159,7 +157,7 @@ func (s *Store) RevokeKey(device, id string) (Key, error) {
 	if k.Revoked == 0 {
 		k.Revoked = s.now().UnixMilli()
 		val, _ := json.Marshal(k)
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyKey(id), val) }); err != nil {
+		if err := s.w.Commit(context.Background(), kvstore.Set(keyKey(id), val)); err != nil {
 			return Key{}, fmt.Errorf("accounts: revoke %s: %w", id, err)
 		}
 	}

@@ -1,15 +1,19 @@
 package accounts
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/mqim/mqim/kvstore"
 )
 
 // Tokens are HS256 JWTs with a random id (jti) and the user's token
@@ -137,9 +141,7 @@ func (s *Store) RevokeToken(t TokenInfo) error {
 	if t.ID == "" || ttl <= time.Minute {
 		return nil // expired already, or from before token ids (RevokeAll covers those)
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.SetEntry(badger.NewEntry(revokedKey(t.ID), nil).WithTTL(ttl))
-	})
+	err := s.w.Commit(context.Background(), kvstore.Batch{Set: []kvstore.Entry{{Key: revokedKey(t.ID), TTL: ttl}}})
 	if err != nil {
 		return fmt.Errorf("accounts: revoke token of %s: %w", t.User, err)
 	}
@@ -160,7 +162,7 @@ func (s *Store) RevokeAll(user string) error {
 	gen++
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], gen)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(genKey(user), b[:]) }); err != nil {
+	if err := s.w.Commit(context.Background(), kvstore.Set(genKey(user), b[:])); err != nil {
 		return fmt.Errorf("accounts: revoke tokens of %s: %w", user, err)
 	}
 	s.gens[user] = gen
@@ -202,4 +204,14 @@ func (s *Store) loadGeneration(user string) (uint64, error) {
 	}
 	s.gens[user] = gen
 	return gen, nil
+}
+
+// Changed tells the store that key was written by another node of its
+// cluster (see kvstore.Writer), so caches drop what it replaced.
+func (s *Store) Changed(key []byte) {
+	if user, ok := strings.CutPrefix(string(key), "tg/"); ok {
+		s.genMu.Lock()
+		delete(s.gens, user)
+		s.genMu.Unlock()
+	}
 }

@@ -58,6 +58,8 @@ type Config struct {
 	WritesPending int32 `yaml:"writes_pending"`
 	// Limits: abuse limits (publish rate per user, connections per IP).
 	Limits Limits `yaml:"limits"`
+	// Cluster, when set, makes this process one node of a cluster.
+	Cluster *Cluster `yaml:"cluster"`
 	// NodeID names this node in the node registry (default: host:http
 	// port); PublicURL is the base URL browsers reach it at (default: the
 	// host they used).
@@ -140,6 +142,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: limits must not be negative")
 	case c.Limits.MaxKeepalive > 65535*time.Second:
 		return fmt.Errorf("config: max_keepalive is at most 65535s (MQTT's two-byte keepalive)")
+	}
+	if c.Cluster != nil {
+		return c.Cluster.Validate()
 	}
 	return nil
 }

@@ -80,13 +80,14 @@ func (g *Gateway) stopTransports() {
 	g.closePolls(func(*pollSession) bool { return true })
 }
 
-// connect serves GET /api/v1/connect: where this client should connect,
-// chosen by the registry (least loaded live node); a node with no public URL
-// of its own, or this node, is reached at the host the client used.
+// connect serves GET /api/v1/connect[?exclude=NODE]: where this client
+// should connect, chosen by the registry (least loaded live node, other
+// than the one a client just lost); a node with no public URL of its own,
+// or this node, is reached at the host the client used.
 func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, _ string) error {
 	node := registry.Node{ID: g.o.Transport.NodeID}
 	if reg := g.o.Transport.Registry; reg != nil {
-		if n, err := registry.Pick(r.Context(), reg); err == nil {
+		if n, err := registry.PickExcept(r.Context(), reg, r.URL.Query().Get("exclude")); err == nil {
 			node = n
 		}
 	}
@@ -117,7 +118,7 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, _ string) erro
 		ice = []config.ICEServer{} // "ice_servers": [] rather than null
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"node": node.ID, "ws": ws, "mqtt": mqttURL, "ice_servers": ice,
+		"node": node.ID, "http": base, "ws": ws, "mqtt": mqttURL, "ice_servers": ice,
 		"limits": map[string]int{"body_bytes": g.o.BodyBytes},
 		"sse":    base + "/api/v1/stream", "poll": base + "/api/v1/poll", "publish": base + "/api/v1/publish",
 	})

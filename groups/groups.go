@@ -3,11 +3,13 @@
 package groups
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -29,6 +31,9 @@ var (
 	ErrQuota = errors.New("groups: quota exceeded")
 	// ErrDeclined: the user left the group; only they can bring themselves back.
 	ErrDeclined = errors.New("groups: user left this group")
+	// ErrBusy: the group kept changing on other nodes of the cluster
+	// while this change was tried (see kvstore.Writer).
+	ErrBusy = errors.New("groups: the group is changing; try again")
 )
 
 // MaxMembers bounds a group's size.
@@ -63,12 +68,14 @@ type Limits struct {
 // Store holds all groups in memory, backed by Badger.
 type Store struct {
 	db     *badger.DB
+	w      kvstore.Writer
 	limits Limits
 	space  *kvstore.Space
 	mu     sync.RWMutex
 	g      map[string]*Group
-	owned  map[string]int // user -> groups owned
-	member map[string]int // user -> groups it is a member of
+	raw    map[string][]byte // each group's record as stored: what a change expects to replace
+	owned  map[string]int    // user -> groups owned
+	member map[string]int    // user -> groups it is a member of
 }
 
 func key(gid string) []byte { return []byte("g/" + gid) }
@@ -76,20 +83,23 @@ func key(gid string) []byte { return []byte("g/" + gid) }
 // Open loads every group; limits apply to what changes from now on. space,
 // if not nil, refuses changes while the disk is below its reserve (errors
 // wrap kvstore.ErrFull).
-func Open(db *badger.DB, limits Limits, space *kvstore.Space) (*Store, error) {
-	s := &Store{db: db, limits: limits, space: space, g: map[string]*Group{}, owned: map[string]int{}, member: map[string]int{}}
+//
+// w commits every change (nil: db itself); a cluster's writer replicates
+// them, and Changed takes in the changes other nodes made.
+func Open(db *badger.DB, limits Limits, space *kvstore.Space, w kvstore.Writer) (*Store, error) {
+	if w == nil {
+		w = kvstore.Local{DB: db}
+	}
+	s := &Store{db: db, w: w, limits: limits, space: space, g: map[string]*Group{}, raw: map[string][]byte{}, owned: map[string]int{}, member: map[string]int{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("g/"), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var g Group
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &g) }); err != nil {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
 				return err
 			}
-			s.g[g.ID] = &g
-			if !g.Deleted {
-				s.count(&g, 1)
-			}
+			s.take(v)
 		}
 		return nil
 	})
@@ -99,15 +109,84 @@ func Open(db *badger.DB, limits Limits, space *kvstore.Space) (*Store, error) {
 	return s, nil
 }
 
+// take puts a stored record in the cache, replacing what it held for
+// that group (s.mu held, or at Open). A record that does not decode is
+// skipped: it cannot be a group.
+func (s *Store) take(v []byte) {
+	var g Group
+	if json.Unmarshal(v, &g) != nil || g.ID == "" {
+		return
+	}
+	if old, ok := s.g[g.ID]; ok && !old.Deleted {
+		s.count(old, -1)
+	}
+	s.g[g.ID], s.raw[g.ID] = &g, v
+	if !g.Deleted {
+		s.count(&g, 1)
+	}
+}
+
+// save stores g if its record is still what this node last saw; if another
+// node changed it first, the cache takes that version and save returns
+// kvstore.ErrConflict (s.mu held).
 func (s *Store) save(g *Group) error {
 	if err := s.space.Check(); err != nil {
 		return err
 	}
 	val, _ := json.Marshal(g)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(g.ID), val) }); err != nil {
+	b := kvstore.Set(key(g.ID), val)
+	if old, ok := s.raw[g.ID]; ok {
+		b.Match = []kvstore.Entry{{Key: key(g.ID), Value: old}}
+	} else {
+		b.Absent = [][]byte{key(g.ID)}
+	}
+	if err := s.w.Commit(context.Background(), b); err != nil {
+		if errors.Is(err, kvstore.ErrConflict) {
+			s.reload(g.ID)
+			return err
+		}
 		return fmt.Errorf("groups: save %s: %w", g.ID, err)
 	}
+	s.raw[g.ID] = val
 	return nil
+}
+
+// reload reads gid's record into the cache (s.mu held).
+func (s *Store) reload(gid string) {
+	_ = s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key(gid))
+		if err != nil {
+			return err
+		}
+		v, err := it.ValueCopy(nil)
+		if err == nil {
+			s.take(v)
+		}
+		return err
+	})
+}
+
+// Changed takes in a group record another node of the cluster wrote.
+func (s *Store) Changed(k []byte) {
+	gid, ok := strings.CutPrefix(string(k), "g/")
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reload(gid)
+}
+
+// again runs a change, trying again while it loses to changes other nodes
+// make to the same group at the same time.
+func again(op func() (Group, error)) (Group, error) {
+	for range 5 {
+		g, err := op()
+		if !errors.Is(err, kvstore.ErrConflict) {
+			return g, err
+		}
+	}
+	return Group{}, ErrBusy
 }
 
 func clone(g *Group) Group {
@@ -135,6 +214,10 @@ func (s *Store) roomFor(user string) error {
 
 // Create makes a group owned by owner, who is always a member.
 func (s *Store) Create(gid, name, owner string, members []string, now int64) (Group, error) {
+	return again(func() (Group, error) { return s.create(gid, name, owner, members, now) })
+}
+
+func (s *Store) create(gid, name, owner string, members []string, now int64) (Group, error) {
 	if !topic.ValidGroup(gid) || len(name) > 100 {
 		return Group{}, ErrInvalid
 	}
@@ -224,6 +307,10 @@ func (s *Store) Of(user string) []Group {
 // AddMember adds user to gid; actor must be a member, or be user coming
 // back to a group it left. A user who left cannot be added by others.
 func (s *Store) AddMember(gid, actor, user string) (Group, error) {
+	return again(func() (Group, error) { return s.addMember(gid, actor, user) })
+}
+
+func (s *Store) addMember(gid, actor, user string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.g[gid]
@@ -262,6 +349,10 @@ func (s *Store) AddMember(gid, actor, user string) (Group, error) {
 // remove themselves (leave), which also declines the group: no member can
 // add them back. The owner cannot leave (a group always has an owner).
 func (s *Store) RemoveMember(gid, actor, user string) (Group, error) {
+	return again(func() (Group, error) { return s.removeMember(gid, actor, user) })
+}
+
+func (s *Store) removeMember(gid, actor, user string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.g[gid]
@@ -297,6 +388,10 @@ func (s *Store) RemoveMember(gid, actor, user string) (Group, error) {
 // owner stays a member (and may then leave). The new owner's Owned limit
 // applies.
 func (s *Store) Transfer(gid, actor, to string) (Group, error) {
+	return again(func() (Group, error) { return s.transfer(gid, actor, to) })
+}
+
+func (s *Store) transfer(gid, actor, to string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.ownedBy(gid, actor)
@@ -357,6 +452,10 @@ func (s *Store) ownedBy(gid, actor string) (*Group, error) {
 
 // Rename sets gid's name; only the owner may.
 func (s *Store) Rename(gid, actor, name string) (Group, error) {
+	return again(func() (Group, error) { return s.rename(gid, actor, name) })
+}
+
+func (s *Store) rename(gid, actor, name string) (Group, error) {
 	if name == "" || len(name) > 100 {
 		return Group{}, ErrInvalid
 	}
@@ -378,6 +477,10 @@ func (s *Store) Rename(gid, actor, name string) (Group, error) {
 // Delete ends gid; only the owner may. It returns the group as it was (its
 // members are to be told). What remains is a tombstone: the id stays taken.
 func (s *Store) Delete(gid, actor string) (Group, error) {
+	return again(func() (Group, error) { return s.del(gid, actor) })
+}
+
+func (s *Store) del(gid, actor string) (Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.ownedBy(gid, actor)

@@ -21,6 +21,7 @@ import (
 // Key layout (prefixes owned by this package, see kvstore):
 //
 //	meta/epoch                 store epoch
+//	meta/log                   last replicated-log sequence applied {seq:8}
 //	m/{conv}/{seq:8}           stamped message JSON
 //	i/{user}/{pos:8}           user's feed: {conv}/{seq:8}
 //	uc/{user}/{conv}           user takes part in conv
@@ -64,6 +65,10 @@ type BadgerOptions struct {
 	// fan-out delivers from. It runs before the appends' callers return and
 	// must not block.
 	Committed func([]Appended)
+	// Epoch, if set, is the epoch a new store takes instead of a random
+	// one (a cluster's: every node's view then issues cursors valid on the
+	// others). A store that already has another epoch is refused.
+	Epoch string
 }
 
 // ErrCorrupt reports a read that found the store inconsistent: an entry
@@ -73,21 +78,23 @@ type BadgerOptions struct {
 var ErrCorrupt = errors.New("history: storage read error (damaged data)")
 
 type op struct {
-	append  *AppendRequest
-	read    *readReq
-	res     AppendResult
-	pos     []uint64                  // feed position of each recipient
-	then    func(AppendResult, error) // AppendAsync's callback, else done is closed
-	payload []byte                    // the stored message's JSON
-	err     error
-	done    chan struct{}
-	entries int
+	append   *AppendRequest
+	read     *readReq
+	res      AppendResult
+	pos      []uint64                  // feed position of each recipient
+	then     func(AppendResult, error) // AppendAsync's callback, else done is closed
+	thenRead func(error)               // MarkReadAsync's callback
+	payload  []byte                    // the stored message's JSON
+	err      error
+	done     chan struct{}
+	entries  int
 }
 
 type readReq struct {
 	user string
 	conv ConvID
 	seq  uint64
+	log  uint64 // replicated-log sequence, 0: none
 }
 
 // Badger is the embedded Store: one writer goroutine assigns sequences and
@@ -105,6 +112,8 @@ type Badger struct {
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	idSeq    atomic.Uint64
+	// logApplied is the last replicated-log sequence committed.
+	logApplied atomic.Uint64
 
 	// Caches of the writer goroutine (only commit touches them, so no lock):
 	// a miss reads the store within the batch's transaction, so they are
@@ -135,20 +144,31 @@ func OpenBadger(db *badger.DB, o BadgerOptions) (*Badger, error) {
 		convSeq: map[ConvID]uint64{}, feedPos: map[string]uint64{}, inConv: map[string]bool{}, read: map[string]uint64{},
 		lastConv: map[ConvID]uint64{}, lastFeed: map[string]uint64{}}
 	err := db.Update(func(txn *badger.Txn) error {
+		if n, err := getU64(txn, []byte("meta/log")); err != nil {
+			return err
+		} else {
+			s.logApplied.Store(n)
+		}
 		it, err := txn.Get([]byte("meta/epoch"))
 		if err == nil {
 			v, err := it.ValueCopy(nil)
 			s.epoch = string(v)
+			if o.Epoch != "" && s.epoch != o.Epoch {
+				return fmt.Errorf("%w: the data holds epoch %s, the log is epoch %s", ErrForeignEpoch, s.epoch, o.Epoch)
+			}
 			return err
 		}
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
-		b := make([]byte, 6)
-		if _, err := rand.Read(b); err != nil {
-			return err
+		s.epoch = o.Epoch
+		if s.epoch == "" {
+			b := make([]byte, 6)
+			if _, err := rand.Read(b); err != nil {
+				return err
+			}
+			s.epoch = hex.EncodeToString(b)
 		}
-		s.epoch = hex.EncodeToString(b)
 		return txn.Set([]byte("meta/epoch"), []byte(s.epoch))
 	})
 	if err != nil {
@@ -161,6 +181,21 @@ func OpenBadger(db *badger.DB, o BadgerOptions) (*Badger, error) {
 
 // Epoch implements Store.
 func (s *Badger) Epoch() string { return s.epoch }
+
+// ErrForeignEpoch refuses to open a store under an epoch other than its own
+// (a data directory from another cluster, or a single node's).
+var ErrForeignEpoch = errors.New("history: data directory belongs to another epoch")
+
+// LogApplied is the last replicated-log sequence committed (0: none), the
+// position a log applier resumes after.
+func (s *Badger) LogApplied() uint64 { return s.logApplied.Load() }
+
+// MarkReadAsync queues a read marker move that is entry seq of a replicated
+// log (see AppendRequest.Log); then runs on the writer once it committed.
+func (s *Badger) MarkReadAsync(ctx context.Context, user string, conv ConvID, seq uint64, log LogPosition, then func(error)) error {
+	o := &op{read: &readReq{user: user, conv: conv, seq: seq, log: log.Seq}, entries: 2, thenRead: then}
+	return s.queue(ctx, o, conv)
+}
 
 // Close stops the writer after it has committed everything queued.
 func (s *Badger) Close() error {
@@ -202,22 +237,27 @@ func (s *Badger) Append(ctx context.Context, req AppendRequest) (AppendResult, e
 // AppendAsync implements Store.
 func (s *Badger) AppendAsync(ctx context.Context, req AppendRequest, then func(AppendResult, error)) error {
 	o := &op{append: &req, entries: 3 + 2*len(req.Recipients), then: then}
+	return s.queue(ctx, o, req.Conv)
+}
+
+// queue hands o to the writer without waiting for its commit.
+func (s *Badger) queue(ctx context.Context, o *op, conv ConvID) error {
 	if s.closed.Load() {
-		return errorf("append", req.Conv, ErrClosed)
+		return errorf("append", conv, ErrClosed)
 	}
 	select {
 	case s.ops <- o:
 		return nil
 	case <-s.quit:
-		return errorf("append", req.Conv, ErrClosed)
+		return errorf("append", conv, ErrClosed)
 	case <-ctx.Done():
-		return errorf("append", req.Conv, ctx.Err())
+		return errorf("append", conv, ctx.Err())
 	}
 }
 
 // MarkRead implements Store.
 func (s *Badger) MarkRead(ctx context.Context, user string, conv ConvID, seq uint64) error {
-	o := &op{read: &readReq{user, conv, seq}, entries: 1}
+	o := &op{read: &readReq{user: user, conv: conv, seq: seq}, entries: 1}
 	if err := s.submit(ctx, o); err != nil {
 		return errorf("mark read", conv, err)
 	}
@@ -274,10 +314,20 @@ func (s *Badger) commit(batch []*op) {
 	if err == nil {
 		err = s.apply(txn, batch)
 	}
+	var logSeq uint64
+	if err == nil {
+		logSeq = lastLogSeq(batch)
+		if logSeq > 0 {
+			err = txn.Set([]byte("meta/log"), be8(logSeq))
+		}
+	}
 	if err == nil {
 		err = txn.Commit()
 	}
 	if err == nil {
+		if logSeq > 0 {
+			s.logApplied.Store(logSeq)
+		}
 		s.noteCommitted(batch)
 		s.announce(batch)
 	}
@@ -290,6 +340,14 @@ func (s *Badger) commit(batch []*op) {
 	for _, o := range batch {
 		if err != nil {
 			o.err = err
+		}
+		if o.thenRead != nil {
+			var e error
+			if o.err != nil {
+				e = errorf("mark read", o.read.conv, o.err)
+			}
+			o.thenRead(e)
+			continue
 		}
 		if o.then != nil {
 			var e error
@@ -347,6 +405,20 @@ func (s *Badger) committed(conv ConvID, user string) (seq, pos uint64) {
 	return s.lastConv[conv], s.lastFeed[user]
 }
 
+// lastLogSeq is the highest replicated-log sequence among batch's ops.
+func lastLogSeq(batch []*op) uint64 {
+	var n uint64
+	for _, o := range batch {
+		switch {
+		case o.append != nil && o.append.Log != nil:
+			n = max(n, o.append.Log.Seq)
+		case o.read != nil:
+			n = max(n, o.read.log)
+		}
+	}
+	return n
+}
+
 func (s *Badger) apply(txn *badger.Txn, batch []*op) error {
 	now := s.now().UnixMilli()
 	inBatch := map[string]*op{}
@@ -376,8 +448,15 @@ func (s *Badger) apply(txn *badger.Txn, batch []*op) error {
 			return err
 		}
 		m := r.Msg
-		m.Seq, m.TS = seq, now
-		m.ID = fmt.Sprintf("%012x-%06x", now, s.idSeq.Add(1)&0xffffff)
+		if r.Log != nil {
+			// Every node's view must stamp alike: the log's time, and the
+			// log sequence for the id's low bits (unique in the log).
+			m.Seq, m.TS = seq, r.Log.TS
+			m.ID = fmt.Sprintf("%012x-%06x", r.Log.TS, r.Log.Seq&0xffffff)
+		} else {
+			m.Seq, m.TS = seq, now
+			m.ID = fmt.Sprintf("%012x-%06x", now, s.idSeq.Add(1)&0xffffff)
+		}
 		val, err := json.Marshal(m)
 		if err != nil {
 			return err
@@ -404,7 +483,7 @@ func (s *Badger) apply(txn *badger.Txn, batch []*op) error {
 			}
 		}
 		// Sending implies having read everything up to one's own message.
-		if err := s.applyRead(txn, &readReq{m.From, r.Conv, seq}); err != nil {
+		if err := s.applyRead(txn, &readReq{user: m.From, conv: r.Conv, seq: seq}); err != nil {
 			return err
 		}
 		if r.IdemKey != "" {

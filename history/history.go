@@ -83,6 +83,19 @@ type AppendRequest struct {
 	// recorded; it is looked up only when IdemCheck is set.
 	IdemKey   string
 	IdemCheck bool
+	// Log, set only by a replicated log's applier (package cluster), is
+	// this append's place in that log: the store stamps the message from it
+	// (TS from the log, ID from TS and the log sequence) instead of from its
+	// own clock, so every node's view stamps the same message alike, and
+	// records the sequence as applied in the same commit.
+	Log *LogPosition
+}
+
+// LogPosition is an entry's place in a replicated log: its sequence and the
+// log's timestamp (Unix milliseconds).
+type LogPosition struct {
+	Seq uint64
+	TS  int64
 }
 
 // AppendResult is the stamped message, and whether it had been stored before.

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,8 +42,12 @@ type Options struct {
 	Password string
 	Device   string // client id is User:Device; default "go"
 	// Broker overrides the MQTT URL (tcp://host:port or ws://host/mqtt);
-	// default: what GET /api/v1/connect advertises.
+	// default: what GET /api/v1/connect advertises, asked again whenever
+	// the connection is lost (a cluster names another live node).
 	Broker string
+	// Nodes are more base URLs of the same platform (other nodes of its
+	// cluster), asked for /connect when HTTP does not answer.
+	Nodes []string
 	// OnMessage receives chat messages, per conversation in seq order,
 	// exactly once. It is called from one goroutine at a time.
 	OnMessage func(envelope.Message)
@@ -62,11 +67,16 @@ type Options struct {
 
 // Client is a connected platform client.
 type Client struct {
-	o     Options
-	mqtt  paho.Client
-	seq   *sequencer
-	token string
-	tokMu sync.Mutex
+	o    Options
+	mqtt paho.Client
+	// base is the HTTP API in use and node the node connected to: the
+	// last /connect's answer (failover moves both).
+	baseMu sync.Mutex
+	base   string
+	node   string
+	seq    *sequencer
+	token  string
+	tokMu  sync.Mutex
 
 	syncMu   sync.Mutex // one sync at a time
 	gapTimer *time.Timer
@@ -110,15 +120,30 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if err := c.login(ctx); err != nil {
 		return nil, err
 	}
-	if o.Broker == "" {
-		var conn struct{ MQTT, WS string }
-		if err := c.api(ctx, "GET", "/api/v1/connect", nil, &conn); err != nil {
+	c.base = strings.TrimRight(o.HTTP, "/")
+	pinned := o.Broker != ""
+	if !pinned {
+		u, err := c.where(ctx, "")
+		if err != nil {
 			return nil, err
 		}
-		c.o.Broker = conn.MQTT
+		c.o.Broker = u
 	}
 	connected := make(chan struct{}, 1)
 	opts := paho.NewClientOptions().AddBroker(c.o.Broker).
+		SetReconnectingHandler(func(_ paho.Client, opts *paho.ClientOptions) {
+			if pinned {
+				return
+			}
+			// Ask again where to connect, without the node just lost.
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if u, err := c.where(fctx, c.currentNode()); err == nil {
+				if pu, err := url.Parse(u); err == nil {
+					opts.Servers = []*url.URL{pu}
+				}
+			}
+		}).
 		SetClientID(o.User + ":" + o.Device).SetUsername(o.User).
 		SetCredentialsProvider(func() (string, string) { return o.User, c.currentToken() }).
 		SetCleanSession(false).SetOrderMatters(true).
@@ -151,6 +176,57 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	}
 	ok = true
 	return c, nil
+}
+
+// where asks /connect (at the API in use, then at the other known nodes)
+// where to connect, avoiding node exclude, and moves the client's API to
+// the node named.
+func (c *Client) where(ctx context.Context, exclude string) (string, error) {
+	var conn struct{ Node, HTTP, MQTT string }
+	path := "/api/v1/connect"
+	if exclude != "" {
+		path += "?exclude=" + url.QueryEscape(exclude)
+	}
+	var errs []error
+	for _, base := range c.bases() {
+		err := c.doAt(ctx, base, "GET", path, nil, &conn, true)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+			if err = c.login(ctx); err == nil {
+				err = c.doAt(ctx, base, "GET", path, nil, &conn, true)
+			}
+		}
+		if err == nil && conn.MQTT != "" {
+			c.baseMu.Lock()
+			c.node = conn.Node
+			if conn.HTTP != "" {
+				c.base = strings.TrimRight(conn.HTTP, "/")
+			}
+			c.baseMu.Unlock()
+			return conn.MQTT, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("imclient: no node answered /connect: %w", errors.Join(errs...))
+}
+
+// bases are the API in use first, then the other known nodes.
+func (c *Client) bases() []string {
+	c.baseMu.Lock()
+	out := []string{c.base}
+	c.baseMu.Unlock()
+	for _, b := range append([]string{c.o.HTTP}, c.o.Nodes...) {
+		if b = strings.TrimRight(b, "/"); !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (c *Client) currentNode() string {
+	c.baseMu.Lock()
+	defer c.baseMu.Unlock()
+	return c.node
 }
 
 func (c *Client) currentToken() string {
@@ -194,12 +270,25 @@ func (c *Client) api(ctx context.Context, method, path string, body, out any) er
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any, auth bool) error {
+	var errs []error
+	for _, base := range c.bases() {
+		err := c.doAt(ctx, base, method, path, body, out, auth)
+		var ae *APIError
+		if err == nil || errors.As(err, &ae) || ctx.Err() != nil {
+			return err // an answer, even an error one, is the node's
+		}
+		errs = append(errs, err) // unreachable: try another node
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) doAt(ctx context.Context, base, method, path string, body, out any, auth bool) error {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.o.HTTP, "/")+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return err
 	}

@@ -39,48 +39,14 @@ func TestKill9DuringFloodLosesNoAcknowledgedMessage(t *testing.T) {
 	}
 	defer bob.Close()
 
-	var acked sync.Map // cid -> true
-	var nAcked atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker(p.MQTT).SetClientID(fmt.Sprintf("alice:w%d", w)).
-				SetUsername("alice").SetPassword(imtest.Password).SetAutoReconnect(false).SetCleanSession(true)
-			c := paho.NewClient(opts)
-			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Errorf("publisher %d: %v", w, tok.Error())
-				return
-			}
-			defer c.Disconnect(0)
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				cid := fmt.Sprintf("w%d-%d", w, i)
-				tok := c.Publish("im/u/bob/dm/alice", 1, false, fmt.Sprintf(`{"cid":%q,"body":"flood"}`, cid))
-				if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil || !c.IsConnectionOpen() {
-					return // the server died under us: this one is unknown, not acked
-				}
-				acked.Store(cid, true)
-				nAcked.Add(1)
-			}
-		}(w)
-	}
-	imtest.Eventually(t, "some acknowledged messages", 20*time.Second, func() bool { return nAcked.Load() >= 300 })
+	f := startFlood(t, p.MQTT, 4)
+	imtest.Eventually(t, "some acknowledged messages", 20*time.Second, func() bool { return f.n.Load() >= 300 })
 	p.Cmd.Process.Kill() // SIGKILL, mid-flood
 	p.Cmd.Wait()
-	close(stop)
-	wg.Wait()
+	ackedCIDs := f.stop()
 
 	p2 := imtest.StartProc(t, args...)
 	_ = p2
-	ackedCIDs := map[string]bool{}
-	acked.Range(func(k, _ any) bool { ackedCIDs[k.(string)] = true; return true })
 	t.Logf("%d messages acknowledged before SIGKILL", len(ackedCIDs))
 
 	// History after restart holds every acknowledged message, once.
@@ -103,6 +69,57 @@ func TestKill9DuringFloodLosesNoAcknowledgedMessage(t *testing.T) {
 	imtest.Eventually(t, "bob's client catches up", 30*time.Second, func() bool { return len(rec.get()) >= len(stored) })
 	got := rec.get()
 	checkExactlyOnceInOrder(t, "bob", got, map[imclient.ConvKey]int{"dm:alice": len(stored)})
+}
+
+// flood is QoS 1 publishers writing to bob as alice until stopped,
+// recording which messages (by cid) were acknowledged.
+type flood struct {
+	acked sync.Map // cid -> true
+	n     atomic.Int64
+	quit  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// startFlood starts workers publishers on url; each stops at its first
+// unacknowledged publish (the server died under it).
+func startFlood(t *testing.T, url string, workers int) *flood {
+	f := &flood{quit: make(chan struct{})}
+	for w := range workers {
+		f.wg.Go(func() {
+			opts := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("alice:w%d", w)).
+				SetUsername("alice").SetPassword(imtest.Password).SetAutoReconnect(false).SetCleanSession(true)
+			c := paho.NewClient(opts)
+			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Errorf("publisher %d: %v", w, tok.Error())
+				return
+			}
+			defer c.Disconnect(0)
+			for i := 0; ; i++ {
+				select {
+				case <-f.quit:
+					return
+				default:
+				}
+				cid := fmt.Sprintf("w%d-%d", w, i)
+				tok := c.Publish("im/u/bob/dm/alice", 1, false, fmt.Sprintf(`{"cid":%q,"body":"flood"}`, cid))
+				if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil || !c.IsConnectionOpen() {
+					return // unknown, not acked
+				}
+				f.acked.Store(cid, true)
+				f.n.Add(1)
+			}
+		})
+	}
+	return f
+}
+
+// stop ends the flood and returns the acknowledged cids.
+func (f *flood) stop() map[string]bool {
+	close(f.quit)
+	f.wg.Wait()
+	out := map[string]bool{}
+	f.acked.Range(func(k, _ any) bool { out[k.(string)] = true; return true })
+	return out
 }
 
 func loginHTTP(t *testing.T, base, user string) string {

@@ -24,7 +24,6 @@ func subscribeRaw(t *testing.T, r *imtest.Raw, _ byte, pid uint16, filters ...st
 	return codes
 }
 
-
 // TestDeepTopicsNeverReachTheTopicTree: a 240 KB SUBSCRIBE of four filters
 // of 30 000 levels (it held mochi's global topic-tree lock for seconds;
 // a string is at most 64 KiB) is refused per

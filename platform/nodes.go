@@ -21,6 +21,9 @@ const (
 
 // nodeID is cfg's node id, or "{hostname}@{http address}".
 func nodeID(cfg config.Config) string {
+	if cfg.Cluster != nil {
+		return cfg.Cluster.Node
+	}
 	if cfg.NodeID != "" {
 		return cfg.NodeID
 	}
@@ -40,7 +43,12 @@ func (p *Platform) startBeat() {
 	p.stopBeat, p.beatDone = cancel, make(chan struct{})
 	id := nodeID(p.Config)
 	self := func() registry.Node {
-		return registry.Node{ID: id, URL: p.Config.PublicURL, MQTT: p.MQTTAddr.String(),
+		url := p.Config.PublicURL
+		if url == "" && p.Cluster != nil {
+			// Other nodes hand this one out: it needs an address.
+			url = "http://" + p.HTTPAddr.String()
+		}
+		return registry.Node{ID: id, URL: url, MQTT: p.MQTTAddr.String(),
 			Load: int(atomic.LoadInt64(&p.Broker.Server.Info.ClientsConnected)) + p.Gateway.Feeds()}
 	}
 	go func() {

@@ -20,6 +20,7 @@ import (
 	"github.com/mqim/mqim/accounts"
 	"github.com/mqim/mqim/acl"
 	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/cluster"
 	"github.com/mqim/mqim/config"
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/fanout"
@@ -60,11 +61,17 @@ type Platform struct {
 	MQTTAddr net.Addr
 	// Registry lists the live nodes (single node: in memory, this one).
 	Registry registry.Registry
-	served   chan error
-	stopBeat context.CancelFunc
-	beatDone chan struct{}
-	stopGC   context.CancelFunc
-	gcDone   chan struct{}
+	// Cluster is this node's member of a cluster (nil: a single node);
+	// then chat is written through ClusterLog and History is its view.
+	Cluster      *cluster.Node
+	ClusterLog   *cluster.Log
+	clusterHub   *cluster.Hub
+	clusterState *cluster.State
+	served       chan error
+	stopBeat     context.CancelFunc
+	beatDone     chan struct{}
+	stopGC       context.CancelFunc
+	gcDone       chan struct{}
 }
 
 // Stores opens only the data stores (for CLI commands that edit data offline).
@@ -83,8 +90,21 @@ var freeSpace = kvstore.StatFree
 
 // OpenStores opens the database in cfg.Data.
 func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
+	db, space, err := openDB(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStores(cfg, db, space, nil, log)
+	if err != nil {
+		db.Close()
+	}
+	return st, err
+}
+
+// openDB opens the database in cfg.Data.
+func openDB(cfg config.Config, log *slog.Logger) (*badger.DB, *kvstore.Space, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("platform: data dir: %w", err)
+		return nil, nil, fmt.Errorf("platform: data dir: %w", err)
 	}
 	space := kvstore.NewSpace(cfg.Data, uint64(cfg.StorageReserve), freeSpace, log)
 	// On a full disk Badger cannot open for writing at all (it writes a
@@ -96,36 +116,37 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 	}
 	db, err := kvstore.Open(filepath.Join(cfg.Data, "im"), kvstore.Options{SyncWrites: cfg.Durability == "batch", Identity: true, ReadOnly: readOnly}, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return db, space, nil
+}
+
+// openStores opens the stores over db; w commits their changes (nil: db
+// itself; a cluster node's replicated state).
+func openStores(cfg config.Config, db *badger.DB, space *kvstore.Space, w kvstore.Writer, log *slog.Logger) (*Stores, error) {
 	lim := cfg.Limits
-	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL, Space: space,
+	acc, err := accounts.Open(db, accounts.Options{TokenTTL: cfg.TokenTTL, Space: space, Writer: w,
 		KDFLimits:     accounts.KDFLimits{Slots: lim.KDFSlots, Queue: lim.KDFQueue, Wait: lim.KDFWait},
 		PasswordCache: accounts.PasswordCache{TTL: lim.PasswordCacheTTL, MaxEntries: lim.PasswordCacheSize},
 		Throttle: ratelimit.NewLogins(ratelimit.LoginLimits{IPRate: lim.LoginIPRate, IPBurst: lim.LoginIPBurst,
 			BackoffMax: lim.LoginBackoffMax, AccountRate: lim.LoginAccountRate, AccountBurst: lim.LoginAccountBurst})})
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	grp, err := groups.Open(db, groups.Limits{Owned: cfg.Limits.GroupsOwnedPerUser, Memberships: cfg.Limits.GroupsPerUser}, space)
+	grp, err := groups.Open(db, groups.Limits{Owned: cfg.Limits.GroupsOwnedPerUser, Memberships: cfg.Limits.GroupsPerUser}, space, w)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	bl, err := userlists.Open(db, userlists.Blocks, cfg.Limits.BlocksPerUser, space)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	ct, err := userlists.Open(db, userlists.Contacts, cfg.Limits.ContactsPerUser, space)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	pf, err := profiles.Open(db, space)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Contacts: ct, Profiles: pf}, nil
@@ -133,20 +154,63 @@ func OpenStores(cfg config.Config, log *slog.Logger) (*Stores, error) {
 
 // Start opens everything and starts serving.
 func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
-	st, err := OpenStores(cfg, log)
+	db, space, err := openDB(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg, Log: log, DB: st.DB, Space: st.Space, Accounts: st.Accounts, Groups: st.Groups, Blocks: st.Blocks, Contacts: st.Contacts, Profiles: st.Profiles, served: make(chan error, 1)}
+	p := &Platform{Config: cfg, Log: log, DB: db, Space: space, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
 			p.Close(context.Background())
 		}
 	}()
-	hub := fanout.NewLocal(nil) // routed into the broker once it exists
-	if p.History, err = history.OpenBadger(st.DB, history.BadgerOptions{Space: st.Space, Committed: hub.Committed}); err != nil {
+	var w kvstore.Writer // the shared state's writer: nil, db itself
+	var epoch string
+	if cfg.Cluster != nil {
+		if p.Cluster, err = cluster.Start(context.Background(), *cfg.Cluster, cluster.Options{DataDir: cfg.Data, SyncAlways: cfg.Durability == "batch", Log: log}); err != nil {
+			return nil, err
+		}
+		epoch = p.Cluster.Epoch()
+		if p.clusterState, err = cluster.OpenState(p.Cluster, db); err != nil {
+			return nil, err
+		}
+		// Caught up before the stores open, so they load the cluster's
+		// accounts and groups; later changes from other nodes go to
+		// their caches through Changed.
+		p.clusterState.Changed = func(k []byte) {
+			if p.Accounts != nil {
+				p.Accounts.Changed(k)
+			}
+			if p.Groups != nil {
+				p.Groups.Changed(k)
+			}
+		}
+		if err := p.clusterState.Follow(context.Background(), 60*time.Second); err != nil {
+			return nil, err
+		}
+		w = p.clusterState
+	}
+	st, err := openStores(cfg, db, space, w, log)
+	if err != nil {
 		return nil, err
+	}
+	p.Accounts, p.Groups, p.Blocks, p.Contacts, p.Profiles = st.Accounts, st.Groups, st.Blocks, st.Contacts, st.Profiles
+	local := fanout.NewLocal(nil) // routed into the broker once it exists
+	var hub fanout.Hub = local
+	if p.History, err = history.OpenBadger(db, history.BadgerOptions{Space: space, Committed: local.Committed, Epoch: epoch}); err != nil {
+		return nil, err
+	}
+	// What the chat service writes through: the node's store, or the
+	// cluster's log that every node's store applies.
+	var chatLog history.Store = p.History
+	if p.Cluster != nil {
+		p.ClusterLog = cluster.OpenLog(p.Cluster, p.History)
+		chatLog = p.ClusterLog
+		if p.clusterHub, err = cluster.NewHub(p.Cluster, local); err != nil {
+			return nil, err
+		}
+		hub = p.clusterHub
 	}
 	admins := map[string]bool{}
 	for _, a := range cfg.Admins {
@@ -179,7 +243,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Metrics = m
 	pres := presence.New()
 	svc := im.New(im.Deps{
-		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
+		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: chatLog, Presence: pres,
 		Policy: p.Policy, Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
 		Hub:         hub,
@@ -203,10 +267,16 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	hub.SetRouter(broker.Router(p.Broker.Server))
-	p.Hub = hub
+	local.SetRouter(broker.Router(p.Broker.Server))
+	p.Hub = local
 	p.MQTTAddr = p.Broker.MQTTAddr()
-	p.Registry = registry.NewMemory(nodeTTL, nil)
+	if p.Cluster != nil {
+		if p.Registry, err = cluster.NewRegistry(context.Background(), p.Cluster, nodeTTL, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		p.Registry = registry.NewMemory(nodeTTL, nil)
+	}
 	p.Gateway = gateway.New(gateway.Options{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory, DMPolicy: cfg.DMPolicy,
@@ -276,8 +346,20 @@ func (p *Platform) Close(ctx context.Context) error {
 	if p.Broker != nil {
 		errs = append(errs, p.Broker.Close())
 	}
+	if p.clusterHub != nil {
+		errs = append(errs, p.clusterHub.Close())
+	}
+	if p.ClusterLog != nil {
+		errs = append(errs, p.ClusterLog.Close())
+	}
 	if p.History != nil {
 		errs = append(errs, p.History.Close())
+	}
+	if p.clusterState != nil {
+		errs = append(errs, p.clusterState.Close())
+	}
+	if p.Cluster != nil {
+		errs = append(errs, p.Cluster.Close())
 	}
 	if p.DB != nil {
 		errs = append(errs, p.DB.Close())

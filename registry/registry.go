@@ -21,6 +21,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -54,10 +55,18 @@ var ErrNoNode = errors.New("registry: no live node")
 
 // Pick returns the least loaded live node; ties go to the lowest id, so every
 // caller picks the same node from the same view.
-func Pick(ctx context.Context, r Registry) (Node, error) {
+func Pick(ctx context.Context, r Registry) (Node, error) { return PickExcept(ctx, r, "") }
+
+// PickExcept is Pick without the node named except, unless it is the only
+// live one (a client that just lost its node asks for another: the
+// registry only forgets a dead node after its TTL).
+func PickExcept(ctx context.Context, r Registry, except string) (Node, error) {
 	nodes, err := r.Live(ctx)
 	if err != nil {
 		return Node{}, err
+	}
+	if others := slices.DeleteFunc(slices.Clone(nodes), func(n Node) bool { return n.ID == except }); len(others) > 0 {
+		nodes = others
 	}
 	if len(nodes) == 0 {
 		return Node{}, ErrNoNode

@@ -82,46 +82,65 @@ type Proc struct {
 // StartProc runs `mqim serve` with args and waits for its address lines.
 func StartProc(t testing.TB, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(Binary(t), append([]string{"serve"}, args...)...)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if os.Getenv("MQIM_TEST_LOG") != "" {
-		cmd.Stderr = os.Stderr
+	return StartProcs(t, args)[0]
+}
+
+// StartProcs starts one `mqim serve` per argument list, all at once (the
+// nodes of a cluster wait for each other before they listen), then waits
+// for each one's address lines.
+func StartProcs(t testing.TB, args ...[]string) []*Proc {
+	t.Helper()
+	type started struct {
+		p     *Proc
+		lines chan string
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	var all []started
+	for _, a := range args {
+		cmd := exec.Command(Binary(t), append([]string{"serve"}, a...)...)
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = io.Discard
+		if os.Getenv("MQIM_TEST_LOG") != "" {
+			cmd.Stderr = os.Stderr
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		lines := make(chan string)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		all = append(all, started{&Proc{Cmd: cmd}, lines})
 	}
-	p := &Proc{Cmd: cmd}
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
+	deadline := time.After(60 * time.Second)
+	var out []*Proc
+	for _, s := range all {
+		p := s.p
+		for p.HTTP == "" || p.MQTT == "" {
+			select {
+			case l, ok := <-s.lines:
+				if !ok {
+					t.Fatal("mqim serve exited before listening")
+				}
+				if a, ok := strings.CutPrefix(l, "http listening on "); ok {
+					p.HTTP = "http://" + a
+				}
+				if a, ok := strings.CutPrefix(l, "mqtt listening on "); ok {
+					p.MQTT = "tcp://" + a
+				}
+			case <-deadline:
+				t.Fatal("mqim serve did not print its addresses")
+			}
 		}
-		close(lines)
-	}()
-	deadline := time.After(30 * time.Second)
-	for p.HTTP == "" || p.MQTT == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("mqim serve exited before listening")
+		go func() {
+			for range s.lines {
 			}
-			if a, ok := strings.CutPrefix(l, "http listening on "); ok {
-				p.HTTP = "http://" + a
-			}
-			if a, ok := strings.CutPrefix(l, "mqtt listening on "); ok {
-				p.MQTT = "tcp://" + a
-			}
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatal("mqim serve did not print its addresses")
-		}
+		}()
+		out = append(out, p)
 	}
-	go func() {
-		for range lines {
-		}
-	}()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return p
+	return out
 }
