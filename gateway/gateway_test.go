@@ -42,7 +42,7 @@ func newTestGateway(t *testing.T, edit func(*Options)) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grp, err := groups.Open(db, groups.Limits{}, nil)
+	grp, err := groups.Open(db, groups.Limits{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
