@@ -32,7 +32,7 @@ type Options struct {
 	Accounts *accounts.Store
 	Groups   *groups.Store
 	History  history.Store
-	Presence *presence.Tracker
+	Presence presence.View
 	// Policy decides what a user may see and do (acl; nil: the built-in
 	// rules over Groups and Accounts, without blocks); Blocks holds the
 	// block lists it consults, edited through /blocks; Contacts the

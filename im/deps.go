@@ -22,7 +22,7 @@ type Deps struct {
 	Accounts *accounts.Store
 	Groups   *groups.Store
 	History  history.Store
-	Presence *presence.Tracker
+	Presence presence.View
 	Policy   *acl.Policy
 	Metrics  *metrics.Metrics
 	Limits   envelope.Limits

@@ -1,5 +1,9 @@
 package im
 
+import (
+	"github.com/mqim/mqim/envelope"
+)
+
 // Devices that are not MQTT connections (the gateway's SSE streams and
 // long-poll sessions) count for presence exactly like MQTT clients: the first
 // device of a user publishes "online", the last one to leave "offline", and a
@@ -34,3 +38,23 @@ func (h *Service) StalePresence(user string) {
 
 // Online reports whether user has a device connected.
 func (h *Service) Online(user string) bool { return h.d.Presence.Online(user) }
+
+// RefreshPresence publishes user's presence as the presence view now has
+// it: offline with no device anywhere; online if the last status said
+// offline; otherwise the last status as it was published (same text and
+// time). A cluster node calls it when another node's change, or death,
+// decided user's presence, and for the users online elsewhere when it
+// starts (its retained presence is older than theirs).
+func (h *Service) RefreshPresence(user string) {
+	s := h.d.Presence.StatusOf(user)
+	switch {
+	case !h.d.Presence.Online(user):
+		if s.Status != "offline" {
+			h.setPresence(user, "offline", "")
+		}
+	case s.Status == "offline":
+		h.setPresence(user, "online", "")
+	default:
+		h.showPresence(envelope.Presence{User: user, Status: s.Status, Text: s.Text, TS: s.TS})
+	}
+}

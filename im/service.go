@@ -379,11 +379,16 @@ func (h *Service) presence(r Request) *imerr.Error {
 
 func (h *Service) setPresence(user, status, text string) {
 	p := envelope.Presence{User: user, Status: status, Text: text, TS: h.d.Now().UnixMilli()}
-	if k, _ := h.d.Accounts.Kind(user); k == accounts.KindDevice {
+	h.d.Presence.SetStatus(user, presenceStatus(p))
+	h.showPresence(p)
+}
+
+// showPresence publishes p as user's retained presence.
+func (h *Service) showPresence(p envelope.Presence) {
+	if k, _ := h.d.Accounts.Kind(p.User); k == accounts.KindDevice {
 		p.Device = true
 	}
-	h.d.Presence.SetStatus(user, presenceStatus(p))
-	h.publish("presence", "", topic.PresenceTopic(user), envelope.Marshal(p), true, 0)
+	h.publish("presence", "", topic.PresenceTopic(p.User), envelope.Marshal(p), true, 0)
 }
 
 // InboxTopic is the topic user's devices receive chat message m on: the DM

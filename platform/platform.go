@@ -67,6 +67,7 @@ type Platform struct {
 	ClusterLog   *cluster.Log
 	clusterHub   *cluster.Hub
 	clusterState *cluster.State
+	clusterPres  *cluster.Presence
 	served       chan error
 	stopBeat     context.CancelFunc
 	beatDone     chan struct{}
@@ -241,7 +242,13 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Policy.SetMounts(mounts)
 	m := metrics.New()
 	p.Metrics = m
-	pres := presence.New()
+	var pres presence.View = presence.New()
+	if p.Cluster != nil {
+		if p.clusterPres, err = cluster.NewPresence(p.Cluster); err != nil {
+			return nil, err
+		}
+		pres = p.clusterPres
+	}
 	svc := im.New(im.Deps{
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: chatLog, Presence: pres,
 		Policy: p.Policy, Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
@@ -293,8 +300,19 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if p.HTTPAddr, err = p.Gateway.Listen(cfg.HTTP); err != nil {
 		return nil, fmt.Errorf("platform: listen http %s: %w", cfg.HTTP, err)
 	}
+	if p.clusterPres != nil {
+		// Knowing the other nodes' devices before the broker starts, so
+		// its restored presence is judged against the whole cluster.
+		p.clusterPres.Wait(context.Background(), 3*time.Second)
+	}
 	if err := p.Broker.Start(); err != nil {
 		return nil, err
+	}
+	if p.clusterPres != nil {
+		p.clusterPres.OnChange(svc.RefreshPresence)
+		for _, u := range p.clusterPres.RemoteOnline() {
+			svc.RefreshPresence(u)
+		}
 	}
 	go func() { p.served <- p.Gateway.Serve() }()
 	p.startBeat()
@@ -345,6 +363,9 @@ func (p *Platform) Close(ctx context.Context) error {
 	}
 	if p.Broker != nil {
 		errs = append(errs, p.Broker.Close())
+	}
+	if p.clusterPres != nil {
+		errs = append(errs, p.clusterPres.Close())
 	}
 	if p.clusterHub != nil {
 		errs = append(errs, p.clusterHub.Close())

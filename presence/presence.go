@@ -105,3 +105,17 @@ func (t *Tracker) StatusOf(user string) Status {
 	}
 	return Status{Status: "offline"}
 }
+
+// View is what the chat service and the API read and change of presence: a
+// Tracker on a single node; on a cluster node, one that aggregates every
+// node's devices (package cluster). Connect's first and Disconnect's last
+// then mean the user's first and last device anywhere.
+type View interface {
+	Connect(user, clientID string, conn any) (first bool)
+	Disconnect(user, clientID string, conn any) (last bool)
+	Online(user string) bool
+	SetStatus(user string, s Status)
+	StatusOf(user string) Status
+}
+
+var _ View = (*Tracker)(nil)
