@@ -141,7 +141,7 @@ func TestPresenceSimultaneousLeaves(t *testing.T) {
 func TestPresenceJoinAndDeath(t *testing.T) {
 	nodes := startCluster(t, 3, 1)
 	ps := startPresences(t, nodes[:2], time.Second) // n3 has none yet
-	const users = 2500 // more than one page
+	const users = 2500                              // more than one page
 	for i := range users {
 		ps.p[0].Connect(fmt.Sprintf("user%04d", i), "d", 1)
 	}
