@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,8 +34,11 @@ type State struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	// Changed, if set before Follow, is called for every key another node
-	// wrote, after it was applied (on the applier: must not block).
+	// wrote, after it was applied, in order, on a goroutine of its own:
+	// it may wait for a lock a local writer holds across Commit (the
+	// applier, which that writer waits for, never waits for Changed).
 	Changed func(key []byte)
+	changes changeQueue
 	// Timeout bounds a write's wait for the stream's acknowledgement.
 	Timeout time.Duration
 }
@@ -80,7 +84,16 @@ func (s *State) Follow(ctx context.Context, wait time.Duration) error {
 	fctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	f := &follower{n: s.n, stream: s.n.state, what: stateStream, applied: &s.applied, apply: s.applyBatch}
-	go f.run(fctx, s.done)
+	applied := make(chan struct{})
+	go func() {
+		f.run(fctx, applied)
+		s.changes.close()
+	}()
+	go func() {
+		s.changes.run(s.Changed)
+		<-applied
+		close(s.done)
+	}()
 	ictx, icancel := context.WithTimeout(ctx, wait)
 	defer icancel()
 	info, err := s.n.state.Info(ictx)
@@ -202,12 +215,74 @@ func (s *State) applyTxn(msgs []streamMsg) error {
 		}
 		if s.Changed != nil && o.err == nil {
 			for _, kv := range o.e.Batch.Set {
-				s.Changed(kv.Key)
+				s.changes.add(kv.Key)
 			}
 			for _, k := range o.e.Batch.Delete {
-				s.Changed(k)
+				s.changes.add(k)
 			}
 		}
 	}
 	return nil
+}
+
+// changeQueue hands the keys other nodes wrote from the applier to Changed
+// without ever making the applier wait. It holds what was applied while
+// Changed waits on a local writer: bounded by the writes the cluster makes
+// during one local write.
+type changeQueue struct {
+	mu     sync.Mutex
+	keys   [][]byte
+	closed bool
+	wake   chan struct{}
+}
+
+func (q *changeQueue) init() {
+	if q.wake == nil {
+		q.wake = make(chan struct{}, 1)
+	}
+}
+
+func (q *changeQueue) add(k []byte) {
+	q.mu.Lock()
+	q.init()
+	q.keys = append(q.keys, k)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *changeQueue) close() {
+	q.mu.Lock()
+	q.init()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run calls f for every key, in order, until the queue is closed.
+func (q *changeQueue) run(f func([]byte)) {
+	q.mu.Lock()
+	q.init()
+	wake := q.wake
+	q.mu.Unlock()
+	for {
+		q.mu.Lock()
+		keys, closed := q.keys, q.closed
+		q.keys = nil
+		q.mu.Unlock()
+		for _, k := range keys {
+			if f != nil {
+				f(k)
+			}
+		}
+		if closed {
+			return
+		}
+		<-wake
+	}
 }

@@ -86,6 +86,15 @@ type Stores struct {
 	Profiles *profiles.Store
 }
 
+// changed takes in a key of the shared state another node wrote.
+func (st *Stores) changed(k []byte) {
+	st.Accounts.Changed(k)
+	st.Groups.Changed(k)
+	st.Blocks.Changed(k)
+	st.Contacts.Changed(k)
+	st.Profiles.Changed(k)
+}
+
 // freeSpace measures the free space of the data dir (tests replace it).
 var freeSpace = kvstore.StatFree
 
@@ -138,15 +147,15 @@ func openStores(cfg config.Config, db *badger.DB, space *kvstore.Space, w kvstor
 	if err != nil {
 		return nil, err
 	}
-	bl, err := userlists.Open(db, userlists.Blocks, cfg.Limits.BlocksPerUser, space)
+	bl, err := userlists.Open(db, userlists.Blocks, cfg.Limits.BlocksPerUser, space, w)
 	if err != nil {
 		return nil, err
 	}
-	ct, err := userlists.Open(db, userlists.Contacts, cfg.Limits.ContactsPerUser, space)
+	ct, err := userlists.Open(db, userlists.Contacts, cfg.Limits.ContactsPerUser, space, w)
 	if err != nil {
 		return nil, err
 	}
-	pf, err := profiles.Open(db, space)
+	pf, err := profiles.Open(db, space, w)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +176,12 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		}
 	}()
 	var w kvstore.Writer // the shared state's writer: nil, db itself
+	var (
+		openMu   sync.Mutex
+		caughtUp bool
+		opened   *Stores  // once open, they hear of other nodes' changes
+		early    [][]byte // changes applied before that
+	)
 	var epoch string
 	if cfg.Cluster != nil {
 		if p.Cluster, err = cluster.Start(context.Background(), *cfg.Cluster, cluster.Options{DataDir: cfg.Data, SyncAlways: cfg.Durability == "batch", Log: log}); err != nil {
@@ -180,22 +195,36 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		// accounts and groups; later changes from other nodes go to
 		// their caches through Changed.
 		p.clusterState.Changed = func(k []byte) {
-			if p.Accounts != nil {
-				p.Accounts.Changed(k)
+			openMu.Lock()
+			defer openMu.Unlock()
+			switch {
+			case !caughtUp:
+				return // the stores open after the catch-up and load it
+			case opened == nil:
+				// Applied while the stores load: taken in once they are.
+				early = append(early, k)
+				return
 			}
-			if p.Groups != nil {
-				p.Groups.Changed(k)
-			}
+			opened.changed(k)
 		}
 		if err := p.clusterState.Follow(context.Background(), 60*time.Second); err != nil {
 			return nil, err
 		}
+		openMu.Lock()
+		caughtUp = true
+		openMu.Unlock()
 		w = p.clusterState
 	}
 	st, err := openStores(cfg, db, space, w, log)
 	if err != nil {
 		return nil, err
 	}
+	openMu.Lock()
+	opened = st
+	for _, k := range early {
+		st.changed(k)
+	}
+	openMu.Unlock()
 	p.Accounts, p.Groups, p.Blocks, p.Contacts, p.Profiles = st.Accounts, st.Groups, st.Blocks, st.Contacts, st.Profiles
 	local := fanout.NewLocal(nil) // routed into the broker once it exists
 	var hub fanout.Hub = local

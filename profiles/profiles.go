@@ -3,10 +3,13 @@
 // own re-encoding of an uploaded image (see Thumbnail), never the uploaded
 // bytes. Profiles are read on every user lookup and directory search, so
 // they are cached in memory (without avatar bytes) and written through to
-// Badger: pf/{user} the profile (JSON), av/{user} the avatar thumbnail.
+// Badger through a kvstore.Writer (a cluster's replicated state, so every
+// node has the same profiles): pf/{user} the profile (JSON), av/{user} the
+// avatar thumbnail.
 package profiles
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,27 +45,39 @@ type Profile struct {
 // Store holds every profile.
 type Store struct {
 	db    *badger.DB
+	w     kvstore.Writer
 	space *kvstore.Space
-	mu    sync.RWMutex
-	p     map[string]Profile
+	// writeMu orders changes; mu guards the cache, held only for a
+	// lookup or an update, so a write (a round trip to the cluster) never
+	// stalls the readers.
+	writeMu sync.Mutex
+	mu      sync.RWMutex
+	p       map[string]Profile
+	raw     map[string][]byte // each profile's record as stored: the condition of its next write
 }
 
 func key(user string) []byte       { return []byte("pf/" + user) }
 func avatarKey(user string) []byte { return []byte("av/" + user) }
 
 // Open loads every profile. space, if set, refuses changes while the disk
-// is below its reserve (errors wrap kvstore.ErrFull).
-func Open(db *badger.DB, space *kvstore.Space) (*Store, error) {
-	s := &Store{db: db, space: space, p: map[string]Profile{}}
+// is below its reserve (errors wrap kvstore.ErrFull). w commits every
+// change (nil: db itself).
+func Open(db *badger.DB, space *kvstore.Space, w kvstore.Writer) (*Store, error) {
+	if w == nil {
+		w = kvstore.Local{DB: db}
+	}
+	s := &Store{db: db, w: w, space: space, p: map[string]Profile{}, raw: map[string][]byte{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("pf/"), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var p Profile
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &p) }); err != nil {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
 				return err
 			}
-			s.p[string(it.Item().Key()[3:])] = p
+			if err := s.take(string(it.Item().Key()[3:]), v); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -80,35 +95,83 @@ func (s *Store) Get(user string) Profile {
 }
 
 // update applies f to user's profile and stores it, with avatar bytes to
-// set (nil: unchanged; empty: deleted).
+// set (nil: unchanged; empty: deleted). The write is conditional on the
+// record this node last saw: if another node changed it first, the cache
+// takes that version and f is applied to it again.
 func (s *Store) update(user string, f func(*Profile), avatar []byte) (Profile, error) {
 	if err := s.space.Check(); err != nil {
 		return Profile{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.p[user]
-	f(&p)
-	val, _ := json.Marshal(p)
-	err := s.db.Update(func(txn *badger.Txn) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	for range 5 {
+		s.mu.RLock()
+		p, was := s.p[user], s.raw[user]
+		s.mu.RUnlock()
+		f(&p)
+		val, _ := json.Marshal(p)
+		b := kvstore.Set(key(user), val)
+		if was != nil {
+			b.Match = []kvstore.Entry{{Key: key(user), Value: was}}
+		} else {
+			b.Absent = [][]byte{key(user)}
+		}
 		switch {
 		case avatar == nil:
 		case len(avatar) == 0:
-			if err := txn.Delete(avatarKey(user)); err != nil {
-				return err
-			}
+			b.Delete = [][]byte{avatarKey(user)}
 		default:
-			if err := txn.Set(avatarKey(user), avatar); err != nil {
-				return err
-			}
+			b.Set = append(b.Set, kvstore.Entry{Key: avatarKey(user), Value: avatar})
 		}
-		return txn.Set(key(user), val)
-	})
-	if err != nil {
-		return Profile{}, fmt.Errorf("profiles: save %s: %w", user, err)
+		err := s.w.Commit(context.Background(), b)
+		if errors.Is(err, kvstore.ErrConflict) {
+			s.Changed(key(user))
+			continue
+		}
+		if err != nil {
+			return Profile{}, fmt.Errorf("profiles: save %s: %w", user, err)
+		}
+		s.mu.Lock()
+		s.p[user], s.raw[user] = p, val
+		s.mu.Unlock()
+		return p, nil
 	}
-	s.p[user] = p
-	return p, nil
+	return Profile{}, fmt.Errorf("profiles: save %s: %w", user, kvstore.ErrConflict)
+}
+
+// Changed takes in a profile another node of the cluster wrote.
+func (s *Store) Changed(k []byte) {
+	user, ok := strings.CutPrefix(string(k), "pf/")
+	if !ok {
+		return
+	}
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(k)
+		if err == nil {
+			v, err = it.ValueCopy(nil)
+		}
+		return err
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		_ = s.take(user, v)
+	case errors.Is(err, badger.ErrKeyNotFound):
+		delete(s.p, user)
+		delete(s.raw, user)
+	}
+}
+
+// take puts user's stored record in the cache (s.mu held, or at Open).
+func (s *Store) take(user string, v []byte) error {
+	var p Profile
+	if err := json.Unmarshal(v, &p); err != nil {
+		return err
+	}
+	s.p[user], s.raw[user] = p, v
+	return nil
 }
 
 // DM policies (Profile.DMPolicy).

@@ -4,10 +4,13 @@
 // 8 bytes big-endian). The rules built on them live in acl.Policy (blocks)
 // and the gateway (contacts). Lists are read on every DM publish and every
 // presence delivery, so each is cached in memory, both ways (who is on
-// owner's list, whose lists hold user), and written through to Badger.
+// owner's list, whose lists hold user), and written through a
+// kvstore.Writer (a cluster's replicated state: every node has the same
+// lists; Changed takes in the other nodes' changes).
 package userlists
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,6 +46,7 @@ type Entry struct {
 // List is one kind of list, for every user.
 type List struct {
 	db     *badger.DB
+	w      kvstore.Writer
 	prefix string
 	space  *kvstore.Space
 	max    int // entries per owner; 0: unbounded
@@ -59,9 +63,12 @@ type List struct {
 // Open loads the list stored under prefix (Blocks or Contacts). max bounds
 // an owner's entries (0: no bound); space, if set, refuses additions while
 // the disk is below its reserve (errors wrap kvstore.ErrFull). Removing is
-// never refused.
-func Open(db *badger.DB, prefix string, max int, space *kvstore.Space) (*List, error) {
-	l := &List{db: db, prefix: prefix, space: space, max: max, by: map[string]map[string]int64{}, rev: map[string]map[string]bool{}}
+// never refused. w commits every change (nil: db itself).
+func Open(db *badger.DB, prefix string, max int, space *kvstore.Space, w kvstore.Writer) (*List, error) {
+	if w == nil {
+		w = kvstore.Local{DB: db}
+	}
+	l := &List{db: db, w: w, prefix: prefix, space: space, max: max, by: map[string]map[string]int64{}, rev: map[string]map[string]bool{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true})
 		defer it.Close()
@@ -70,14 +77,7 @@ func Open(db *badger.DB, prefix string, max int, space *kvstore.Space) (*List, e
 			if !ok {
 				continue
 			}
-			var since int64
-			_ = it.Item().Value(func(v []byte) error {
-				if len(v) == 8 {
-					since = int64(binary.BigEndian.Uint64(v))
-				}
-				return nil
-			})
-			l.set(owner, user, since)
+			l.set(owner, user, sinceOf(it.Item()))
 		}
 		return nil
 	})
@@ -85,6 +85,18 @@ func Open(db *badger.DB, prefix string, max int, space *kvstore.Space) (*List, e
 		return nil, fmt.Errorf("userlists: load %s: %w", prefix, err)
 	}
 	return l, nil
+}
+
+// sinceOf decodes an entry's value (0 if it does not decode).
+func sinceOf(it *badger.Item) int64 {
+	var since int64
+	_ = it.Value(func(v []byte) error {
+		if len(v) == 8 {
+			since = int64(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	return since
 }
 
 func (l *List) key(owner, user string) []byte { return []byte(l.prefix + owner + "/" + user) }
@@ -135,7 +147,7 @@ func (l *List) Add(owner, user string, now int64) error {
 		return err
 	}
 	v := binary.BigEndian.AppendUint64(nil, uint64(now))
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(l.key(owner, user), v) }); err != nil {
+	if err := l.w.Commit(context.Background(), kvstore.Set(l.key(owner, user), v)); err != nil {
 		return fmt.Errorf("userlists: %s adds %s to %s: %w", owner, user, l.prefix, err)
 	}
 	l.mu.Lock()
@@ -151,11 +163,41 @@ func (l *List) Remove(owner, user string) (bool, error) {
 	if !l.Has(owner, user) {
 		return false, nil
 	}
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Delete(l.key(owner, user)) }); err != nil {
+	if err := l.w.Commit(context.Background(), kvstore.Batch{Delete: [][]byte{l.key(owner, user)}}); err != nil {
 		return false, fmt.Errorf("userlists: %s removes %s from %s: %w", owner, user, l.prefix, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.unset(owner, user)
+	return true, nil
+}
+
+// Changed takes in an entry another node of the cluster added or removed.
+func (l *List) Changed(k []byte) {
+	owner, user, ok := strings.Cut(strings.TrimPrefix(string(k), l.prefix), "/")
+	if !ok || !strings.HasPrefix(string(k), l.prefix) {
+		return
+	}
+	var since int64
+	err := l.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(k)
+		if err == nil {
+			since = sinceOf(it)
+		}
+		return err
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case err == nil:
+		l.set(owner, user, since)
+	case errors.Is(err, badger.ErrKeyNotFound):
+		l.unset(owner, user)
+	}
+}
+
+// unset takes user off owner's list in the maps (l.mu held).
+func (l *List) unset(owner, user string) {
 	delete(l.by[owner], user)
 	if len(l.by[owner]) == 0 {
 		delete(l.by, owner)
@@ -164,7 +206,6 @@ func (l *List) Remove(owner, user string) (bool, error) {
 	if len(l.rev[user]) == 0 {
 		delete(l.rev, user)
 	}
-	return true, nil
 }
 
 // Entries returns owner's list, by user id.

@@ -17,7 +17,7 @@ func TestList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(db, Contacts, 2, nil)
+	l, err := Open(db, Contacts, 2, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestList(t *testing.T) {
 	}
 	check(l)
 	// Another list on the same database does not see these entries.
-	bl, err := Open(db, Blocks, 0, nil)
+	bl, err := Open(db, Blocks, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if l, err = Open(db, Contacts, 2, nil); err != nil {
+	if l, err = Open(db, Contacts, 2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	check(l) // reloaded
