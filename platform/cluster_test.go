@@ -2,12 +2,14 @@ package platform_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,4 +238,126 @@ func apiCall(t *testing.T, method, url, token, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// watch subscribes c to filter and returns what arrives, in order.
+func watch(t *testing.T, c paho.Client, filter string) func() []paho.Message {
+	t.Helper()
+	var mu sync.Mutex
+	var got []paho.Message
+	tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+	return func() []paho.Message {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]paho.Message(nil), got...)
+	}
+}
+
+// lastPresence is the status of the last presence message in got ("" none).
+func lastPresence(got []paho.Message) string {
+	if len(got) == 0 {
+		return ""
+	}
+	var p envelope.Presence
+	json.Unmarshal(got[len(got)-1].Payload(), &p)
+	return p.Status
+}
+
+// presenceVia is user's status as GET /api/v1/presence on base says.
+func presenceVia(t *testing.T, base, token, user string) string {
+	var out struct{ Presence map[string]envelope.Presence }
+	getJSON(t, base+"/api/v1/presence?users="+user, token, &out)
+	return out.Presence[user].Status
+}
+
+// TestClusterPresenceSignalsAndLists: three `mqim serve` processes. A
+// user's presence is aggregated over every node's devices (a watcher on n1
+// sees bob of n2 come, stay while a device of his is on n3, and go with
+// the last); a ROAP signal reaches a user whose only device is on another
+// node, and is answered OFFLINE only when no node has one; a block and a
+// profile made on one node hold on the others.
+func TestClusterPresenceSignalsAndLists(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three server processes")
+	}
+	nodes, _ := startCluster(t, 3)
+	register(t, nodes[0].HTTP, "alice", "bob", "carol", "mallory")
+	carolTok := loginHTTP(t, nodes[0].HTTP, "carol")
+	carol := dialPaho(t, nodes[0].MQTT, "carol", "carol:watch")
+	bobSeen := watch(t, carol, "im/presence/bob")
+	online := func(what, want string) {
+		t.Helper()
+		imtest.Eventually(t, what, 15*time.Second, func() bool {
+			return lastPresence(bobSeen()) == want && presenceVia(t, nodes[0].HTTP, carolTok, "bob") == want
+		})
+	}
+
+	phone := dialPaho(t, nodes[1].MQTT, "bob", "bob:phone")
+	online("carol on n1 sees bob of n2 online", "online")
+	laptop := dialPaho(t, nodes[2].MQTT, "bob", "bob:laptop")
+	signals := watch(t, laptop, "im/u/bob/signal/+")
+	phone.Disconnect(100)
+	online("bob stays online on n1 while his laptop is on n3", "online")
+
+	alice := dialPaho(t, nodes[0].MQTT, "alice", "alice:desk")
+	answers := watch(t, alice, "im/u/alice/signal/+")
+	if tok := alice.Publish("im/u/bob/signal/alice", 0, false, `{"type":"OFFER","sessionID":"s1","sdp":"v=0"}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("signal: %v", tok.Error())
+	}
+	imtest.Eventually(t, "bob's laptop on n3 gets alice's signal from n1", 10*time.Second, func() bool {
+		for _, m := range signals() {
+			if strings.Contains(string(m.Payload()), `"sessionID":"s1"`) {
+				return true
+			}
+		}
+		return false
+	})
+	for _, m := range answers() {
+		if strings.Contains(string(m.Payload()), "OFFLINE") {
+			t.Fatalf("alice told bob is offline while his laptop is on n3: %s", m.Payload())
+		}
+	}
+
+	laptop.Disconnect(100)
+	online("carol on n1 sees bob offline once his last device, on n3, left", "offline")
+	if tok := alice.Publish("im/u/bob/signal/alice", 0, false, `{"type":"OFFER","sessionID":"s2","sdp":"v=0"}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("signal: %v", tok.Error())
+	}
+	imtest.Eventually(t, "alice is told at once that bob is offline everywhere", 10*time.Second, func() bool {
+		for _, m := range answers() {
+			if strings.Contains(string(m.Payload()), `"errorType":"OFFLINE"`) && strings.Contains(string(m.Payload()), `"s2"`) {
+				return true
+			}
+		}
+		return false
+	})
+
+	// bob blocks mallory on n2; mallory writing to bob through n3 is refused.
+	bobTok := loginHTTP(t, nodes[1].HTTP, "bob")
+	if status, body := apiCall(t, "POST", nodes[1].HTTP+"/api/v1/blocks", bobTok, `{"user":"mallory"}`); status != 200 {
+		t.Fatalf("block on n2: %d %s", status, body)
+	}
+	malTok := loginHTTP(t, nodes[2].HTTP, "mallory")
+	imtest.Eventually(t, "n3 enforces the block made on n2", 10*time.Second, func() bool {
+		status, _ := apiCall(t, "POST", nodes[2].HTTP+"/api/v1/publish", malTok, `{"topic":"im/u/bob/dm/mallory","payload":"hi"}`)
+		return status == 403
+	})
+	if status, body := apiCall(t, "GET", nodes[0].HTTP+"/api/v1/blocks", loginHTTP(t, nodes[0].HTTP, "bob"), ""); status != 200 || !strings.Contains(body, `"mallory"`) {
+		t.Fatalf("bob's blocks on n1: %d %s", status, body)
+	}
+	// A display name set on n2 shows on n3.
+	if status, body := apiCall(t, "PUT", nodes[1].HTTP+"/api/v1/me/profile", bobTok, `{"display_name":"Bob Builder"}`); status != 200 {
+		t.Fatalf("profile on n2: %d %s", status, body)
+	}
+	imtest.Eventually(t, "n3 shows the display name set on n2", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[2].HTTP+"/api/v1/users/bob", malTok, "")
+		return status == 200 && strings.Contains(body, "Bob Builder")
+	})
 }
