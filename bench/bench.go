@@ -48,6 +48,7 @@ type options struct {
 	idleProf  string   // dir for the platform's heap and goroutine profiles
 	histSize  int
 	histTime  time.Duration
+	nodes     int // platform nodes: 1, or a cluster
 }
 
 func parseFloats(s string) ([]float64, error) {
@@ -81,6 +82,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	dur := fs.Duration("duration", 0, "publishing window per run (default 6s; quick 3s)")
 	reps := fs.Int("reps", 2, "runs per server and step, alternating (A B A B)")
 	fs.IntVar(&o.body, "body", 100, "message body bytes")
+	fs.IntVar(&o.nodes, "nodes", 1, "platform nodes: 1, or a local cluster of 3 or 5 (replicas = nodes; workloads 1to1 and fanout only); device i connects to node i mod nodes")
 	fs.BoolVar(&o.ws, "ws", false, "1:1 and fan-out over WebSocket instead of TCP")
 	fs.DurationVar(&o.maxP99, "max-p99", 100*time.Millisecond, "stop stepping a server once its p99 exceeds this (or it loses a message)")
 	fs.IntVar(&o.histSize, "history-size", 10_000_000, "messages in the large history store (building stops at --history-time)")
@@ -116,11 +118,22 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.only[w] = true
 	}
+	if o.nodes != 1 && o.nodes != 3 && o.nodes != 5 {
+		return nil, fmt.Errorf("bench: --nodes %d: want 1, 3 or 5", o.nodes)
+	}
+	for w := range o.only {
+		if o.nodes > 1 && w != "1to1" && w != "fanout" && *only != "all" {
+			return nil, fmt.Errorf("bench: --nodes %d runs only the 1to1 and fanout workloads, not %s", o.nodes, w)
+		}
+	}
 	o.reps = max(*reps, 1)
 	o.senders = 10
 	o.drain = 10 * time.Second
 	o.backlogN, o.backlogM = max(*backlogUsers, 1), max(*backlogMsgs, 1)
 	o.connectN = 2000
+	if o.nodes > 1 && *only == "all" && !o.quick {
+		o.only = map[string]bool{"1to1": true, "fanout": true}
+	}
 	if o.quick {
 		if *only == "all" {
 			o.only = map[string]bool{"1to1": true, "fanout": true}
@@ -308,7 +321,7 @@ func runAll(o *options, stdout, stderr io.Writer) error {
 			}
 		}
 		fmt.Fprintln(stderr, "bench: starting mqim serve")
-		if s.platform, err = startPlatform(o.bin, cmp.Or(o.data, dir+"/mqim"), stderr); err != nil {
+		if s.platform, err = startPlatform(o.bin, cmp.Or(o.data, dir+"/mqim"), o.nodes, stderr); err != nil {
 			return err
 		}
 		n := o.usersNeeded()
@@ -336,7 +349,7 @@ func runAll(o *options, stdout, stderr io.Writer) error {
 		}
 		for _, sv := range s.servers() {
 			sv.cpu = srvCPU
-			if err := pin(sv.pid(), srvCPU); err != nil {
+			if err := sv.pinAll(srvCPU); err != nil {
 				return err
 			}
 		}
@@ -345,6 +358,9 @@ func runAll(o *options, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "- platform: %s serve (durability batch: fsync per group commit), MQTT 3.1.1 QoS 1, persistent sessions, %d-byte bodies, %s\n",
 			o.bin, o.body, map[bool]string{false: "TCP", true: "WebSocket"}[o.ws])
+		if o.nodes > 1 {
+			fmt.Fprintf(stdout, "- platform: a local cluster of %d nodes (embedded NATS JetStream, replicas %d, every node fsyncs each log write before it is acknowledged); device i on node i mod %d, so each 1:1 pair spans two nodes; server CPU is the sum of the nodes'\n", o.nodes, o.nodes, o.nodes)
+		}
 	}
 	var summary table
 	summary.title = "Summary"

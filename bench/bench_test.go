@@ -18,18 +18,8 @@ import (
 // (always) and mosquitto (when installed) and checks that the generator
 // counted every message exactly once. No timing assertions.
 func TestSmoke(t *testing.T) {
-	p, err := startPlatform(imtest.Binary(t), t.TempDir(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.stop(10 * time.Second) })
 	const users = 10
-	if err := p.ensureUsers(users); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.ensureGroup("smoke", users); err != nil {
-		t.Fatal(err)
-	}
+	p := smokePlatform(t, 1, users)
 	servers := []*server{p}
 	if _, err := os.Stat(mosquittoBin); err == nil {
 		m, err := startMosquitto(t.TempDir(), io.Discard)
@@ -49,33 +39,7 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, name := range []string{"1to1", "1to1-ws", "fanout", "1to1-again"} {
 		for _, s := range servers {
-			t.Run(name+"/"+s.kind.String(), func(t *testing.T) {
-				spec := specs[name]
-				r := run(t.Context(), s, spec)
-				if r.connectErr != nil {
-					t.Fatal(r.connectErr)
-				}
-				msgs := int64(spec.rate * spec.duration.Seconds())
-				want := msgs
-				if spec.shape == FanOut {
-					want = msgs * int64(spec.users)
-				}
-				if r.published != msgs || r.acked != msgs || r.pubErrors != 0 {
-					t.Errorf("published %d acked %d errors %d, want %d acked", r.published, r.acked, r.pubErrors, msgs)
-				}
-				if r.expected != want || r.delivered != want || r.lost != 0 || r.dups != 0 {
-					t.Errorf("delivered %d of %d, lost %d, dup %d", r.delivered, want, r.lost, r.dups)
-				}
-				if spec.shape == OneToOne && s.kind == Platform && r.carbons != msgs {
-					t.Errorf("carbons %d, want %d", r.carbons, msgs)
-				}
-				if r.dropped != 0 {
-					t.Errorf("%d devices lost their connection", r.dropped)
-				}
-				if r.lat.n.Load() != uint64(want) {
-					t.Errorf("latency samples %d, want %d", r.lat.n.Load(), want)
-				}
-			})
+			t.Run(name+"/"+s.kind.String(), func(t *testing.T) { checkRun(t, s, specs[name]) })
 		}
 	}
 	// The idle workload's raw MQTT device: CONNECT and SUBSCRIBE over TCP
@@ -161,4 +125,69 @@ func TestInterrupt(t *testing.T) {
 	if !strings.Contains(stderr.String(), "bench: interrupted") {
 		t.Errorf("no word of the interruption on stderr:\n%s", stderr.String())
 	}
+}
+
+// checkRun runs spec against s and checks that every message was published,
+// acknowledged and delivered exactly once to every expected device.
+func checkRun(t *testing.T, s *server, spec runSpec) {
+	t.Helper()
+	r := run(t.Context(), s, spec)
+	if r.connectErr != nil {
+		t.Fatal(r.connectErr)
+	}
+	msgs := int64(spec.rate * spec.duration.Seconds())
+	want := msgs
+	if spec.shape == FanOut {
+		want = msgs * int64(spec.users)
+	}
+	if r.published != msgs || r.acked != msgs || r.pubErrors != 0 {
+		t.Errorf("published %d acked %d errors %d, want %d acked", r.published, r.acked, r.pubErrors, msgs)
+	}
+	if r.expected != want || r.delivered != want || r.lost != 0 || r.dups != 0 {
+		t.Errorf("delivered %d of %d, lost %d, dup %d", r.delivered, want, r.lost, r.dups)
+	}
+	if spec.shape == OneToOne && s.kind == Platform && r.carbons != msgs {
+		t.Errorf("carbons %d, want %d", r.carbons, msgs)
+	}
+	if r.dropped != 0 {
+		t.Errorf("%d devices lost their connection", r.dropped)
+	}
+	if r.lat.n.Load() != uint64(want) {
+		t.Errorf("latency samples %d, want %d", r.lat.n.Load(), want)
+	}
+}
+
+// TestSmokeCluster: the same counting against a local 3-node cluster
+// (--nodes 3), where each 1:1 pair's devices are on two different nodes
+// and a group's members on all three.
+func TestSmokeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three server processes")
+	}
+	const users = 12
+	p := smokePlatform(t, 3, users)
+	t.Run("1to1", func(t *testing.T) {
+		checkRun(t, p, runSpec{shape: OneToOne, users: users, rate: 200, duration: 2 * time.Second, drain: 10 * time.Second, body: 100})
+	})
+	t.Run("fanout", func(t *testing.T) {
+		checkRun(t, p, runSpec{shape: FanOut, users: users, senders: 3, rate: 20, duration: time.Second, drain: 10 * time.Second, body: 100, gid: "smoke"})
+	})
+}
+
+// smokePlatform starts the platform on nodes nodes with users users, all
+// members of group "smoke".
+func smokePlatform(t *testing.T, nodes, users int) *server {
+	t.Helper()
+	p, err := startPlatform(imtest.Binary(t), t.TempDir(), nodes, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(10 * time.Second) })
+	if err := p.ensureUsers(users); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ensureGroup("smoke", users); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -211,12 +211,13 @@ func run(ctx context.Context, s *server, spec runSpec) *result {
 	var cerr firstError
 	pool(32, upTo(spec.users), func(i int) {
 		u := userName(i)
-		o := clientOpts{addr: s.mqtt, id: u + ":bench", clean: false, handler: handler(i), ws: spec.ws, wsPath: "/mqtt",
+		nd := s.node(i)
+		o := clientOpts{addr: nd.mqtt, id: u + ":bench", clean: false, handler: handler(i), ws: spec.ws, wsPath: "/mqtt",
 			onLost: func(err error) { dropped.Add(1); droppedErr.set(fmt.Errorf("%s: %w", u, err)) }}
 		if spec.ws {
-			o.addr = s.ws
+			o.addr = nd.ws
 			if s.kind == Platform {
-				o.addr = s.http
+				o.addr = nd.http
 			}
 		}
 		if s.kind == Platform {

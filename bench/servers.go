@@ -42,16 +42,19 @@ const mosquittoBin = "/usr/sbin/mosquitto"
 
 // server is one running broker subprocess.
 type server struct {
-	kind    Kind
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	mqtt    string // host:port of MQTT over TCP
-	http    string // host:port of the platform's HTTP API and /mqtt (platform only)
-	ws      string // host:port of mosquitto's WebSocket listener
-	pprof   string // host:port of the platform's pprof endpoints, when MQIM_PPROF is set
-	dir     string // platform data dir / mosquitto config dir
-	bin     string // platform binary
-	cpu     string // CPU list for taskset, "" when not pinning
+	kind   Kind
+	cmd    *exec.Cmd
+	exited chan struct{}
+	mqtt   string // host:port of MQTT over TCP
+	http   string // host:port of the platform's HTTP API and /mqtt (platform only)
+	ws     string // host:port of mosquitto's WebSocket listener
+	pprof  string // host:port of the platform's pprof endpoints, when MQIM_PPROF is set
+	dir    string // platform data dir / mosquitto config dir
+	bin    string // platform binary
+	cpu    string // CPU list for taskset, "" when not pinning
+	// others are the other nodes of a platform cluster (--nodes): they
+	// start, stop and count (CPU, RSS) with this one.
+	others  []*server
 	tokens  map[string]string
 	expires map[string]int64 // token expiry, unix ms
 	stderrW io.Writer
@@ -102,11 +105,44 @@ func (s *server) pid() int {
 	return s.cmd.Process.Pid
 }
 
-// CPU returns the server's CPU time so far.
-func (s *server) CPU() time.Duration { return procCPU(s.pid()) }
+// CPU returns the server's CPU time so far (a cluster's: every node's).
+func (s *server) CPU() time.Duration {
+	d := procCPU(s.pid())
+	for _, o := range s.others {
+		d += o.CPU()
+	}
+	return d
+}
 
-// RSS returns the server's resident set size in bytes.
-func (s *server) RSS() int64 { return procRSS(s.pid()) }
+// RSS returns the server's resident set size in bytes (a cluster's: the sum).
+func (s *server) RSS() int64 {
+	n := procRSS(s.pid())
+	for _, o := range s.others {
+		n += o.RSS()
+	}
+	return n
+}
+
+// pinAll pins the server (every node of a cluster) to cpus.
+func (s *server) pinAll(cpus string) error {
+	for _, sv := range append([]*server{s}, s.others...) {
+		if err := pin(sv.pid(), cpus); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// node is the server device i connects to: node i mod nodes of a cluster.
+func (s *server) node(i int) *server {
+	if len(s.others) == 0 || s.kind != Platform {
+		return s
+	}
+	if k := i % (len(s.others) + 1); k > 0 {
+		return s.others[k-1]
+	}
+	return s
+}
 
 // pin moves every thread of pid to cpus (no-op when cpus is "").
 func pin(pid int, cpus string) error {
@@ -151,8 +187,12 @@ func (s *server) start() error {
 	return nil
 }
 
-// stop ends the server: SIGTERM, then SIGKILL after a grace period.
+// stop ends the server (and a cluster's other nodes): SIGTERM, then
+// SIGKILL after a grace period.
 func (s *server) stop(grace time.Duration) {
+	for _, o := range s.others {
+		defer o.stop(grace)
+	}
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
@@ -188,16 +228,66 @@ limits:
   login_account_rate: 0
 `
 
-func startPlatform(bin, dir string, stderr io.Writer) (*server, error) {
+// startPlatform runs one node, or a local cluster of nodes (each with
+// its own data dir under dir/nN and the log replicated to all of them);
+// the server returned is node 1, the HTTP API the benchmark calls.
+func startPlatform(bin, dir string, nodes int, stderr io.Writer) (*server, error) {
+	if nodes <= 1 {
+		s, err := preparePlatform(bin, dir, platformConfig, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return s, s.launch()
+	}
+	routes := make([]string, nodes)
+	for i := range routes {
+		var err error
+		if routes[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	all := make([]*server, nodes)
+	for i := range all {
+		var peers []string
+		for j, r := range routes {
+			if j != i {
+				peers = append(peers, strconv.Quote(r))
+			}
+		}
+		cfg := platformConfig + fmt.Sprintf("cluster:\n  name: bench\n  node: n%d\n  listen: %q\n  peers: [%s]\n  replicas: %d\n",
+			i+1, routes[i], strings.Join(peers, ", "), nodes)
+		s, err := preparePlatform(bin, filepath.Join(dir, fmt.Sprintf("n%d", i+1)), cfg, stderr)
+		if err != nil {
+			return nil, err
+		}
+		all[i] = s
+	}
+	all[0].others = all[1:]
+	// Together: each node waits at start for a quorum of them.
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i, s := range all {
+		wg.Go(func() { errs[i] = s.launch() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		all[0].stop(5 * time.Second)
+		return nil, err
+	}
+	return all[0], nil
+}
+
+// preparePlatform writes a node's config into dir and loads the cached tokens.
+func preparePlatform(bin, dir, cfg string, stderr io.Writer) (*server, error) {
 	s := &server{kind: Platform, bin: bin, dir: dir, stderrW: stderr, tokens: map[string]string{}, expires: map[string]int64{}}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bench.yaml"), []byte(platformConfig), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bench.yaml"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	s.loadTokens()
-	return s, s.launch()
+	return s, nil
 }
 
 // tokenFile caches login tokens beside the data, so a rerun on the same
