@@ -123,12 +123,11 @@ func TestRetriedPublishIsStoredAndDeliveredOnce(t *testing.T) {
 // is refused with the error notice and reaches nobody.
 func TestReceiptsNeedTheConversation(t *testing.T) {
 	s := imtest.Start(t, "")
-	atok := s.User("alice")
-	s.User("bob")
-	s.User("mallory")
-	s.MustAPI(201, "POST", "/api/v1/groups", atok, map[string]any{"id": "team", "members": []string{"bob"}}, nil)
-	alice := s.MustConnect("alice", imtest.ClientOpts{})
-	mallory := s.MustConnect("mallory", imtest.ClientOpts{})
+	for _, u := range []string{"bob", "mallory"} {
+		s.User(u)
+	}
+	s.MustAPI(201, "POST", "/api/v1/groups", s.User("alice"), map[string]any{"id": "team", "members": []string{"bob"}}, nil)
+	alice, mallory := s.MustConnect("alice", imtest.ClientOpts{}), s.MustConnect("mallory", imtest.ClientOpts{})
 	for _, c := range []struct{ payload, code string }{
 		{`{"type":"read","seq":1,"group":"team"}`, "forbidden"},
 		{`{"type":"read","seq":1,"group":"nosuch"}`, "not_found"},
