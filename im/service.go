@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mqim/mqim/accounts"
+	"github.com/mqim/mqim/acl"
 	"hash/fnv"
 	"strings"
 	"time"
@@ -269,14 +270,13 @@ func (h *Service) receipt(r Request, t topic.Topic) *imerr.Error {
 	if e != nil {
 		return e
 	}
-	conv := history.DM(r.User, t.Owner)
+	// A receipt is about a conversation: the reader must be allowed to read
+	// it (acl's one rule for that, as the history API asks).
+	conv, c := history.DM(r.User, t.Owner), acl.DMWith(t.Owner)
 	if rc.Group != "" {
-		ok, _ := h.d.Groups.IsMember(rc.Group, r.User)
-		if !ok {
-			return imerr.New(imerr.Forbidden, "not a member of group %q", rc.Group)
-		}
-		conv = history.Group(rc.Group)
-	} else if e := h.exists(t.Owner); e != nil {
+		conv, c = history.Group(rc.Group), acl.InGroup(rc.Group)
+	}
+	if e := h.d.Policy.CanReadConversation(r.User, c); e != nil {
 		return e
 	}
 	if rc.Type == "read" {

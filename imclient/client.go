@@ -129,7 +129,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		}
 		c.o.Broker = u
 	}
-	connected := make(chan struct{}, 1)
+	connected := make(chan error, 1)
 	opts := paho.NewClientOptions().AddBroker(c.o.Broker).
 		SetReconnectingHandler(func(_ paho.Client, opts *paho.ClientOptions) {
 			if pinned {
@@ -152,9 +152,20 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		SetOnConnectHandler(func(pc paho.Client) {
 			// Subscribing again is harmless with a resumed session and
 			// needed with a fresh one; then catch up on whatever was missed.
-			pc.Subscribe("im/u/"+o.User+"/#", 1, c.onPublish)
+			// Dial returns only once the SUBACK is in: until then the
+			// broker does not route live events (ROAP signals, typing) to
+			// this device, and a caller that announces itself ready would
+			// lose the first offer sent to it. The handler runs on its own
+			// goroutine (paho), so waiting here blocks no reader.
+			tok := pc.Subscribe("im/u/"+o.User+"/#", 1, c.onPublish)
+			var err error
+			if !tok.WaitTimeout(10 * time.Second) {
+				err = errors.New("imclient: subscribe: no SUBACK in 10 s")
+			} else if err = tok.Error(); err != nil {
+				err = fmt.Errorf("imclient: subscribe: %w", err)
+			}
 			select {
-			case connected <- struct{}{}:
+			case connected <- err:
 			default:
 			}
 			go c.syncNow()
@@ -169,7 +180,16 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	<-connected
+	select {
+	case err := <-connected:
+		if err != nil {
+			c.mqtt.Disconnect(100)
+			return nil, err
+		}
+	case <-ctx.Done():
+		c.mqtt.Disconnect(100)
+		return nil, ctx.Err()
+	}
 	if err := c.Sync(ctx); err != nil {
 		c.mqtt.Disconnect(100)
 		return nil, err

@@ -117,3 +117,36 @@ func TestRetriedPublishIsStoredAndDeliveredOnce(t *testing.T) {
 		t.Fatalf("history holds %d messages", len(page.Messages))
 	}
 }
+
+// A receipt is about a conversation, and acl decides who may read one: an
+// outsider's receipt for a group, or one for a group that does not exist,
+// is refused with the error notice and reaches nobody.
+func TestReceiptsNeedTheConversation(t *testing.T) {
+	s := imtest.Start(t, "")
+	for _, u := range []string{"bob", "mallory"} {
+		s.User(u)
+	}
+	s.MustAPI(201, "POST", "/api/v1/groups", s.User("alice"), map[string]any{"id": "team", "members": []string{"bob"}}, nil)
+	alice, mallory := s.MustConnect("alice", imtest.ClientOpts{}), s.MustConnect("mallory", imtest.ClientOpts{})
+	for _, c := range []struct{ payload, code string }{
+		{`{"type":"read","seq":1,"group":"team"}`, "forbidden"},
+		{`{"type":"read","seq":1,"group":"nosuch"}`, "not_found"},
+	} {
+		before := len(mallory.Messages("im/u/mallory/error"))
+		mallory.Publish("im/u/alice/receipt/mallory", 1, c.payload)
+		got := mallory.WaitFor("im/u/mallory/error", before+1)
+		var n envelope.Notice
+		json.Unmarshal(got[before].Payload, &n)
+		if string(n.Code) != c.code {
+			t.Errorf("receipt %s: notice %+v, want %s", c.payload, n, c.code)
+		}
+	}
+	// A receipt that is allowed goes after them on the same path; alice
+	// gets it and nothing of the refused two.
+	bob := s.MustConnect("bob", imtest.ClientOpts{})
+	bob.Publish("im/u/alice/receipt/bob", 1, `{"type":"delivered","seq":1,"group":"team"}`)
+	alice.WaitFor("im/u/alice/receipt/bob", 1)
+	if got := alice.Messages("im/u/alice/receipt/mallory"); len(got) != 0 {
+		t.Fatalf("refused receipts delivered: %v", got)
+	}
+}
