@@ -151,6 +151,21 @@ export class Api {
     return this.request('POST', `/groups/${encodeURIComponent(gid)}/owner`, { user });
   }
 
+  /**
+   * Messages matching `q` (GET /search), newest first; all readable
+   * conversations, or `conv` ("dm/PEER", "g/GID") only; `before` a message id.
+   * @param {string} q
+   * @param {{conv?: string, before?: string, limit?: number}} [o]
+   * @returns {Promise<{messages: object[], more: boolean}>}
+   */
+  search(q, { conv, before, limit } = {}) {
+    const p = new URLSearchParams({ q });
+    if (conv) p.set('conv', conv);
+    if (before) p.set('before', before);
+    if (limit) p.set('limit', String(limit));
+    return this.request('GET', `/search?${p}`);
+  }
+
   /** @param {string[]} users */
   presence(users) {
     return this.request('GET', `/presence?${new URLSearchParams({ users: users.join(',') })}`);
