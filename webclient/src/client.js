@@ -681,7 +681,11 @@ export class ChatClient extends EventTarget {
   /**
    * Sends a message to `conv` (text, or `type` with `meta`, e.g. a file record). It is queued in IndexedDB with a cid first,
    * so it survives going offline or a reload, and is published when connected;
-   * the server de-duplicates by cid if it goes out twice.
+   * the server de-duplicates by cid if it goes out twice. `replyTo`: the id
+   * of the message it answers (sent as `reply_to`).
+   * @param {string} conv
+   * @param {string} body
+   * @param {{type?: string, meta?: object, replyTo?: string}} [o]
    */
   async send(conv, body, { type = 'text', meta, replyTo } = {}) {
     const cid = newCid();
