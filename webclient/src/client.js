@@ -561,7 +561,9 @@ export class ChatClient extends EventTarget {
     this.ensureEntry(conv);
     this.recent.save();
     const view = this.view;
+    view.loading = true; // the cache first: no page from the network meanwhile
     const [cached, runs] = await Promise.all([this.store.page(conv, Infinity, pageSize), this.store.runs(conv)]);
+    view.loading = false;
     if (this.view !== view) return;
     if (cached.length) takeCached(view, cached, runs.completeDownFrom(cached[0].seq + 1));
     this.emit('view', { conv, kind: 'reset' });
