@@ -436,7 +436,10 @@ export class ChatClient extends EventTarget {
       if (!m || typeof m.seq !== 'number' || !m.id) continue;
       rows.push({ ...m, conv: convOf(this.me, m) });
     }
-    if (source === 'live') cover = new Map(rows.map((m) => [m.conv, [[m.seq, m.seq]]]));
+    if (source === 'live') {
+      cover = new Map();
+      for (const m of rows) cover.set(m.conv, [...(cover.get(m.conv) || []), [m.seq, m.seq]]);
+    }
     const written = await this.store.put(rows, cursor, { base, cover });
 
     const touched = new Set();

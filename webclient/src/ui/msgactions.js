@@ -5,7 +5,7 @@
 
 import { canEdit, canRetract, myReaction, reactionList, snippet } from '../annotations.js';
 import { splitConv } from '../topics.js';
-import { colorClass, h, icon } from './dom.js';
+import { h, icon } from './dom.js';
 
 /** The reactions offered in one tap (any single emoji is accepted by the server). */
 export const quickReactions = Object.freeze(['👍', '❤️', '😂', '😮', '😢', '🎉']);
@@ -16,6 +16,7 @@ export const quickReactions = Object.freeze(['👍', '❤️', '😂', '😮', '
  * @property {string} conv
  * @property {ComposeMode} compose
  * @property {(id: string) => void} jump  bring message `id` into view
+ * @property {string} picker  the id of the message whose emoji picker is open (kept across re-renders)
  */
 
 /**
@@ -35,7 +36,7 @@ export function replyQuote(m, ctx) {
       ctx.jump(m.reply_to);
     },
   },
-  h('span', { class: `quote-from ${q ? colorClass(q.from) : ''}`, text: q ? q.from : 'Reply' }),
+  h('span', { class: 'quote-from', text: q ? q.from : 'Reply' }),
   h('span', { class: 'quote-text', text: snippet(q) }));
 }
 
@@ -73,11 +74,12 @@ export function decorateRow(row, m, ctx) {
   const left = (c.recent.get(ctx.conv) || {}).left;
   if (left) return;
   const act = (cls, label, ic, onclick) => h('button', { class: `act ${cls}`, type: 'button', title: label, 'aria-label': label, onclick }, ic);
-  const picker = h('div', { class: 'react-picker', role: 'group', 'aria-label': 'React', hidden: true },
+  const picker = h('div', { class: 'react-picker', role: 'group', 'aria-label': 'React', hidden: ctx.picker !== m.id },
     quickReactions.map((e) => h('button', {
       type: 'button', class: 'pick', dataset: { emoji: e }, 'aria-label': `React ${e}`, text: e,
       onclick: () => {
         picker.hidden = true;
+        ctx.picker = '';
         c.react(ctx.conv, m.id, myReaction(m, c.me) === e ? '' : e);
       },
     })));
@@ -85,6 +87,7 @@ export function decorateRow(row, m, ctx) {
     act('act-reply', 'Reply', icon('reply'), () => ctx.compose.reply(m)),
     act('act-react', 'React', h('span', { class: 'act-emoji', text: '☺' }), () => {
       picker.hidden = !picker.hidden;
+      ctx.picker = picker.hidden ? '' : m.id;
       if (!picker.hidden) /** @type {HTMLElement} */ (picker.firstElementChild).focus();
     }),
     canEdit(m, c.me) ? act('act-edit', 'Edit', icon('edit'), () => ctx.compose.edit(m)) : null,
