@@ -9,7 +9,7 @@
 
 /** MQTT 5 PUBACK reason codes, as the server's error codes. */
 const reasonCodes = {
-  0x87: 'forbidden', 0x90: 'not_found', 0x95: 'too_large', 0x97: 'rate_limited', 0x99: 'invalid', 0x80: 'internal',
+  0x83: 'conflict', 0x87: 'forbidden', 0x90: 'not_found', 0x95: 'too_large', 0x97: 'rate_limited', 0x99: 'invalid', 0x80: 'internal',
 };
 
 /** How a refusal starts, by what was being done. */
@@ -67,6 +67,7 @@ export function humanError(err, ctx = {}) {
       if (inGroup || /not a member/.test(detail)) return 'You are no longer a member of this group.';
       return `${what}: you are not allowed to do that.`;
     case 'conflict':
+      if (changeActions[ctx.action]) return `${what}: it has been deleted.`;
       return 'That name is already taken. Try another.';
     case 'too_large':
       return ctx.action === 'send' ? 'The message was not sent: it is too long for the server.' : `${what}: it is too large. ${sentence(detail)}`.trim();

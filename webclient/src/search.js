@@ -4,8 +4,24 @@
 
 import { convOf } from './topics.js';
 
-/** The longest query sent (the server bounds it too; longer is a paste accident). */
-export const maxQueryChars = 200;
+/** The longest query the server takes, in UTF-8 bytes (docs/protocol.md "Search"). */
+export const maxQueryBytes = 256;
+
+/**
+ * `q` trimmed, cut at whole characters to at most maxQueryBytes of UTF-8.
+ * @param {string} q
+ */
+export function clampQuery(q) {
+  let out = '';
+  let n = 0;
+  for (const ch of String(q).trim()) {
+    const b = new TextEncoder().encode(ch).length;
+    if (n + b > maxQueryBytes) break;
+    out += ch;
+    n += b;
+  }
+  return out.trim();
+}
 
 /**
  * The `conv` parameter of /search for a conversation id: "dm:bob" -> "dm/bob", "g:g1" -> "g/g1".
@@ -83,7 +99,7 @@ export class SearchQuery {
   constructor(api, me, q, conv = '') {
     this.api = api;
     this.me = me;
-    this.q = String(q).trim().slice(0, maxQueryChars);
+    this.q = clampQuery(q);
     this.conv = conv;
     /** @type {object[]} results, newest first, each with its `conv` */
     this.results = [];

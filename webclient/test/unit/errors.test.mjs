@@ -26,6 +26,8 @@ test('each refusal becomes one human sentence', () => {
     [{ code: 'forbidden', topic: 'im/u/bob/dm/alice', detail: 'not the sender' }, { action: 'edit' }, 'The message was not edited: only its sender can edit a text message.'],
     [{ code: 'forbidden', topic: 'im/g/g1', detail: 'not a member of g1' }, { action: 'reaction' }, 'You are no longer a member of this group.'],
     [{ code: 'not_found', topic: 'im/g/g1', detail: 'no message m9 here' }, { action: 'edit' }, 'The message was not edited: it is not in this conversation (any more).'],
+    [{ code: 'conflict', detail: 'message was retracted' }, { action: 'reaction' }, 'The reaction was not saved: it has been deleted.'],
+    [0x83, { action: 'edit' }, 'The message was not edited: it has been deleted.'],
     [0x87, { action: 'reaction' }, 'The reaction was not saved: you cannot react in this conversation.'],
     [{ code: 'http' }, {}, 'That did not work: something went wrong on the server. Try again.'],
   ];

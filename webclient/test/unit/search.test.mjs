@@ -1,7 +1,7 @@
 // Message search (src/search.js): scopes, highlighting, paging.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SearchQuery, excerpt, highlight, searchScope, terms } from '../../src/search.js';
+import { SearchQuery, clampQuery, excerpt, highlight, searchScope, terms } from '../../src/search.js';
 
 test('searchScope turns a conversation id into the conv parameter', () => {
   assert.equal(searchScope('dm:bob'), 'dm/bob');
@@ -55,4 +55,11 @@ test('SearchQuery pages with before = the last id, and adds conv', async () => {
   ]);
   assert.deepEqual(await new SearchQuery(api, 'alice', '   ').next(), [], 'an empty query asks nothing');
   assert.equal(calls.length, 2);
+});
+
+test('clampQuery keeps whole characters within the 256 bytes the server takes', () => {
+  assert.equal(clampQuery('  a b  '), 'a b');
+  const cjk = clampQuery('天'.repeat(100)); // 3 bytes each
+  assert.equal(cjk, '天'.repeat(85));
+  assert.equal(clampQuery(`${'x'.repeat(255)}天`), 'x'.repeat(255));
 });

@@ -1,0 +1,62 @@
+// Scratch (not committed): drive the UI with simulated annotation records.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { expectTexts, newPage, openDM, send, signIn, until, serverAndBrowser, screenshot, shownTexts } from './harness.js';
+let srv, browser;
+serverAndBrowser(['amy', 'ben'], (s, b) => { srv = s; browser = b; });
+
+test('smoke', { timeout: 90_000 }, async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const amy = await newPage(ctx);
+  amy.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.log('console:', m.text()); });
+  await signIn(amy, srv.base, 'amy');
+  await openDM(amy, 'ben');
+  await send(amy, 'hello there');
+  await send(amy, 'second');
+  await expectTexts(amy, ['hello there', 'second']);
+  await amy.waitForFunction(() => [...document.querySelectorAll('#msg-list .msg')].every((e) => e.dataset.id));
+  const msgs = await amy.$$eval('#msg-list .msg', (els) => els.map((e) => ({ id: e.dataset.id, seq: Number(e.dataset.seq) })));
+  const inject = (recs) => amy.evaluate((recs) => window.mqimDebug.transfers.client.addMessages(recs, { source: 'live' }), recs);
+  const base = { from: 'amy', to: 'ben', ts: Date.now() };
+  await inject([{ ...base, id: 'e1', seq: 103, type: 'edit', ref: msgs[0].id, body: 'hello edited' }]);
+  await inject([{ ...base, id: 'r1', seq: 104, from: 'ben', type: 'reaction', ref: msgs[1].id, body: '👍' }]);
+  await inject([{ ...base, id: 'm5', seq: 105, from: 'ben', type: 'text', body: 'a reply', reply_to: msgs[0].id }]);
+  await inject([{ ...base, id: 'm6', seq: 106, type: 'text', body: 'to delete' }, { ...base, id: 'x1', seq: 107, type: 'retract', ref: 'm6' }]);
+  await expectTexts(amy, ['hello edited', 'second', 'a reply', 'message deleted']);
+  console.log(await amy.$eval('#msg-list', (e) => e.innerHTML.slice(0, 3000)));
+  await screenshot(amy, 'smoke-1');
+  console.log(await amy.$eval('#msg-list .msg:has(.body:text-is("second")) .bubble', (b) => {
+    const r = b.getBoundingClientRect(); const el = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+    const bar = b.parentElement.querySelector('.msg-actions').getBoundingClientRect();
+    return [JSON.stringify(r), el.className, el.parentElement.outerHTML.slice(0, 300), JSON.stringify(bar), getComputedStyle(b.parentElement).position];
+  }));
+  await amy.hover('#msg-list .msg:has(.body:text-is("second")) .bubble');
+  await screenshot(amy, 'smoke-hover');
+  await amy.click('#msg-list .msg:has(.body:text-is("second")) .act-react');
+  await screenshot(amy, 'smoke-picker');
+  await amy.click('#msg-list .msg:has(.body:text-is("second")) .pick[data-emoji="🎉"]');
+  await screenshot(amy, 'smoke-pending-reaction');
+  await amy.click('#msg-list .msg:has(.body:text-is("a reply")) .quote');
+  await amy.waitForSelector('.msg.focused');
+  await amy.hover('#msg-list .msg:has(.body:text-is("hello edited")) .bubble');
+  await amy.click('#msg-list .msg:has(.body:text-is("hello edited")) .act-reply');
+  await screenshot(amy, 'smoke-replying');
+  await amy.reload();
+  await amy.click('.conv[data-conv="dm:ben"] .conv-btn');
+  await new Promise((r) => setTimeout(r, 2000));
+  console.log('texts after reload', await shownTexts(amy));
+  console.log('idb', await amy.evaluate(async () => {
+    const c = window.mqimDebug.transfers.client;
+    const rows = await c.store.page('dm:ben', Infinity, 100);
+    const runs = await c.store.runs('dm:ben');
+    return JSON.stringify({ rows: rows.map((r) => [r.seq, r.type, r.body, r.base, r.edited]), runs: runs.toJSON(), view: [...c.view.msgs.keys()], lo: c.view.lo, e: c.recent.get('dm:ben').lastSeq });
+  }));
+  console.log('after reload', await amy.$$eval('#msg-list .msg', (els) => els.map((e) => e.outerHTML.length + ' ' + e.className + ' ' + (e.querySelector('.reaction')?.title || '') + ' ' + (e.querySelector('.edited') ? 'E' : ''))));
+  await amy.fill('#msg-search', 'hello');
+  await amy.press('#msg-search', 'Enter');
+  await amy.waitForSelector('#search-status:not(:empty)');
+  console.log('search status', await amy.textContent('#search-status'));
+  await screenshot(amy, 'smoke-search');
+  console.log('errors', amy.errors);
+  await ctx.close();
+});
