@@ -33,13 +33,14 @@ async function react(page, text, emoji) {
   await page.click(`${row(text)} .react-picker .pick[data-emoji="${emoji}"]`);
 }
 
-/** The reactions under the message showing `text`: {emoji: "count:users"}. */
+/** The reactions under the message showing `text`: {emoji: "count:users"} (compared in any order). */
 function reactionsOf(page, text) {
   return page.$$eval(`${row(text)} .reaction`, (els) => Object.fromEntries(els.map((e) => [e.dataset.emoji, `${e.querySelector('.count').textContent}:${e.title}`])));
 }
 
 async function expectReactions(page, text, want) {
-  await until(async () => JSON.stringify(await reactionsOf(page, text)) === JSON.stringify(want), {
+  const sorted = (o) => JSON.stringify(Object.entries(o).sort());
+  await until(async () => sorted(await reactionsOf(page, text)) === sorted(want), {
     message: async () => `reactions ${JSON.stringify(want)} on "${text}"; shown ${JSON.stringify(await reactionsOf(page, text).catch(() => null))}`,
   });
 }
@@ -145,7 +146,8 @@ test('reply, edit, react, delete for everyone: live, after a reload, on a new de
     if (topic === 'im/u/ben/error') resolve(JSON.parse(payload.toString()));
   }));
   await dev.subscribeAsync('im/u/ben/#', { qos: 1 });
-  await dev.publishAsync('im/u/amy/dm/ben', JSON.stringify({ type: 'edit', ref: ids[1], body: 'hacked' }), { qos: 1 });
+  await assert.rejects(dev.publishAsync('im/u/amy/dm/ben', JSON.stringify({ type: 'edit', ref: ids[1], body: 'hacked' }), { qos: 1 }),
+    (err) => err.code === 0x87, 'PUBACK 0x87 not authorized');
   const notice = await refused;
   assert.equal(notice.code, 'forbidden');
   await dev.endAsync();
