@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  device, expectTexts, newPage, openDM, publish, screenshot, send, shownTexts, signIn, until,
+  device, expectTexts, login, newPage, openDM, publish, screenshot, send, shownTexts, signIn, until,
   serverAndBrowser,
 } from './harness.js';
 
@@ -249,6 +249,47 @@ test('search all conversations or the open one (Chinese too), and jump to a resu
   await until(async () => (await search(cat, 'fixed')).length === 1, { message: 'the edited message found by its new text' });
   assert.deepEqual(await search(cat, 'mesage'), []);
   assert.deepEqual(await search(cat, 'secret'), []);
+  assert.deepEqual(cat.errors, []);
+  await ctx.close();
+});
+
+test('in a group the owner may delete anyone\'s message; every member\'s device drops it', { timeout: 90_000 }, async () => {
+  const token = await login(srv.base, 'cat');
+  const res = await fetch(`${srv.base}/api/v1/groups`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ id: 'picnic', name: 'Picnic', members: ['dan', 'amy'] }),
+  });
+  assert.equal(res.status, 201, await res.text());
+  const dan = await device(srv, 'dan', 'laptop');
+  const got = [];
+  dan.on('message', (topic, payload) => {
+    if (topic === 'im/u/dan/g/picnic') got.push(JSON.parse(payload.toString()));
+  });
+  await dan.subscribeAsync('im/u/dan/#', { qos: 1 });
+
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const cat = await newPage(ctx);
+  await signIn(cat, srv.base, 'cat');
+  await cat.click('.conv[data-conv="g:picnic"] .conv-btn');
+  await publish(dan, 'im/g/picnic', JSON.stringify({ type: 'text', body: 'buy my crypto' }));
+  await publish(dan, 'im/g/picnic', JSON.stringify({ type: 'text', body: 'I bring sandwiches' }));
+  await expectTexts(cat, ['buy my crypto', 'I bring sandwiches']);
+  // cat replies to dan in the group, and removes the spam as the owner.
+  await act(cat, 'I bring sandwiches', 'reply');
+  await send(cat, 'great, thanks');
+  await expectState(cat, 'great, thanks', { quote: 'I bring sandwiches' });
+  await act(cat, 'buy my crypto', 'delete');
+  assert.match(await cat.textContent('#retract-dialog'), /dan's message for every member/);
+  await cat.click('#retract-confirm');
+  await expectTexts(cat, ['message deleted', 'I bring sandwiches', 'great, thanks']);
+  // dan's device got the reply (with reply_to) and the retraction live.
+  await until(() => got.some((m) => m.type === 'retract'), { message: 'the retraction on dan\'s device' });
+  const spam = got.find((m) => m.body === 'buy my crypto');
+  const sandwiches = got.find((m) => m.body === 'I bring sandwiches');
+  assert.equal(got.find((m) => m.body === 'great, thanks').reply_to, sandwiches.id);
+  assert.deepEqual(got.filter((m) => m.type === 'retract').map((m) => [m.from, m.ref]), [['cat', spam.id]]);
+  await dan.endAsync();
   assert.deepEqual(cat.errors, []);
   await ctx.close();
 });
