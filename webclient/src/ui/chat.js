@@ -75,7 +75,7 @@ export class ChatPane {
     const form = h('form', { class: 'composer', id: 'composer-form' }, this.compose.el, this.count, this.input, this.sendBtn);
     this.form = form;
     /** @type {import('./msgactions.js').MsgContext} */
-    this.msgCtx = { client: this.client, conv, compose: this.compose, jump: (id) => this.client.jumpTo(conv, id), picker: '' };
+    this.msgCtx = { client: this.client, conv, compose: this.compose, jump: (id) => this.client.jumpTo(conv, id), picker: '', selected: '' };
     this.leftNote = h('div', { class: 'left-note', id: 'left-note', hidden: true, text: 'You are no longer a member of this group.' });
     this.input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {

@@ -17,6 +17,7 @@ export const quickReactions = Object.freeze(['👍', '❤️', '😂', '😮', '
  * @property {ComposeMode} compose
  * @property {(id: string) => void} jump  bring message `id` into view
  * @property {string} picker  the id of the message whose emoji picker is open (kept across re-renders)
+ * @property {string} selected  the message tapped last (touch screens show its actions only)
  */
 
 /**
@@ -69,6 +70,16 @@ export function decorateRow(row, m, ctx) {
     }, h('span', { class: 'emoji', text: r.emoji }), h('span', { class: 'count', text: String(r.users.length) })))));
   }
   if (m.pending) return; // a change of ours is on its way: no new one on top until it lands
+  if (ctx.selected === m.id) row.classList.add('selected');
+  const bubble = row.querySelector('.bubble');
+  if (bubble) {
+    bubble.addEventListener('click', (ev) => {
+      if (/** @type {Element} */ (ev.target).closest('a, button')) return;
+      ctx.selected = ctx.selected === m.id ? '' : m.id;
+      for (const el of row.parentElement ? row.parentElement.querySelectorAll('.msg.selected') : []) if (el !== row) el.classList.remove('selected');
+      row.classList.toggle('selected', ctx.selected === m.id);
+    });
+  }
   const { kind, name } = splitConv(ctx.conv);
   const g = kind === 'group' ? c.groups.get(name) : null;
   const left = (c.recent.get(ctx.conv) || {}).left;
