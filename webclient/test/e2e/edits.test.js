@@ -156,26 +156,29 @@ test('reply, edit, react, delete for everyone: live, after a reload, on a new de
   await expectTexts(amy, [...final, 'after the refusal']);
   assert.deepEqual(await shownTexts(amy), [...final, 'after the refusal']);
 
-  // A reload shows the same, from IndexedDB (and what sync adds changes nothing).
+  // A reload shows the same from IndexedDB alone: every API request and the
+  // MQTT WebSocket are held while it is checked.
   const want = [...final, 'after the refusal'];
+  const expectFinal = async (p) => {
+    await expectTexts(p, want);
+    await expectState(p, 'Lunch at 12:30?', { edited: true });
+    await expectState(p, 'Yes, the usual place', { quote: 'Lunch at 12:30?' });
+    await expectState(p, 'message deleted', { retracted: true });
+    await expectReactions(p, '今天天气很好', { '🎉': '1:amy' });
+  };
+  await ben.route('**/api/v1/**', () => {}); // never answered
+  await ben.routeWebSocket('**/mqtt', () => {}); // accepted, never answered
   await ben.reload();
   await ben.click('.conv[data-conv="dm:amy"] .conv-btn');
-  await expectTexts(ben, want);
-  await expectState(ben, 'Lunch at 12:30?', { edited: true });
-  await expectState(ben, 'Yes, the usual place', { quote: 'Lunch at 12:30?' });
-  await expectState(ben, 'message deleted', { retracted: true });
-  await expectReactions(ben, '今天天气很好', { '🎉': '1:amy' });
+  await expectFinal(ben);
+  assert.notEqual(await ben.getAttribute('#conn-state', 'data-state'), 'online');
 
-  // A new device of amy's (no cache): the same, from sync.
+  // A new device of amy's (no cache): the same, from sync and history.
   const ctxA2 = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   const amy2 = await newPage(ctxA2);
   await signIn(amy2, srv.base, 'amy');
   await amy2.click('.conv[data-conv="dm:ben"] .conv-btn');
-  await expectTexts(amy2, want);
-  await expectState(amy2, 'Lunch at 12:30?', { edited: true });
-  await expectState(amy2, 'Yes, the usual place', { quote: 'Lunch at 12:30?' });
-  await expectState(amy2, 'message deleted', { retracted: true });
-  await expectReactions(amy2, '今天天气很好', { '🎉': '1:amy' });
+  await expectFinal(amy2);
   assert.equal(await amy2.getAttribute(`${row('今天天气很好')} .reaction`, 'aria-pressed'), 'true');
 
   for (const p of [amy, ben, amy2]) assert.deepEqual(p.errors, []);
