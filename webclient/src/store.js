@@ -67,7 +67,15 @@ export class MessageStore {
       if (!msgs.indexNames.contains('ref')) msgs.createIndex('ref', 'ref');
       if (ev.oldVersion === 1) upgradeRuns(msgs, r.transaction.objectStore('meta'));
     };
-    return new MessageStore(await req(r));
+    // A tab of an older version keeps the database open and holds the upgrade back until it closes.
+    r.onblocked = () => console.warn('store: waiting for another tab of mqim to close (database upgrade)');
+    const db = await req(r);
+    // And this tab lets a newer version upgrade: it closes (and reloads into the new version).
+    db.onversionchange = () => {
+      db.close();
+      location.reload();
+    };
+    return new MessageStore(db);
   }
 
   /** Deletes the database of `user` (sign out on a shared browser). */
