@@ -71,7 +71,9 @@ export class MessageStore {
     r.onblocked = () => console.warn('store: waiting for another tab of mqim to close (database upgrade)');
     const db = await req(r);
     // And this tab lets a newer version upgrade: it closes (and reloads into the new version).
-    db.onversionchange = () => {
+    // A deletion (sign-out in another tab) still waits for this tab to close, as before.
+    db.onversionchange = (ev) => {
+      if (ev.newVersion === null) return;
       db.close();
       location.reload();
     };
