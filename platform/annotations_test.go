@@ -329,3 +329,38 @@ func TestClientAnnotations(t *testing.T) {
 		t.Fatalf("the retracted reply is found: %+v %v", res, err)
 	}
 }
+
+// TestAnnotationReasonCodes: an MQTT 5 publisher gets each refusal's
+// PUBACK reason code, conflict's 0x83 among them.
+func TestAnnotationReasonCodes(t *testing.T) {
+	s := imtest.Start(t, "")
+	s.User("alice")
+	bobTok := s.User("bob")
+	var out struct{ Message envelope.Message }
+	s.MustAPI(200, "POST", "/api/v1/publish", bobTok, map[string]any{"topic": "im/u/alice/dm/bob", "payload": map[string]any{"body": "hi"}}, &out)
+	id := out.Message.ID
+	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %d %v", code, err)
+	}
+	defer raw.Close()
+	for _, c := range []struct {
+		name    string
+		payload string
+		want    byte
+	}{
+		{"edit of bob's", `{"type":"edit","ref":"` + id + `","body":"x"}`, 0x87},
+		{"reply to nothing", `{"body":"x","reply_to":"000000000000-000000"}`, 0x90},
+		{"bad emoji", `{"type":"reaction","ref":"` + id + `","body":"xx"}`, 0x99},
+		{"reaction", `{"type":"reaction","ref":"` + id + `","body":"👍"}`, 0},
+		{"retract of bob's", `{"type":"retract","ref":"` + id + `"}`, 0x87},
+	} {
+		if got, err := raw.Publish("im/u/bob/dm/alice", []byte(c.payload)); err != nil || got != c.want {
+			t.Errorf("%s: reason code %#x (%v), want %#x", c.name, got, err, c.want)
+		}
+	}
+	s.MustAPI(200, "POST", "/api/v1/publish", bobTok, map[string]any{"topic": "im/u/alice/dm/bob", "payload": map[string]any{"type": "retract", "ref": id}}, nil)
+	if got, err := raw.Publish("im/u/bob/dm/alice", []byte(`{"type":"reaction","ref":"`+id+`","body":"👍"}`)); err != nil || got != 0x83 {
+		t.Errorf("reaction to a retracted message: reason code %#x (%v), want 0x83", got, err)
+	}
+}
