@@ -2,7 +2,9 @@ package platform_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/imclient"
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/internal/imtest"
 )
@@ -257,5 +260,107 @@ func testAnnotations(t *testing.T, send sendFunc) {
 		if slices.Contains(refused, m.CID) || strings.Contains(m.Body, "mine now") {
 			t.Errorf("refused publish stored: %+v", m)
 		}
+	}
+}
+
+// TestClientAnnotations: the Go client's Reply, Edit, Retract, React and
+// Search, a refusal as an *imclient.APIError with its code, and the
+// annotations delivered to the other party's client.
+func TestClientAnnotations(t *testing.T) {
+	s := imtest.Start(t, "")
+	s.User("alice")
+	s.User("bob")
+	ctx := context.Background()
+	var bobGot recorder
+	dial := func(user string, rec *recorder) *imclient.Client {
+		o := imclient.Options{HTTP: s.HTTP, User: user, Password: imtest.Password, Device: "go"}
+		if rec != nil {
+			o.OnMessage = rec.add
+		}
+		c, err := imclient.Dial(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	alice, bob := dial("alice", nil), dial("bob", &bobGot)
+	if _, err := alice.Send(ctx, "bob", "pizza tonight?"); err != nil {
+		t.Fatal(err)
+	}
+	imtest.Eventually(t, "bob gets the message", 10*time.Second, func() bool { return len(bobGot.get()) == 1 })
+	first := bobGot.get()[0]
+	reply, err := bob.Reply(ctx, "alice", first.ID, "yes please")
+	if err != nil || reply.ReplyTo != first.ID {
+		t.Fatalf("reply: %+v %v", reply, err)
+	}
+	if _, err := alice.Edit(ctx, "bob", first.ID, "pizza tonight at 8?"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.React(ctx, "alice", first.ID, "🍕"); err != nil {
+		t.Fatal(err)
+	}
+	var ae *imclient.APIError
+	if _, err := bob.Edit(ctx, "alice", first.ID, "no"); !errors.As(err, &ae) || ae.Code != string(imerr.Forbidden) {
+		t.Fatalf("bob edits alice's message: %v, want forbidden", err)
+	}
+	if _, err := alice.Retract(ctx, "bob", reply.ID); !errors.As(err, &ae) || ae.Code != string(imerr.Forbidden) {
+		t.Fatalf("alice retracts bob's reply: %v, want forbidden", err)
+	}
+	if _, err := bob.Retract(ctx, "alice", reply.ID); err != nil {
+		t.Fatal(err)
+	}
+	imtest.Eventually(t, "bob's client gets the edit and his own reaction and retract", 10*time.Second, func() bool {
+		types := map[string]bool{}
+		for _, m := range bobGot.get() {
+			types[m.Type] = true
+		}
+		return types["edit"] && types["reaction"] && types["retract"]
+	})
+	var res imclient.SearchResult
+	imtest.Eventually(t, "alice finds the edited message", 10*time.Second, func() bool {
+		res, err = alice.Search(ctx, "pizza", imclient.SearchOptions{Conv: "bob", Limit: 5})
+		return err == nil && len(res.Messages) == 1 && res.Messages[0].Body == "pizza tonight at 8?"
+	})
+	if m := res.Messages[0]; fmt.Sprint(m.Reactions) != "map[🍕:[bob]]" || m.Edited == 0 {
+		t.Fatalf("search result: %+v", m)
+	}
+	if res, err := bob.Search(ctx, "please", imclient.SearchOptions{}); err != nil || len(res.Messages) != 0 {
+		t.Fatalf("the retracted reply is found: %+v %v", res, err)
+	}
+}
+
+// TestAnnotationReasonCodes: an MQTT 5 publisher gets each refusal's
+// PUBACK reason code, conflict's 0x83 among them.
+func TestAnnotationReasonCodes(t *testing.T) {
+	s := imtest.Start(t, "")
+	s.User("alice")
+	bobTok := s.User("bob")
+	var out struct{ Message envelope.Message }
+	s.MustAPI(200, "POST", "/api/v1/publish", bobTok, map[string]any{"topic": "im/u/alice/dm/bob", "payload": map[string]any{"body": "hi"}}, &out)
+	id := out.Message.ID
+	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %d %v", code, err)
+	}
+	defer raw.Close()
+	for _, c := range []struct {
+		name    string
+		payload string
+		want    byte
+	}{
+		{"edit of bob's", `{"type":"edit","ref":"` + id + `","body":"x"}`, 0x87},
+		{"reply to nothing", `{"body":"x","reply_to":"000000000000-000000"}`, 0x90},
+		{"bad emoji", `{"type":"reaction","ref":"` + id + `","body":"xx"}`, 0x99},
+		{"reaction", `{"type":"reaction","ref":"` + id + `","body":"👍"}`, 0},
+		{"retract of bob's", `{"type":"retract","ref":"` + id + `"}`, 0x87},
+	} {
+		if got, err := raw.Publish("im/u/bob/dm/alice", []byte(c.payload)); err != nil || got != c.want {
+			t.Errorf("%s: reason code %#x (%v), want %#x", c.name, got, err, c.want)
+		}
+	}
+	s.MustAPI(200, "POST", "/api/v1/publish", bobTok, map[string]any{"topic": "im/u/alice/dm/bob", "payload": map[string]any{"type": "retract", "ref": id}}, nil)
+	if got, err := raw.Publish("im/u/bob/dm/alice", []byte(`{"type":"reaction","ref":"`+id+`","body":"👍"}`)); err != nil || got != 0x83 {
+		t.Errorf("reaction to a retracted message: reason code %#x (%v), want 0x83", got, err)
 	}
 }
