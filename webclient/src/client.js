@@ -18,12 +18,12 @@
 //   signout        {reason}                  the session ended (token refused)
 
 import { isAnnotation, snippet, visible } from './annotations.js';
+import { SearchQuery } from './search.js';
+import { historyCover } from './seqrun.js';
 import { ApiError } from './api.js';
 import { humanError } from './errors.js';
 import { Connection, claimDevice } from './connection.js';
 import { defaultBodyBytes } from './limits.js';
-import { SearchQuery } from './search.js';
-import { historyCover } from './seqrun.js';
 import { MessageStore, RecentList } from './store.js';
 import {
   convOf, dmConv, groupConv, parseTopic, presenceTopic, receiptTopic, sendTopic, splitConv,

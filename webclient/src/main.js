@@ -138,16 +138,6 @@ function startApp(session) {
   });
   const notes = new Notifications(c, { onOpen: (conv) => navigate(conv) });
   sidebar.el.insertBefore(notes.prompt, sidebar.list);
-  // Message search: results open the conversation at the message.
-  const search = new SearchPanel(c, {
-    host: sidebar.el,
-    onOpen: (conv, m) => {
-      c.jumpTo(conv, m.id, m.seq);
-      navigate(conv);
-    },
-  });
-  sidebar.el.insertBefore(search.el, sidebar.list);
-  sidebar.el.insertBefore(search.results, sidebar.list);
   transfers = new Transfers(c);
   // For tests, and for trying transfer resume from the console.
   window.mqimDebug = { transfers };
@@ -172,6 +162,17 @@ function startApp(session) {
   });
   c.addEventListener('notice', (e) => toast(e.detail.text, e.detail.level));
   c.addEventListener('signout', (e) => signOut(e.detail.reason));
+
+  // Message search: results open the conversation at the message.
+  const search = new SearchPanel(c, {
+    host: sidebar.el,
+    onOpen: (conv, m) => {
+      c.jumpTo(conv, m.id, m.seq);
+      navigate(conv);
+    },
+  });
+  sidebar.el.insertBefore(search.el, sidebar.list);
+  sidebar.el.insertBefore(search.results, sidebar.list);
 
   sidebar.render();
   c.start().then(() => {

@@ -184,8 +184,8 @@ export class ChatPane {
   renderMessages(kind) {
     const c = this.client;
     const s = this.scroller;
-    const fromBottom = s.scrollHeight - s.scrollTop - s.clientHeight;
     const top = s.scrollTop;
+    const fromBottom = s.scrollHeight - s.scrollTop - s.clientHeight;
     const msgs = c.viewMessages();
     const isGroup = this.kind === 'group';
     const nodes = [];
