@@ -825,7 +825,8 @@ export class ChatClient extends EventTarget {
    */
   quoteOf(id) {
     if (this.view) {
-      for (const m of this.viewMessages()) if (m.id === id) return m;
+      // Rows in view are stored with their annotations folded in already.
+      for (const m of this.view.msgs.values()) if (m.id === id) return m;
     }
     if (!this.quotes) this.quotes = new Map();
     if (!this.quotes.has(id)) {
