@@ -25,14 +25,55 @@ type Message struct {
 	Body  string          `json:"body"`
 	CID   string          `json:"cid,omitempty"`
 	Meta  json.RawMessage `json:"meta,omitempty"`
+	// ReplyTo is the id of the message of the same conversation this one
+	// answers (checked by the server).
+	ReplyTo string `json:"reply_to,omitempty"`
+	// Ref is the id of the message an edit, retract or reaction is about.
+	Ref string `json:"ref,omitempty"`
+	// Edited, Retracted and Reactions are the state annotations leave on
+	// the message they are about, as history pages and search return it:
+	// the time of its latest edit (Body is then the latest), retracted
+	// (Body and Meta then gone), and who reacted with what.
+	Edited    int64               `json:"edited,omitempty"`
+	Retracted bool                `json:"retracted,omitempty"`
+	Reactions map[string][]string `json:"reactions,omitempty"`
+}
+
+// The message types that annotate another message (Ref) rather than say
+// something of their own.
+const (
+	TypeEdit     = "edit"
+	TypeRetract  = "retract"
+	TypeReaction = "reaction"
+)
+
+// IsAnnotation reports whether typ is one of the annotating types.
+func IsAnnotation(typ string) bool {
+	return typ == TypeEdit || typ == TypeRetract || typ == TypeReaction
+}
+
+// plainMessage is Message without its MarshalJSON.
+type plainMessage Message
+
+// MarshalJSON encodes m; a retracted message has no body at all.
+func (m Message) MarshalJSON() ([]byte, error) {
+	if !m.Retracted {
+		return json.Marshal(plainMessage(m))
+	}
+	return json.Marshal(struct {
+		plainMessage
+		Body string `json:"body,omitempty"`
+	}{plainMessage: plainMessage(m)})
 }
 
 // Draft is what a client asks to send, before the server stamps it.
 type Draft struct {
-	CID  string
-	Type string
-	Body string
-	Meta json.RawMessage
+	CID     string
+	Type    string
+	Body    string
+	Meta    json.RawMessage
+	ReplyTo string
+	Ref     string
 }
 
 // Limits bound what ParseDraft accepts.
@@ -46,13 +87,20 @@ const MaxMetaBytes = 4096
 var (
 	cidRE  = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
 	typeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,31}$`)
+	// idRE is the form of a stamped message id ("{ts:12 hex}-{n:6 hex}").
+	idRE = regexp.MustCompile(`^[0-9a-f]{12}-[0-9a-f]{6}$`)
 )
 
+// ValidID reports whether s has the form of a stamped message id.
+func ValidID(s string) bool { return idRE.MatchString(s) }
+
 type wireDraft struct {
-	CID  *string         `json:"cid"`
-	Type *string         `json:"type"`
-	Body *string         `json:"body"`
-	Meta json.RawMessage `json:"meta"`
+	CID     *string         `json:"cid"`
+	Type    *string         `json:"type"`
+	Body    *string         `json:"body"`
+	Meta    json.RawMessage `json:"meta"`
+	ReplyTo *string         `json:"reply_to"`
+	Ref     *string         `json:"ref"`
 }
 
 // ParseDraft decodes a client payload: a JSON object with cid/type/body/meta,
@@ -90,6 +138,18 @@ func ParseDraft(payload []byte, lim Limits) (Draft, *imerr.Error) {
 		}
 		d.Type = *w.Type
 	}
+	if IsAnnotation(d.Type) {
+		return annotation(d, w, lim)
+	}
+	if w.Ref != nil {
+		return Draft{}, imerr.New(imerr.Invalid, "ref is only for types edit, retract and reaction")
+	}
+	if w.ReplyTo != nil {
+		if !ValidID(*w.ReplyTo) {
+			return Draft{}, imerr.New(imerr.Invalid, "reply_to must be a message id")
+		}
+		d.ReplyTo = *w.ReplyTo
+	}
 	if w.Body == nil {
 		return Draft{}, imerr.New(imerr.Invalid, "missing string field body")
 	}
@@ -109,6 +169,54 @@ func ParseDraft(payload []byte, lim Limits) (Draft, *imerr.Error) {
 	if d.Body == "" && d.Meta == nil {
 		return Draft{}, imerr.New(imerr.Invalid, "empty message")
 	}
+	return d, nil
+}
+
+// CIDOf is the cid of a client payload, if it has a valid one, whatever
+// else is wrong with it: a refusal's notice names the publish it refuses.
+func CIDOf(payload []byte) string {
+	var w struct {
+		CID string `json:"cid"`
+	}
+	if p := bytes.TrimSpace(payload); len(p) > 0 && p[0] == '{' && json.Unmarshal(p, &w) == nil && cidRE.MatchString(w.CID) {
+		return w.CID
+	}
+	return ""
+}
+
+// annotation checks an edit, retract or reaction: a ref, and for an edit
+// a new non-empty body, for a reaction one emoji or "" (remove mine), for a
+// retract no body; none of them takes meta or reply_to.
+func annotation(d Draft, w wireDraft, lim Limits) (Draft, *imerr.Error) {
+	if w.Ref == nil || !ValidID(*w.Ref) {
+		return Draft{}, imerr.New(imerr.Invalid, "%s needs ref, the id of the message it is about", d.Type)
+	}
+	d.Ref = *w.Ref
+	if w.ReplyTo != nil || (len(w.Meta) > 0 && !bytes.Equal(w.Meta, []byte("null"))) {
+		return Draft{}, imerr.New(imerr.Invalid, "%s takes no reply_to or meta", d.Type)
+	}
+	body := ""
+	if w.Body != nil {
+		body = *w.Body
+	}
+	switch d.Type {
+	case TypeEdit:
+		if body == "" {
+			return Draft{}, imerr.New(imerr.Invalid, "edit needs a non-empty body, the new text")
+		}
+		if len(body) > lim.BodyBytes {
+			return Draft{}, imerr.New(imerr.TooLarge, "body is %d bytes, limit %d", len(body), lim.BodyBytes)
+		}
+	case TypeRetract:
+		if body != "" {
+			return Draft{}, imerr.New(imerr.Invalid, "retract takes no body")
+		}
+	case TypeReaction:
+		if body != "" && !OneEmoji(body) {
+			return Draft{}, imerr.New(imerr.Invalid, `reaction body must be one emoji, or "" to remove yours`)
+		}
+	}
+	d.Body = body
 	return d, nil
 }
 

@@ -35,6 +35,21 @@ func TestParseDraft(t *testing.T) {
 		{"bad cid", `{"cid":"has space","body":"x"}`, Draft{}, imerr.Invalid},
 		{"bad type", `{"type":"<b>","body":"x"}`, Draft{}, imerr.Invalid},
 		{"meta not object", `{"body":"x","meta":[1]}`, Draft{}, imerr.Invalid},
+		{"reply", `{"body":"yes","reply_to":"0190a1b2c3d4-00002a"}`, Draft{Type: "text", Body: "yes", ReplyTo: "0190a1b2c3d4-00002a"}, ""},
+		{"reply to no id", `{"body":"yes","reply_to":"x"}`, Draft{}, imerr.Invalid},
+		{"ref on a text", `{"body":"yes","ref":"0190a1b2c3d4-00002a"}`, Draft{}, imerr.Invalid},
+		{"edit", `{"type":"edit","ref":"0190a1b2c3d4-00002a","body":"new"}`, Draft{Type: "edit", Body: "new", Ref: "0190a1b2c3d4-00002a"}, ""},
+		{"edit without ref", `{"type":"edit","body":"new"}`, Draft{}, imerr.Invalid},
+		{"edit to empty", `{"type":"edit","ref":"0190a1b2c3d4-00002a","body":""}`, Draft{}, imerr.Invalid},
+		{"edit too large", `{"type":"edit","ref":"0190a1b2c3d4-00002a","body":"` + strings.Repeat("x", 17) + `"}`, Draft{}, imerr.TooLarge},
+		{"edit with reply_to", `{"type":"edit","ref":"0190a1b2c3d4-00002a","body":"x","reply_to":"0190a1b2c3d4-00002a"}`, Draft{}, imerr.Invalid},
+		{"retract", `{"type":"retract","ref":"0190a1b2c3d4-00002a"}`, Draft{Type: "retract", Ref: "0190a1b2c3d4-00002a"}, ""},
+		{"retract with body", `{"type":"retract","ref":"0190a1b2c3d4-00002a","body":"x"}`, Draft{}, imerr.Invalid},
+		{"retract with meta", `{"type":"retract","ref":"0190a1b2c3d4-00002a","meta":{"a":1}}`, Draft{}, imerr.Invalid},
+		{"reaction", `{"type":"reaction","ref":"0190a1b2c3d4-00002a","body":"👍"}`, Draft{Type: "reaction", Body: "👍", Ref: "0190a1b2c3d4-00002a"}, ""},
+		{"reaction removed", `{"type":"reaction","ref":"0190a1b2c3d4-00002a","body":""}`, Draft{Type: "reaction", Ref: "0190a1b2c3d4-00002a"}, ""},
+		{"reaction of text", `{"type":"reaction","ref":"0190a1b2c3d4-00002a","body":"ok"}`, Draft{}, imerr.Invalid},
+		{"reaction of two", `{"type":"reaction","ref":"0190a1b2c3d4-00002a","body":"👍👍"}`, Draft{}, imerr.Invalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -48,7 +63,8 @@ func TestParseDraft(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error %v", err)
 			}
-			if got.CID != c.want.CID || got.Type != c.want.Type || got.Body != c.want.Body || string(got.Meta) != string(c.want.Meta) {
+			if got.CID != c.want.CID || got.Type != c.want.Type || got.Body != c.want.Body || string(got.Meta) != string(c.want.Meta) ||
+				got.ReplyTo != c.want.ReplyTo || got.Ref != c.want.Ref {
 				t.Fatalf("got %+v, want %+v", got, c.want)
 			}
 		})
@@ -113,4 +129,52 @@ func FuzzParseReceipt(f *testing.F) {
 			t.Fatalf("accepted %+v", r)
 		}
 	})
+}
+
+func TestOneEmoji(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"👍", true},
+		{"👍🏽", true},      // skin tone
+		{"❤️", true},      // presentation selector
+		{"👩‍💻", true},     // ZWJ sequence
+		{"👨‍👩‍👧‍👦", true}, // family
+		{"🇫🇷", true},      // flag
+		{"1️⃣", true},     // keycap
+		{"🏴󠁧󠁢󠁳󠁣󠁴󠁿", true}, // subdivision flag (tags)
+		{"", false},
+		{"a", false},
+		{"ok", false},
+		{"👍👍", false},
+		{"👍 ", false},
+		{"🇫", false},
+		{"🇫🇷🇫", false},
+		{"👩‍", false}, // dangling ZWJ
+		{"1", false},
+		{"中", false},
+		{strings.Repeat("👍\u200d", 20) + "👍", false}, // over MaxEmojiBytes
+	} {
+		if got := OneEmoji(c.in); got != c.want {
+			t.Errorf("OneEmoji(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// A retracted message encodes no body; any other message always has one.
+func TestMarshalRetracted(t *testing.T) {
+	for _, c := range []struct {
+		m    Message
+		want string
+	}{
+		{Message{ID: "x", Type: "text"}, `{"id":"x","seq":0,"ts":0,"from":"","type":"text","body":""}`},
+		{Message{ID: "x", Type: "text", Retracted: true}, `{"id":"x","seq":0,"ts":0,"from":"","type":"text","retracted":true}`},
+		{Message{ID: "x", Type: "text", Body: "b", Edited: 5, ReplyTo: "r", Reactions: map[string][]string{"👍": {"a"}}},
+			`{"id":"x","seq":0,"ts":0,"from":"","type":"text","body":"b","reply_to":"r","edited":5,"reactions":{"👍":["a"]}}`},
+	} {
+		if got := string(Marshal(c.m)); got != c.want {
+			t.Errorf("Marshal(%+v) = %s, want %s", c.m, got, c.want)
+		}
+	}
 }

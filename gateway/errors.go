@@ -31,6 +31,7 @@ var httpStatus = map[imerr.Code]int{
 	imerr.RateLimited:   http.StatusTooManyRequests,
 	imerr.QuotaExceeded: http.StatusTooManyRequests,
 	imerr.NotFound:      http.StatusNotFound,
+	imerr.Conflict:      http.StatusConflict,
 	imerr.Internal:      http.StatusInternalServerError,
 	imerr.StorageFull:   http.StatusInsufficientStorage,
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/profiles"
 	"github.com/mqim/mqim/ratelimit"
+	"github.com/mqim/mqim/search"
 	"github.com/mqim/mqim/userlists"
 )
 
@@ -45,8 +46,12 @@ type Options struct {
 	Profiles  *profiles.Store
 	Directory bool
 	// DMPolicy is the server's default dm_policy (config dm_policy).
-	DMPolicy         string
-	DirectoryRate    *ratelimit.Buckets
+	DMPolicy      string
+	DirectoryRate *ratelimit.Buckets
+	// Search is the message index of GET /search (search.go), limited
+	// per user by SearchRate.
+	Search           *search.Index
+	SearchRate       *ratelimit.Buckets
 	Metrics          *metrics.Metrics
 	WS               *broker.ChanListener
 	AllowedOrigins   []string

@@ -56,6 +56,7 @@ func (g *Gateway) apiRoutes() []route {
 		{"GET /api/v1/sync", g.sync, authUser, 0},
 		{"GET /api/v1/conversations", g.conversations, authUser, 0},
 		{"GET /api/v1/presence", g.presence, authUser, 0},
+		{"GET /api/v1/search", g.search, authUser, 0}, // search.go
 
 		// Groups (api.go).
 		{"POST /api/v1/groups", g.createGroup, authUser, 0},

@@ -27,6 +27,9 @@ import (
 //	uc/{user}/{conv}           user takes part in conv
 //	rd/{user}/{conv}           read marker {seq:8}
 //	id/{idemkey}               {conv}/{seq:8}, with a TTL
+//	ml/{conv}/{id}             {seq:8}: a message by its id (Lookup)
+//	j/{n:8}                    {conv}/{seq:8}: every append in commit order
+//	                           (the journal a derived index follows, Changes)
 const (
 	idemTTL = 7 * 24 * time.Hour
 	// maxBatchEntries keeps one group commit well under Badger's per-txn
@@ -122,6 +125,7 @@ type Badger struct {
 	feedPos map[string]uint64
 	inConv  map[string]bool   // user+"\x00"+conv known to have a uc/ key
 	read    map[string]uint64 // read marker (rd/ key) -> its value
+	journal uint64            // last j/ number assigned, 0: not read yet
 
 	// The last seq / feed position known committed, for readers to check
 	// a page against (a reader reads these before it opens its snapshot, so
@@ -130,6 +134,8 @@ type Badger struct {
 	cmu      sync.RWMutex
 	lastConv map[ConvID]uint64
 	lastFeed map[string]uint64
+	// lastJournal is the last journal number committed.
+	lastJournal atomic.Uint64
 }
 
 // OpenBadger opens the history store over db and starts its writer.
@@ -148,6 +154,11 @@ func OpenBadger(db *badger.DB, o BadgerOptions) (*Badger, error) {
 			return err
 		} else {
 			s.logApplied.Store(n)
+		}
+		if n, err := lastUnder(txn, []byte("j/")); err != nil {
+			return err
+		} else {
+			s.lastJournal.Store(n)
 		}
 		it, err := txn.Get([]byte("meta/epoch"))
 		if err == nil {
@@ -336,6 +347,7 @@ func (s *Badger) commit(batch []*op) {
 		s.feedPos = map[string]uint64{}
 		s.inConv = map[string]bool{}
 		s.read = map[string]uint64{}
+		s.journal = 0
 	}
 	for _, o := range batch {
 		if err != nil {
@@ -371,6 +383,9 @@ const maxCached = 1 << 16
 func (s *Badger) noteCommitted(batch []*op) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
+	if s.journal > 0 {
+		s.lastJournal.Store(s.journal)
+	}
 	for _, o := range batch {
 		if o.append == nil || o.res.Duplicate {
 			continue
@@ -465,6 +480,9 @@ func (s *Badger) apply(txn *badger.Txn, batch []*op) error {
 			return err
 		}
 		p := ptr(r.Conv, seq)
+		if err := s.index(txn, r.Conv, &m, p); err != nil {
+			return err
+		}
 		o.pos, o.payload = make([]uint64, len(r.Recipients)), val
 		for i, u := range r.Recipients {
 			pos, err := s.nextFeedPos(txn, u)

@@ -18,6 +18,14 @@
 //     the first one's stamped message.
 //   - Feed: a store announces each committed message (Appended) once, in
 //     commit order, so per user in feed-position order; see fanout.
+//   - Annotations: an appended edit, retract or reaction (envelope's
+//     annotating types, with Ref) is a message of its own (own seq, in the
+//     feeds) and, in the same commit, changes the message it refers to: an
+//     edit replaces its body and sets Edited to the edit's TS, a retract
+//     sets Retracted and drops body, meta and reactions, a reaction sets or
+//     (empty body) removes its sender's one reaction. A retracted message
+//     and the annotations themselves are never changed. Page, Sync, Lookup
+//     return messages as they now are.
 //   - Epoch: cursors carry the store's epoch; a cursor from another epoch is
 //     refused with ErrCursorEpoch rather than silently mis-read.
 package history
@@ -169,6 +177,9 @@ type Store interface {
 	// Page returns up to limit messages of conv with seq < before (0: from
 	// the newest), newest first, and whether older ones exist.
 	Page(ctx context.Context, conv ConvID, before uint64, limit int) ([]envelope.Message, bool, error)
+	// Lookup returns the message of conv with id, as it now is (edits,
+	// retraction and reactions applied), or an error wrapping ErrNotFound.
+	Lookup(ctx context.Context, conv ConvID, id string) (envelope.Message, error)
 	// Sync returns up to limit messages of user's feed after cursor.
 	Sync(ctx context.Context, user string, after Cursor, limit int) (SyncPage, error)
 	// MarkRead moves user's read marker in conv forward to seq (never back).

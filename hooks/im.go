@@ -41,6 +41,8 @@ var refusal = map[imerr.Code]packets.Code{
 	imerr.QuotaExceeded: packets.ErrQuotaExceeded,
 	imerr.NotFound:      packets.ErrTopicNameInvalid,
 	imerr.Internal:      packets.ErrUnspecifiedError,
+	// An edit, retract or reaction of a retracted message.
+	imerr.Conflict: packets.ErrImplementationSpecificError,
 	// 0x97 is one of the few codes MQTT 5 allows in a PUBACK (3.4.2.1).
 	imerr.StorageFull: packets.ErrQuotaExceeded,
 }

@@ -128,10 +128,7 @@ func (h *Service) handle(r Request) (e *imerr.Error, queued bool) {
 
 func (h *Service) notify(r Request, e *imerr.Error) {
 	h.d.Metrics.Refusals.WithLabelValues(string(e.Code)).Inc()
-	n := envelope.Notice{Code: e.Code, Topic: r.Topic, Detail: e.Detail}
-	if d, err := envelope.ParseDraft(r.Payload, envelope.Limits{BodyBytes: 1 << 30}); err == nil {
-		n.CID = d.CID
-	}
+	n := envelope.Notice{Code: e.Code, Topic: r.Topic, Detail: e.Detail, CID: envelope.CIDOf(r.Payload)}
 	// QoS 1 so a device that reconnects still learns why its message failed.
 	h.publish("error", r.User, topic.ErrorTopic(r.User), envelope.Marshal(n), false, 1)
 }
@@ -244,16 +241,21 @@ func (h *Service) dm(r Request, t topic.Topic) (*imerr.Error, bool) {
 	if e != nil {
 		return e, false
 	}
-	m := envelope.Message{From: from, To: to, Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta}
+	conv := history.DM(from, to)
+	if e := h.refs(from, conv, d, ""); e != nil {
+		return e, false
+	}
+	m := draftMessage(d)
+	m.From, m.To = from, to
 	recipients := []string{to, from}
 	if to == from {
 		recipients = recipients[:1]
 	}
-	return h.store(r, "dm", history.DM(from, to), m, recipients)
+	return h.store(r, "dm", conv, m, recipients)
 }
 
 func (h *Service) group(r Request, t topic.Topic) (*imerr.Error, bool) {
-	members, err := h.d.Groups.Members(t.Group)
+	g, err := h.d.Groups.Get(t.Group)
 	if err != nil {
 		return imerr.New(imerr.NotFound, "no such group %q", t.Group), false
 	}
@@ -261,8 +263,18 @@ func (h *Service) group(r Request, t topic.Topic) (*imerr.Error, bool) {
 	if e != nil {
 		return e, false
 	}
-	m := envelope.Message{From: r.User, Group: t.Group, Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta}
-	return h.store(r, "group", history.Group(t.Group), m, members)
+	conv := history.Group(t.Group)
+	if e := h.refs(r.User, conv, d, g.Owner); e != nil {
+		return e, false
+	}
+	m := draftMessage(d)
+	m.From, m.Group = r.User, t.Group
+	return h.store(r, "group", conv, m, g.Members)
+}
+
+// draftMessage is the message of draft d, before the server stamps it.
+func draftMessage(d envelope.Draft) envelope.Message {
+	return envelope.Message{Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta, ReplyTo: d.ReplyTo, Ref: d.Ref}
 }
 
 func (h *Service) receipt(r Request, t topic.Topic) *imerr.Error {

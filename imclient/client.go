@@ -493,11 +493,7 @@ func (c *Client) Send(ctx context.Context, to, body string) (cid string, err err
 // SendCID sends with a caller-chosen cid (retries with the same cid are safe).
 func (c *Client) SendCID(ctx context.Context, to, cid, body string) error {
 	payload, _ := json.Marshal(map[string]string{"cid": cid, "body": body})
-	topic := "im/u/" + to + "/dm/" + c.o.User
-	if gid, ok := strings.CutPrefix(to, "g:"); ok {
-		topic = "im/g/" + gid
-	}
-	return c.Publish(ctx, topic, payload)
+	return c.Publish(ctx, c.convTopic(to), payload)
 }
 
 // MQTT exposes the underlying paho client (for raw topics such as signals).

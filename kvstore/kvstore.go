@@ -12,7 +12,8 @@
 //	lists (ct/{owner}/{contact})                              (userlists)
 //	pf/ av/  profiles (display name), avatar thumbnails       (profiles)
 //	m/ i/ uc/ rd/ id/ meta/  messages, feeds, conversations, read
-//	markers, idempotency keys, store metadata                 (history)
+//	markers, idempotency keys, store metadata,
+//	ml/ j/  message ids, the journal of appends               (history)
 //	meta/identity  the database's identity          (kvstore, IdentityFile)
 //	rt/  clients' retained messages outside im/               (broker)
 //	dc/  device session cursors: acknowledged feed positions  (broker)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -36,6 +37,7 @@ import (
 	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
+	"github.com/mqim/mqim/search"
 	"github.com/mqim/mqim/userlists"
 )
 
@@ -51,6 +53,8 @@ type Platform struct {
 	Contacts *userlists.List
 	Profiles *profiles.Store
 	History  *history.Badger
+	// Search is the message search index over History.
+	Search   *search.Index
 	Broker   *broker.Broker
 	Hub      *fanout.Local
 	IM       *im.Service
@@ -228,9 +232,22 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	p.Accounts, p.Groups, p.Blocks, p.Contacts, p.Profiles = st.Accounts, st.Groups, st.Blocks, st.Contacts, st.Profiles
 	local := fanout.NewLocal(nil) // routed into the broker once it exists
 	var hub fanout.Hub = local
-	if p.History, err = history.OpenBadger(db, history.BadgerOptions{Space: space, Committed: local.Committed, Epoch: epoch}); err != nil {
+	// The search index follows this node's history (a cluster node's
+	// view): woken by each commit, caught up from the journal at start.
+	var index atomic.Pointer[search.Index]
+	committed := func(a []history.Appended) {
+		local.Committed(a)
+		if x := index.Load(); x != nil {
+			x.Wake()
+		}
+	}
+	if p.History, err = history.OpenBadger(db, history.BadgerOptions{Space: space, Committed: committed, Epoch: epoch}); err != nil {
 		return nil, err
 	}
+	if p.Search, err = search.Open(filepath.Join(cfg.Data, "search"), p.History, search.Options{Log: log}); err != nil {
+		return nil, err
+	}
+	index.Store(p.Search)
 	// What the chat service writes through: the node's store, or the
 	// cluster's log that every node's store applies.
 	var chatLog history.Store = p.History
@@ -317,7 +334,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory, DMPolicy: cfg.DMPolicy,
 		DirectoryRate: ratelimit.NewBuckets(cfg.Limits.DirectoryRate, cfg.Limits.DirectoryBurst, nil),
-		Metrics:       m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
+		Search:        p.Search, SearchRate: ratelimit.NewBuckets(cfg.Limits.SearchRate, cfg.Limits.SearchBurst, nil),
+		Metrics: m, WS: p.Broker.WS, AllowedOrigins: cfg.AllowedOrigins, OpenRegistration: cfg.OpenRegistration,
 		AdminToken: cfg.AdminToken, MQTTAddr: p.MQTTAddr.String(), Now: time.Now, ICEServers: cfg.ICEServers, BodyBytes: cfg.BodyLimit,
 		KeyRevoked:   func(keyID string) { p.Broker.DisconnectKey(keyID) },
 		TokenRevoked: func(tokenID string) { p.Broker.DisconnectToken(tokenID) },
@@ -401,6 +419,9 @@ func (p *Platform) Close(ctx context.Context) error {
 	}
 	if p.ClusterLog != nil {
 		errs = append(errs, p.ClusterLog.Close())
+	}
+	if p.Search != nil {
+		errs = append(errs, p.Search.Close())
 	}
 	if p.History != nil {
 		errs = append(errs, p.History.Close())

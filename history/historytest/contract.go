@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) history.Store) {
 		{"conversations and read markers", conversationsAndReadMarkers},
 		{"head and foreign epochs", headAndForeignEpoch},
 		{"async appends complete in order", asyncAppendsInOrder},
+		{"annotations change the message they refer to", annotations},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.test(t, open(t)) })
 	}
@@ -224,4 +226,100 @@ func asyncAppendsInOrder(t *testing.T, s history.Store) {
 	if err != nil || len(p.Messages) != n || p.Messages[n-1].Body != fmt.Sprint(n-1) {
 		t.Fatalf("sync after async appends: %d messages, %v", len(p.Messages), err)
 	}
+}
+
+// annotations: edits, retracts and reactions are messages of their own and
+// change the message they refer to, as Page, Lookup and Sync return it.
+func annotations(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	conv := history.DM("a", "b")
+	orig, err := s.Append(ctx, dm("a", "b", "helo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := orig.Msg.ID
+	note := func(from, typ, body string) envelope.Message {
+		to := map[string]string{"a": "b", "b": "a"}[from]
+		r := dm(from, to, body)
+		r.Msg.Type, r.Msg.Ref = typ, id
+		res, err := s.Append(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg
+	}
+	check := func(step string, want func(m envelope.Message) string) {
+		t.Helper()
+		m, err := s.Lookup(ctx, conv, id)
+		if err != nil {
+			t.Fatalf("%s: lookup: %v", step, err)
+		}
+		ms, _, err := s.Page(ctx, conv, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged := ms[len(ms)-1]
+		for _, got := range []envelope.Message{m, paged} {
+			if msg := want(got); msg != "" {
+				t.Fatalf("%s: %s (message %+v)", step, msg, got)
+			}
+		}
+	}
+	edit := note("a", envelope.TypeEdit, "hello")
+	check("edit", func(m envelope.Message) string {
+		if m.Body != "hello" || m.Edited != edit.TS || m.Seq != orig.Msg.Seq {
+			return "want the latest body, edited = the edit's ts, the original's seq"
+		}
+		return ""
+	})
+	note("b", envelope.TypeReaction, "👍")
+	note("a", envelope.TypeReaction, "👍")
+	note("b", envelope.TypeReaction, "🎉") // replaces b's 👍
+	check("reactions", func(m envelope.Message) string {
+		if fmt.Sprint(m.Reactions) != "map[🎉:[b] 👍:[a]]" {
+			return fmt.Sprintf("reactions %v", m.Reactions)
+		}
+		return ""
+	})
+	note("a", envelope.TypeReaction, "")
+	check("reaction removed", func(m envelope.Message) string {
+		if fmt.Sprint(m.Reactions) != "map[🎉:[b]]" {
+			return fmt.Sprintf("reactions %v", m.Reactions)
+		}
+		return ""
+	})
+	note("a", envelope.TypeRetract, "")
+	note("a", envelope.TypeEdit, "after retract") // changes nothing
+	check("retract", func(m envelope.Message) string {
+		if !m.Retracted || m.Body != "" || m.Reactions != nil {
+			return "want retracted, no body, no reactions"
+		}
+		return ""
+	})
+	if b := string(envelope.Marshal(mustLookup(t, s, conv, id))); strings.Contains(b, `"body"`) {
+		t.Fatalf("a retracted message encodes a body: %s", b)
+	}
+	// Each annotation is a message of its own, in the feed.
+	p, err := s.Sync(ctx, "b", history.Cursor{}, 100)
+	if err != nil || len(p.Messages) != 8 {
+		t.Fatalf("feed: %d messages, %v", len(p.Messages), err)
+	}
+	if p.Messages[1].Type != envelope.TypeEdit || p.Messages[1].Ref != id || p.Messages[1].Seq != 2 {
+		t.Fatalf("the edit in the feed: %+v", p.Messages[1])
+	}
+	if _, err := s.Lookup(ctx, conv, "000000000000-000000"); !errors.Is(err, history.ErrNotFound) {
+		t.Fatalf("lookup of no message: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Lookup(ctx, history.DM("a", "c"), id); !errors.Is(err, history.ErrNotFound) {
+		t.Fatalf("lookup in another conversation: %v, want ErrNotFound", err)
+	}
+}
+
+func mustLookup(t *testing.T, s history.Store, conv history.ConvID, id string) envelope.Message {
+	t.Helper()
+	m, err := s.Lookup(context.Background(), conv, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -100,6 +100,21 @@ export class Api {
     return this.request('GET', `/sync?${q}`);
   }
 
+  /**
+   * Messages matching `q` (GET /search), newest first; all readable
+   * conversations, or `conv` ("dm/PEER", "g/GID") only; `before` a message id.
+   * @param {string} q
+   * @param {{conv?: string, before?: string, limit?: number}} [o]
+   * @returns {Promise<{messages: object[], more: boolean}>}
+   */
+  search(q, { conv, before, limit } = {}) {
+    const p = new URLSearchParams({ q });
+    if (conv) p.set('conv', conv);
+    if (before) p.set('before', before);
+    if (limit) p.set('limit', String(limit));
+    return this.request('GET', `/search?${p}`);
+  }
+
   conversations() {
     return this.request('GET', '/conversations');
   }

@@ -17,6 +17,9 @@
 //   incoming       {conv, msg}               a new live message from someone else
 //   signout        {reason}                  the session ended (token refused)
 
+import { isAnnotation, snippet, visible } from './annotations.js';
+import { SearchQuery } from './search.js';
+import { historyCover } from './seqrun.js';
 import { ApiError } from './api.js';
 import { humanError } from './errors.js';
 import { Connection, claimDevice } from './connection.js';
@@ -182,6 +185,8 @@ export class ChatClient extends EventTarget {
     // but keeps only the recent window of each conversation; older pages come
     // from GET /history when scrolled to.
     const window = new Map();
+    /** conv -> the last seq this walk brought (sync misses nothing in between) */
+    const walked = new Map();
     try {
       for (;;) {
         const page = await this.api.sync(cursor, 500);
@@ -196,12 +201,13 @@ export class ChatClient extends EventTarget {
           }
           cursor = page.cursor;
           if (!page.more) {
-            await this.addMessages([...window.values()].flat(), { source: 'sync', cursor });
+            const kept = [...window.values()].flat();
+            await this.addMessages(kept, { source: 'sync', cursor, cover: syncCover(this.me, kept, new Map()) });
             break;
           }
         } else {
           cursor = page.cursor;
-          await this.addMessages(msgs, { source: 'sync', cursor });
+          await this.addMessages(msgs, { source: 'sync', cursor, cover: syncCover(this.me, msgs, walked) });
           if (!page.more) break;
         }
       }
@@ -218,7 +224,8 @@ export class ChatClient extends EventTarget {
       const e = this.ensureEntry(conv);
       if (c.name) e.name = c.name;
       if (c.last && (!e.last || (c.last.seq || 0) >= (e.last.seq || 0))) {
-        e.last = summary(c.last);
+        // An edit or reaction as the last record: the list keeps the message it changed.
+        if (!isAnnotation(c.last)) e.last = summary(c.last);
         e.lastSeq = Math.max(e.lastSeq, c.last.seq || 0);
       }
       const serverRead = typeof c.read === 'number' ? c.read : 0;
@@ -382,6 +389,13 @@ export class ChatClient extends EventTarget {
   }
 
   handleError(n) {
+    const item = n.cid && this.outbox.get(n.cid);
+    if (item && item.ref) {
+      // A refused edit, retraction or reaction: the message stays as it was.
+      this.discard(item.cid);
+      this.notice(humanError(n, { action: item.type }), 'error');
+      return;
+    }
     const gm = n.code === 'forbidden' && typeof n.topic === 'string' && n.topic.match(/^im\/g\/([^/]+)$/);
     if (gm) {
       const e = this.recent.get(groupConv(gm[1]));
@@ -391,7 +405,6 @@ export class ChatClient extends EventTarget {
         this.emit('conversations');
       }
     }
-    const item = n.cid && this.outbox.get(n.cid);
     const { kind, name } = item ? splitConv(item.conv) : { kind: '', name: '' };
     const text = humanError(n, { action: 'send', group: kind === 'group', user: kind === 'dm' && n.code === 'not_found' ? name : '' });
     if (item) this.failItem(item, text);
@@ -414,15 +427,20 @@ export class ChatClient extends EventTarget {
    * The one way messages enter: store, match our pending sends, update the
    * recent list and the open view, acknowledge delivery.
    * @param {object[]} msgs delivered envelopes
-   * @param {{source: 'live'|'sync'|'history', cursor?: string}} how
+   * @param {{source: 'live'|'sync'|'history', cursor?: string, base?: Map<string, number>, cover?: Map<string, Array<[number, number]>>}} how
+   *   base and cover: see MessageStore.put (a live message covers its own seq)
    */
-  async addMessages(msgs, { source, cursor }) {
+  async addMessages(msgs, { source, cursor, base, cover }) {
     const rows = [];
     for (const m of msgs) {
       if (!m || typeof m.seq !== 'number' || !m.id) continue;
       rows.push({ ...m, conv: convOf(this.me, m) });
     }
-    await this.store.put(rows, cursor);
+    if (source === 'live') {
+      cover = new Map();
+      for (const m of rows) cover.set(m.conv, [...(cover.get(m.conv) || []), [m.seq, m.seq]]);
+    }
+    const written = await this.store.put(rows, cursor, { base, cover });
 
     const touched = new Set();
     const fresh = []; // new live messages from others, for notifications
@@ -437,11 +455,12 @@ export class ChatClient extends EventTarget {
       if (source !== 'history') {
         const e = this.ensureEntry(m.conv);
         if (source === 'live' && e.lastSeq && m.seq > e.lastSeq + 1) gap = true;
+        const ann = isAnnotation(m); // an edit, retraction or reaction: not a new message
         if (m.seq > (e.lastSeq || 0)) {
-          if (source === 'live' && m.from !== this.me) fresh.push(m);
+          if (source === 'live' && m.from !== this.me && !ann) fresh.push(m);
           e.lastSeq = m.seq;
-          e.last = summary(m);
-          if (m.from !== this.me && m.seq > (e.read || 0) && !this.isViewing(m.conv)) e.unread = (e.unread || 0) + 1;
+          if (!ann) e.last = summary(m);
+          if (m.from !== this.me && !ann && m.seq > (e.read || 0) && !this.isViewing(m.conv)) e.unread = (e.unread || 0) + 1;
           if (m.from === this.me) {
             e.read = Math.max(e.read || 0, m.seq); // what I wrote, I have read
             e.unread = 0;
@@ -451,8 +470,9 @@ export class ChatClient extends EventTarget {
         if (!m.group && m.from !== this.me) toAck.set(m.from, Math.max(toAck.get(m.from) || 0, m.seq));
       }
       touched.add(m.conv);
-      if (this.view && this.view.conv === m.conv) this.view.msgs.set(m.seq, m);
+      if (this.view && this.view.conv === m.conv) this.showInView(m, source);
     }
+    this.applyWritten(written, source);
     if (source !== 'history' && rows.length) {
       this.recent.save();
       this.emit('conversations');
@@ -540,22 +560,19 @@ export class ChatClient extends EventTarget {
   /** Opens `conv`: cached messages at once, then the network fills gaps. */
   async open(conv) {
     if (this.view && this.view.conv === conv) return;
-    this.view = { conv, msgs: new Map(), atStart: false, loading: false, error: '' };
+    this.view = newView(conv);
     this.ensureEntry(conv);
     this.recent.save();
     const view = this.view;
-    const cached = await this.store.page(conv, Infinity, pageSize);
+    view.loading = true; // the cache first: no page from the network meanwhile
+    const [cached, runs] = await Promise.all([this.store.page(conv, Infinity, pageSize), this.store.runs(conv)]);
+    view.loading = false;
     if (this.view !== view) return;
-    for (const m of cached) view.msgs.set(m.seq, m);
-    if (cached.length && cached[cached.length - 1].seq === 1) view.atStart = true;
+    if (cached.length) takeCached(view, cached, runs.completeDownFrom(cached[0].seq + 1));
     this.emit('view', { conv, kind: 'reset' });
     this.emit('conversations');
     if (this.visible) this.markRead(conv);
-    if (!cached.length) {
-      await this.loadOlder();
-    } else if (cached.length < pageSize && !view.atStart) {
-      await this.loadOlder();
-    }
+    if (!view.atStart && shownCount(view) < pageSize) await this.loadOlder();
   }
 
   close() {
@@ -563,16 +580,37 @@ export class ChatClient extends EventTarget {
     this.emit('conversations');
   }
 
+  /**
+   * A stamped record for the open view. Away from the end (after a jump) only
+   * what continues the window joins it; the rest is read when scrolled to.
+   */
+  showInView(m, source) {
+    const v = this.view;
+    if (!v.atEnd && source !== 'history' && !v.msgs.has(m.seq) && m.seq > v.hi + 1) return;
+    v.msgs.set(m.seq, m);
+    if (source !== 'history') v.hi = Math.max(v.hi, m.seq);
+  }
+
+  /** Rows the store rewrote (annotations folded in) replace their copies in view and list. */
+  applyWritten(written, source) {
+    for (const row of written) {
+      if (this.view && this.view.conv === row.conv && (this.view.msgs.has(row.seq) || source === 'history')) this.view.msgs.set(row.seq, row);
+      const e = this.recent.get(row.conv);
+      if (e && e.last && e.last.seq === row.seq && source !== 'history') e.last = summary(row);
+    }
+  }
+
   /** The open conversation's messages, oldest first, then our unsent ones. */
   viewMessages() {
     if (!this.view) return [];
     const conv = this.view.conv;
-    const stamped = [...this.view.msgs.values()].sort((a, b) => a.seq - b.seq);
+    const mine = [...this.outbox.values()].filter((i) => i.conv === conv).sort((a, b) => a.ts - b.ts);
+    const changes = mine.filter((i) => i.ref && i.state !== 'failed').map((i) => ({ type: i.type, ref: i.ref, body: i.body, from: this.me }));
+    const stamped = visible([...this.view.msgs.values()], changes);
     const seen = new Set(stamped.map((m) => m.cid).filter(Boolean));
-    const pending = [...this.outbox.values()]
-      .filter((i) => i.conv === conv && !seen.has(i.cid))
-      .sort((a, b) => a.ts - b.ts)
-      .map((i) => ({ from: this.me, body: i.body, type: i.type || 'text', meta: i.meta, ts: i.ts, cid: i.cid, pending: i.state || 'pending', error: i.error }));
+    const pending = mine
+      .filter((i) => !i.ref && !seen.has(i.cid))
+      .map((i) => ({ from: this.me, body: i.body, type: i.type || 'text', meta: i.meta, reply_to: i.replyTo, ts: i.ts, cid: i.cid, pending: i.state || 'pending', error: i.error }));
     return stamped.concat(pending);
   }
 
@@ -586,8 +624,8 @@ export class ChatClient extends EventTarget {
   }
 
   /**
-   * Loads the page before the oldest message shown: from IndexedDB while it
-   * holds an unbroken run of seqs, from GET /history for the rest.
+   * Loads the page before the oldest message shown: from IndexedDB where its
+   * seq runs say it is complete, from GET /history for the rest.
    * @returns {Promise<number>} how many messages were added
    */
   async loadOlder() {
@@ -595,29 +633,14 @@ export class ChatClient extends EventTarget {
     if (!view || view.atStart || view.loading) return 0;
     view.loading = true;
     view.error = '';
-    let added = 0;
+    const before = shownCount(view);
     try {
-      const seqs = [...view.msgs.keys()];
-      let before = seqs.length ? Math.min(...seqs) : Infinity;
-      const cached = await this.store.page(view.conv, before, pageSize);
-      // Use the cache only while it is contiguous: a gap means it missed messages.
-      for (const m of cached) {
-        if (before !== Infinity && m.seq !== before - 1) break;
-        view.msgs.set(m.seq, m);
-        before = m.seq;
-        added++;
+      if (view.lo !== Infinity) {
+        const runs = await this.store.runs(view.conv);
+        const low = runs.completeDownFrom(view.lo);
+        if (low < view.lo) takeCached(view, await this.store.page(view.conv, view.lo, pageSize), low);
       }
-      if (before === 1) view.atStart = true;
-      if (added < pageSize && !view.atStart) {
-        const page = await this.api.history(view.conv, before, pageSize - added);
-        const msgs = page.messages || [];
-        await this.addMessages(msgs, { source: 'history' });
-        for (const m of msgs) {
-          if (this.view === view) view.msgs.set(m.seq, { ...m, conv: view.conv });
-        }
-        added += msgs.length;
-        if (!page.more || msgs.some((m) => m.seq === 1)) view.atStart = true;
-      }
+      if (!view.atStart && shownCount(view) - before < pageSize) await this.fetchHistory(view, view.lo, pageSize);
     } catch (err) {
       view.error = err instanceof ApiError && err.code === 'network'
         ? 'Offline: older messages will load when you reconnect.'
@@ -625,8 +648,37 @@ export class ChatClient extends EventTarget {
     } finally {
       view.loading = false;
     }
+    const added = shownCount(view) - before;
     if (this.view === view) this.emit('view', { conv: view.conv, kind: 'prepend', added });
     return added;
+  }
+
+  /**
+   * One history page of `view`'s conversation with seq < before (Infinity:
+   * the newest), stored with what it proves complete; the view's window
+   * grows to cover it.
+   */
+  async fetchHistory(view, before, limit) {
+    const e = this.ensureEntry(view.conv);
+    // Everything up to the last seq known now was committed before the
+    // answer, so the copies have those annotations folded in already.
+    const known = Math.max(e.lastSeq || 0, before === Infinity ? 0 : before - 1);
+    const page = await this.api.history(view.conv, before, limit);
+    const msgs = page.messages || [];
+    const span = historyCover(msgs, before, !!page.more);
+    await this.addMessages(msgs, {
+      source: 'history',
+      base: new Map([[view.conv, known]]),
+      cover: span ? new Map([[view.conv, [span]]]) : undefined,
+    });
+    if (span) {
+      view.lo = Math.min(view.lo, span[0]);
+      view.hi = Math.max(view.hi, span[1]);
+    } else if (!msgs.length && !page.more) {
+      view.lo = 1;
+    }
+    if (view.lo <= 1) view.atStart = true;
+    return msgs;
   }
 
   // ---- sending ------------------------------------------------------------------
@@ -634,12 +686,19 @@ export class ChatClient extends EventTarget {
   /**
    * Sends a message to `conv` (text, or `type` with `meta`, e.g. a file record). It is queued in IndexedDB with a cid first,
    * so it survives going offline or a reload, and is published when connected;
-   * the server de-duplicates by cid if it goes out twice.
+   * the server de-duplicates by cid if it goes out twice. `replyTo`: the id
+   * of the message it answers (sent as `reply_to`).
+   * @param {string} conv
+   * @param {string} body
+   * @param {{type?: string, meta?: object, replyTo?: string}} [o]
    */
-  async send(conv, body, { type = 'text', meta } = {}) {
+  async send(conv, body, { type = 'text', meta, replyTo } = {}) {
     const cid = newCid();
-    const payload = JSON.stringify(meta ? { cid, type, body, meta } : { cid, type, body });
-    const item = { cid, conv, topic: sendTopic(this.me, conv), payload, body, type, meta, ts: Date.now(), state: 'pending' };
+    const msg = { cid, type, body };
+    if (meta) msg.meta = meta;
+    if (replyTo) msg.reply_to = replyTo;
+    const payload = JSON.stringify(msg);
+    const item = { cid, conv, topic: sendTopic(this.me, conv), payload, body, type, meta, replyTo, ts: Date.now(), state: 'pending' };
     this.outbox.set(cid, item);
     const e = this.ensureEntry(conv);
     e.touched = Date.now();
@@ -662,7 +721,7 @@ export class ChatClient extends EventTarget {
     } catch (err) {
       if (err && typeof err.code === 'number' && err.code >= 0x80) {
         // The error notice that follows says it in more detail (and replaces this).
-        if (item.state !== 'failed') this.failItem(item, humanError(err.code, { action: 'send' }));
+        if (item.state !== 'failed') this.failItem(item, humanError(err.code, { action: item.ref ? item.type : 'send' }));
       }
       // Otherwise we went offline mid-flight: it stays queued for the next connect.
     }
@@ -670,6 +729,12 @@ export class ChatClient extends EventTarget {
 
   /** A refused message: kept in view as failed, with the reason, never re-sent. */
   failItem(item, text) {
+    if (item.ref) {
+      // A change to a message is not kept as a failed bubble: it just did not happen.
+      this.discard(item.cid);
+      this.notice(text, 'error');
+      return;
+    }
     item.state = 'failed';
     item.error = text;
     this.store.removeOutbox(item.cid).catch(() => {});
@@ -715,6 +780,186 @@ export class ChatClient extends EventTarget {
     if (this.conn && this.conn.online) {
       this.conn.publish(typingTopic(this.me, to), JSON.stringify({ state: 'idle' }), 0).catch(() => {});
     }
+  }
+
+  // ---- replies, edits, retractions, reactions, search -----------------------
+
+  /**
+   * Publishes an edit, retraction or reaction of message `ref` in `conv`
+   * (docs/protocol.md "Edits, retractions, reactions, replies"). Like a
+   * message it waits in the outbox while offline; the view shows it at once,
+   * marked pending, until the stamped copy comes back.
+   * @param {string} conv
+   * @param {'edit'|'retract'|'reaction'} type
+   * @param {string} ref
+   * @param {string} [body] the new text (edit), one emoji or "" (reaction)
+   */
+  async annotate(conv, type, ref, body) {
+    const cid = newCid();
+    const msg = type === 'retract' ? { cid, type, ref } : { cid, type, ref, body: body || '' };
+    const item = { cid, conv, topic: sendTopic(this.me, conv), payload: JSON.stringify(msg), type, ref, body: msg.body, ts: Date.now(), state: 'pending' };
+    this.outbox.set(cid, item);
+    this.emit('view', { conv, kind: 'update' });
+    await this.store.addOutbox(item);
+    if (this.conn && this.conn.online) await this.publishItem(item);
+  }
+
+  /** Replaces the text of our message `ref` (it shows "edited"). */
+  edit(conv, ref, body) {
+    return this.annotate(conv, 'edit', ref, body);
+  }
+
+  /** Deletes message `ref` for everyone. */
+  retract(conv, ref) {
+    return this.annotate(conv, 'retract', ref);
+  }
+
+  /** Sets our one reaction to `ref` ("" removes it). */
+  react(conv, ref, emoji) {
+    return this.annotate(conv, 'reaction', ref, emoji);
+  }
+
+  /**
+   * The message with id `id` for a reply quote: from the open view, else the
+   * cache (looked up once; the view updates when it is found).
+   */
+  quoteOf(id) {
+    if (this.view) {
+      // Rows in view are stored with their annotations folded in already.
+      for (const m of this.view.msgs.values()) if (m.id === id) return m;
+    }
+    if (!this.quotes) this.quotes = new Map();
+    if (!this.quotes.has(id)) {
+      this.quotes.set(id, undefined);
+      this.store.byId(id).then((m) => {
+        if (!m || isAnnotation(m)) return;
+        this.quotes.set(id, m);
+        if (this.view && this.view.conv === m.conv) this.emit('view', { conv: m.conv, kind: 'update' });
+      }, () => {});
+    }
+    return this.quotes.get(id);
+  }
+
+  /**
+   * A search of all conversations, or of `conv` only.
+   * @param {string} q
+   * @param {string} [conv]
+   */
+  search(q, conv = '') {
+    return new SearchQuery(this.api, this.me, q, conv);
+  }
+
+  /**
+   * Opens `conv` at message `id` (seq if known): the messages around it, from
+   * the cache where it is complete, else from GET /history; `view.focus`
+   * tells the pane what to bring into view.
+   * @param {string} conv
+   * @param {string} id
+   * @param {number} [seq]
+   */
+  async jumpTo(conv, id, seq) {
+    if (this.view && this.view.conv === conv) {
+      for (const m of this.view.msgs.values()) {
+        if (m.id === id) {
+          this.view.focus = id;
+          this.emit('view', { conv, kind: 'update' });
+          return true;
+        }
+      }
+    }
+    if (!seq) {
+      const row = await this.store.byId(id);
+      if (row && row.conv === conv) seq = row.seq;
+    }
+    if (!seq) return this.findOlder(conv, id);
+    const view = newView(conv, false);
+    view.focus = id;
+    view.loading = true;
+    this.view = view;
+    const e = this.ensureEntry(conv);
+    this.emit('view', { conv, kind: 'reset' });
+    this.emit('conversations');
+    const half = Math.floor(pageSize / 2);
+    try {
+      const run = (await this.store.runs(conv)).runOf(seq);
+      if (run) {
+        const lo = Math.max(run[0], seq - half);
+        const hi = Math.min(run[1], seq + half);
+        for (const m of await this.store.range(conv, lo, hi)) view.msgs.set(m.seq, m);
+        view.lo = lo;
+        view.hi = hi;
+      } else {
+        await this.fetchHistory(view, seq + half + 1, pageSize);
+      }
+    } catch (err) {
+      view.error = `The message did not load. ${humanError(err)}`;
+    } finally {
+      view.loading = false;
+    }
+    if (view.lo <= 1) view.atStart = true;
+    if (view.hi >= (e.lastSeq || 0)) view.atEnd = true;
+    if (this.view === view) this.emit('view', { conv, kind: 'reset' });
+    if (view.atEnd && this.visible && this.view === view) this.markRead(conv);
+    return true;
+  }
+
+  /** A quoted message the cache does not have: pages back (a few pages) until it shows. */
+  async findOlder(conv, id, pages = 10) {
+    if (!this.view || this.view.conv !== conv) await this.open(conv);
+    for (let i = 0; i < pages && this.view && this.view.conv === conv; i++) {
+      if ([...this.view.msgs.values()].some((m) => m.id === id)) {
+        this.view.focus = id;
+        this.emit('view', { conv, kind: 'update' });
+        return true;
+      }
+      if (this.view.atStart || !(await this.loadOlder())) break;
+    }
+    this.notice('The original message is not available any more.');
+    return false;
+  }
+
+  /**
+   * After a jump: the page after the newest message shown, until the view
+   * reaches the end of the conversation again.
+   * @returns {Promise<number>} how many messages were added
+   */
+  async loadNewer() {
+    const view = this.view;
+    if (!view || view.atEnd || view.loading) return 0;
+    view.loading = true;
+    const before = shownCount(view);
+    try {
+      const e = this.ensureEntry(view.conv);
+      const top = (await this.store.runs(view.conv)).completeUpFrom(view.hi);
+      if (top > view.hi) {
+        const hi = Math.min(top, view.hi + pageSize);
+        for (const m of await this.store.range(view.conv, view.hi + 1, hi)) view.msgs.set(m.seq, m);
+        view.hi = hi;
+      } else {
+        const hi = view.hi + pageSize;
+        await this.fetchHistory(view, hi + 1, pageSize);
+        view.hi = Math.max(view.hi, hi);
+      }
+      if (view.hi >= (e.lastSeq || 0)) view.atEnd = true;
+    } catch (err) {
+      view.error = `Newer messages did not load. ${humanError(err)}`;
+    } finally {
+      view.loading = false;
+    }
+    const added = shownCount(view) - before;
+    if (this.view === view) {
+      this.emit('view', { conv: view.conv, kind: 'newer', added });
+      if (view.atEnd && this.visible) this.markRead(view.conv);
+    }
+    return added;
+  }
+
+  /** Leaves a jump: the conversation from its newest messages again. */
+  openLatest() {
+    const conv = this.view && this.view.conv;
+    if (!conv) return Promise.resolve();
+    this.view = null;
+    return this.open(conv);
   }
 
   // ---- groups -----------------------------------------------------------------
@@ -804,5 +1049,65 @@ export class ChatClient extends EventTarget {
 
 /** The part of a message the conversation list shows. */
 function summary(m) {
-  return { from: m.from, body: typeof m.body === 'string' ? m.body.slice(0, 200) : '', type: m.type || 'text', ts: m.ts, seq: m.seq };
+  const body = m.retracted ? snippet(m) : typeof m.body === 'string' ? m.body.slice(0, 200) : '';
+  return { from: m.from, body, type: m.retracted ? 'text' : m.type || 'text', ts: m.ts, seq: m.seq };
+}
+
+/**
+ * The open conversation. msgs: seq -> stamped record (annotations too: they
+ * keep the seqs consecutive); [lo, hi]: the seqs it holds completely;
+ * atEnd: hi is the newest seq known (false after a jump to an older message);
+ * focus: the id of a message to bring into view.
+ */
+function newView(conv, atEnd = true) {
+  return { conv, msgs: new Map(), atStart: false, atEnd, lo: Infinity, hi: 0, loading: false, error: '', focus: '' };
+}
+
+/**
+ * What a stretch of the sync feed proves complete, per conversation: from its
+ * first to its last record there, joined to what the same walk brought before
+ * (`walked`, updated).
+ * @returns {Map<string, Array<[number, number]>>}
+ */
+function syncCover(me, msgs, walked) {
+  /** @type {Map<string, Array<[number, number]>>} */
+  const out = new Map();
+  for (const m of msgs) {
+    if (!m || typeof m.seq !== 'number') continue;
+    const conv = convOf(me, m);
+    const prev = walked.get(conv);
+    const r = out.get(conv);
+    if (r) {
+      r[0][0] = Math.min(r[0][0], m.seq);
+      r[0][1] = Math.max(r[0][1], m.seq);
+    } else {
+      out.set(conv, [[prev ? Math.min(prev + 1, m.seq) : m.seq, m.seq]]);
+    }
+    walked.set(conv, Math.max(prev || 0, m.seq));
+  }
+  return out;
+}
+
+/** How many records of the view show (annotations do not). */
+function shownCount(view) {
+  let n = 0;
+  for (const m of view.msgs.values()) if (!isAnnotation(m)) n++;
+  return n;
+}
+
+/**
+ * Adds a cached page (newest first, from before `view.lo`) to `view`, down to
+ * `low`, where the cache stops being complete.
+ */
+function takeCached(view, rows, low) {
+  const kept = rows.filter((m) => m.seq >= low);
+  for (const m of kept) {
+    view.msgs.set(m.seq, m);
+    view.hi = Math.max(view.hi, m.seq);
+  }
+  // A short page, or one cut at `low`, holds all of [low, ...]; a full one only down to its oldest row.
+  const all = kept.length < rows.length || rows.length < pageSize;
+  const lo = all ? low : kept[kept.length - 1].seq;
+  if (kept.length || all) view.lo = Math.min(view.lo, lo);
+  if (view.lo <= 1) view.atStart = true;
 }

@@ -13,6 +13,7 @@ import { groupInfoDialog, newChatDialog, newGroupDialog } from './ui/dialogs.js'
 import { h } from './ui/dom.js';
 import { renderLogin } from './ui/login.js';
 import { Notifications } from './ui/notifications.js';
+import { SearchPanel } from './ui/search.js';
 import { Sidebar } from './ui/sidebar.js';
 import { attachComposer, TransferPanel } from './ui/transfer.js';
 import { Transfers } from './transfers.js';
@@ -161,6 +162,17 @@ function startApp(session) {
   });
   c.addEventListener('notice', (e) => toast(e.detail.text, e.detail.level));
   c.addEventListener('signout', (e) => signOut(e.detail.reason));
+
+  // Message search: results open the conversation at the message.
+  const search = new SearchPanel(c, {
+    host: sidebar.el,
+    onOpen: (conv, m) => {
+      c.jumpTo(conv, m.id, m.seq);
+      navigate(conv);
+    },
+  });
+  sidebar.el.insertBefore(search.el, sidebar.list);
+  sidebar.el.insertBefore(search.results, sidebar.list);
 
   sidebar.render();
   c.start().then(() => {

@@ -5,15 +5,26 @@
 //
 // IndexedDB ("mqim-{user}", one database per account so two accounts on one
 // browser never mix):
-//   messages  key [conv, seq]; indexes ts, type, id (unique). The key orders a
+//   messages  key [conv, seq]; indexes ts, type, id (unique), ref. The key orders a
 //             conversation by seq, and putting the same message twice (live,
 //             then again from sync or history) overwrites it: de-duplication
-//             comes from the key.
+//             comes from the key. Edits, retractions and reactions are rows
+//             too (indexed by `ref`, the id they change) and are folded into
+//             the row they change as they are written (src/annotations.js),
+//             so a reload shows what the last session showed.
 //   outbox    key cid; messages written but not yet acknowledged by the broker,
 //             so they survive a reload while offline.
-//   meta      key "key"; the sync cursor and per-conversation flags.
+//   meta      key "key"; the sync cursor, per-conversation flags, and
+//             "runs:{conv}": the seq ranges the cache holds completely (src/seqrun.js).
 
-const dbVersion = 1;
+import { applyAnnotation, fold, isAnnotation } from './annotations.js';
+import { SeqRuns, runsOf } from './seqrun.js';
+
+/** 2: the ref index and seq runs (edits, retractions, reactions). */
+const dbVersion = 2;
+
+/** Fields that hold what annotations did to a message. */
+const foldedFields = ['body', 'edited', 'retracted', 'reactions', 'base', 'editSeq', 'reactSeq'];
 
 function req(r) {
   return new Promise((resolve, reject) => {
@@ -39,7 +50,7 @@ export class MessageStore {
   /** Opens (creating or upgrading) the database of `user`. */
   static async open(user) {
     const r = indexedDB.open(`mqim-${user}`, dbVersion);
-    r.onupgradeneeded = () => {
+    r.onupgradeneeded = (ev) => {
       const db = r.result;
       if (!db.objectStoreNames.contains('messages')) {
         const m = db.createObjectStore('messages', { keyPath: ['conv', 'seq'] });
@@ -52,8 +63,21 @@ export class MessageStore {
         o.createIndex('conv', 'conv');
       }
       if (!db.objectStoreNames.contains('meta')) db.createObjectStore('meta', { keyPath: 'key' });
+      const msgs = r.transaction.objectStore('messages');
+      if (!msgs.indexNames.contains('ref')) msgs.createIndex('ref', 'ref');
+      if (ev.oldVersion === 1) upgradeRuns(msgs, r.transaction.objectStore('meta'));
     };
-    return new MessageStore(await req(r));
+    // A tab of an older version keeps the database open and holds the upgrade back until it closes.
+    r.onblocked = () => console.warn('store: waiting for another tab of mqim to close (database upgrade)');
+    const db = await req(r);
+    // And this tab lets a newer version upgrade: it closes (and reloads into the new version).
+    // A deletion (sign-out in another tab) still waits for this tab to close, as before.
+    db.onversionchange = (ev) => {
+      if (ev.newVersion === null) return;
+      db.close();
+      location.reload();
+    };
+    return new MessageStore(db);
   }
 
   /** Deletes the database of `user` (sign out on a shared browser). */
@@ -66,23 +90,100 @@ export class MessageStore {
   /**
    * Stores messages (each with its `conv`) and, in the same transaction, the
    * sync cursor that follows them, so a crash cannot record a cursor past
-   * messages that were never written.
+   * messages that were never written. Annotations are stored and folded into
+   * the rows they change; a message is stored with the annotations already
+   * held folded in.
    * @param {object[]} msgs
    * @param {string} [cursor]
+   * @param {{base?: Map<string, number>, cover?: Map<string, Array<[number, number]>>}} [o]
+   *   base: per conversation, the seq up to which server copies among `msgs`
+   *   already hold annotations (history, search); cover: seq ranges `msgs`
+   *   prove complete (src/seqrun.js)
+   * @returns {Promise<object[]>} the message rows as written (annotations
+   *   not included; the rows they changed are)
    */
-  async put(msgs, cursor) {
+  async put(msgs, cursor, { base, cover } = {}) {
     const tx = this.db.transaction(['messages', 'meta'], 'readwrite');
+    const finished = done(tx);
     const store = tx.objectStore('messages');
-    for (const m of msgs) {
+    /** @type {Map<string, object>} id -> row written */
+    const written = new Map();
+    const write = (m) => {
       // A message id seen under another key would violate the unique index and
       // abort the batch; skip it instead (ids are unique server-side).
       store.put(m).onerror = (e) => {
         e.preventDefault();
         e.stopPropagation();
       };
+    };
+    try {
+      // Seq order: a message before the annotations of it in the same batch.
+      for (const m of [...msgs].sort((a, b) => a.seq - b.seq)) {
+        if (isAnnotation(m)) {
+          write(m);
+          const t = written.get(m.ref) || await req(store.index('id').get(m.ref));
+          if (!t || t.conv !== m.conv) continue; // not cached: a later copy of it is folded from this row
+          const next = applyAnnotation(t, m);
+          if (next !== t) {
+            write(next);
+            written.set(next.id, next);
+          }
+          continue;
+        }
+        let row = m;
+        const b = Math.max(m.base || 0, (base && base.get(m.conv)) || 0);
+        if (b) row = { ...row, base: b };
+        const old = written.get(m.id) || await req(store.get([m.conv, m.seq]));
+        // A copy that knows less than what is stored (sync's plain copy of a
+        // message a history page brought folded) keeps the stored state.
+        if (old && old.id === m.id && (old.base || 0) > (row.base || 0)) row = withFolded(row, old);
+        const anns = await req(store.index('ref').getAll(m.id));
+        row = fold(row, anns.filter((a) => a.conv === m.conv));
+        write(row);
+        written.set(m.id, row);
+      }
+      const meta = tx.objectStore('meta');
+      for (const [conv, ranges] of cover || []) {
+        const key = `runs:${conv}`;
+        const got = await req(meta.get(key));
+        const runs = new SeqRuns(got ? got.value : []);
+        for (const [lo, hi] of ranges) runs.add(lo, hi);
+        meta.put({ key, value: runs.toJSON() });
+      }
+      if (cursor !== undefined) meta.put({ key: 'cursor', value: cursor });
+    } catch (err) {
+      tx.abort();
+      await finished.catch(() => {});
+      throw err;
     }
-    if (cursor !== undefined) tx.objectStore('meta').put({ key: 'cursor', value: cursor });
-    await done(tx);
+    await finished;
+    return [...written.values()];
+  }
+
+  /**
+   * The seq ranges of `conv` the cache holds completely.
+   * @param {string} conv
+   * @returns {Promise<SeqRuns>}
+   */
+  async runs(conv) {
+    return new SeqRuns((await this.getMeta(`runs:${conv}`)) || []);
+  }
+
+  /**
+   * The stored row with message id `id`, if any.
+   * @param {string} id
+   */
+  byId(id) {
+    return req(this.db.transaction('messages').objectStore('messages').index('id').get(id));
+  }
+
+  /**
+   * Rows of `conv` with lo <= seq <= hi, oldest first, at most `limit`.
+   * @returns {Promise<object[]>}
+   */
+  range(conv, lo, hi, limit = 200) {
+    const range = IDBKeyRange.bound([conv, lo], [conv, hi]);
+    return req(this.db.transaction('messages').objectStore('messages').getAll(range, limit));
   }
 
   /**
@@ -156,6 +257,37 @@ export class MessageStore {
   close() {
     this.db.close();
   }
+}
+
+/** `row` with the annotation state of `old` instead of its own. */
+function withFolded(row, old) {
+  const out = { ...row };
+  for (const f of foldedFields) {
+    if (f in old) out[f] = old[f];
+    else delete out[f];
+  }
+  return out;
+}
+
+/**
+ * Version 1 recorded no seq runs: its rows are complete where their seqs are
+ * consecutive (that is how version 1 paged), so those become the runs.
+ */
+function upgradeRuns(msgs, meta) {
+  /** @type {Map<string, number[]>} */
+  const seqs = new Map();
+  const cur = msgs.openCursor();
+  cur.onsuccess = () => {
+    const c = cur.result;
+    if (c) {
+      const [conv, seq] = /** @type {[string, number]} */ (c.primaryKey);
+      if (!seqs.has(conv)) seqs.set(conv, []);
+      seqs.get(conv).push(seq);
+      c.continue();
+      return;
+    }
+    for (const [conv, list] of seqs) meta.put({ key: `runs:${conv}`, value: runsOf(list).toJSON() });
+  };
 }
 
 /**

@@ -5,6 +5,7 @@ import { presenceLine } from '../presence.js';
 import { splitConv } from '../topics.js';
 import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
 import { presenceOf } from './sidebar.js';
+import { ComposeMode, decorateRow, editedMark, replyQuote, retractedBody } from './msgactions.js';
 import { fileCard } from './transfer.js';
 
 /** How close to the top (px) scrolling must come to load the previous page. */
@@ -50,8 +51,16 @@ export class ChatPane {
       }
     });
     this.list = h('div', { class: 'msg-list', id: 'msg-list', role: 'log', 'aria-live': 'polite' });
-    this.scroller = h('div', { class: 'messages', id: 'messages' }, this.marker, this.list);
-    this.scroller.addEventListener('scroll', () => this.maybeLoadOlder(), { passive: true });
+    // After a jump to an older message: back to the newest ones.
+    this.latestBtn = h('button', {
+      class: 'jump-latest', type: 'button', id: 'jump-latest', hidden: true, title: 'Newest messages', 'aria-label': 'Go to the newest messages',
+      onclick: () => this.client.openLatest(),
+    }, icon('down'));
+    this.scroller = h('div', { class: 'messages', id: 'messages' }, this.marker, this.list, this.latestBtn);
+    this.scroller.addEventListener('scroll', () => {
+      this.maybeLoadOlder();
+      this.maybeLoadNewer();
+    }, { passive: true });
     this.typingLine = h('div', { class: 'typing-line', id: 'typing', hidden: true },
       h('span', { class: 'typing-dots' }, h('i'), h('i'), h('i')), h('span', { class: 'typing-text' }));
     this.banner = h('div', { class: 'banner', id: 'offline-banner', hidden: true });
@@ -62,8 +71,11 @@ export class ChatPane {
     // The server counts bytes, not characters: say so before sending.
     this.count = h('div', { class: 'composer-count', id: 'composer-count', 'aria-live': 'polite', hidden: true });
     this.sendBtn = h('button', { class: 'send-btn', id: 'send', type: 'submit', title: 'Send', 'aria-label': 'Send' }, icon('send'));
-    const form = h('form', { class: 'composer', id: 'composer-form' }, this.count, this.input, this.sendBtn);
+    this.compose = new ComposeMode(this.client, conv, this.input);
+    const form = h('form', { class: 'composer', id: 'composer-form' }, this.compose.el, this.count, this.input, this.sendBtn);
     this.form = form;
+    /** @type {import('./msgactions.js').MsgContext} */
+    this.msgCtx = { client: this.client, conv, compose: this.compose, jump: (id) => this.client.jumpTo(conv, id), picker: '', selected: '' };
     this.leftNote = h('div', { class: 'left-note', id: 'left-note', hidden: true, text: 'You are no longer a member of this group.' });
     this.input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
@@ -81,7 +93,7 @@ export class ChatPane {
       if (!body || this.renderCount().over) return;
       this.input.value = '';
       this.renderCount();
-      this.client.send(conv, body);
+      this.compose.submit(body);
       this.input.focus();
     });
     this.muteBtn = h('button', {
@@ -172,6 +184,7 @@ export class ChatPane {
   renderMessages(kind) {
     const c = this.client;
     const s = this.scroller;
+    const top = s.scrollTop;
     const fromBottom = s.scrollHeight - s.scrollTop - s.clientHeight;
     const msgs = c.viewMessages();
     const isGroup = this.kind === 'group';
@@ -191,19 +204,21 @@ export class ChatPane {
       const meta = h('span', { class: 'meta' }, h('time', { datetime: new Date(m.ts).toISOString(), text: clock(m.ts) }));
       let state = '';
       if (mine) {
-        state = m.pending || c.receiptOf(m);
+        state = m.id ? c.receiptOf(m) : m.pending || 'pending';
         const ic = { pending: 'clock', sent: 'check', delivered: 'checks', read: 'checks', failed: 'alert' }[state] || 'check';
         meta.append(h('span', { class: `tick ${state}`, role: 'img', title: state, 'aria-label': state }, icon(ic)));
       }
-      const body = m.type === 'file' ? fileCard(m)
+      const body = m.retracted ? retractedBody() : m.type === 'file' ? fileCard(m)
         : h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
-      const bubble = h('div', { class: 'bubble' }, body, meta);
+      if (m.edited && !m.retracted) meta.prepend(editedMark(m));
+      const bubble = h('div', { class: 'bubble' }, replyQuote(m, this.msgCtx), body, meta);
       const row = h('div', {
-        class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}`,
+        class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}${m.retracted ? ' retracted' : ''}`,
         dataset: { seq: m.seq === undefined ? '' : String(m.seq), id: m.id || '', cid: m.cid || '', from: m.from, state },
       });
       if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: m.from }));
       row.append(bubble);
+      decorateRow(row, m, this.msgCtx);
       if (m.pending === 'failed') {
         row.append(h('div', { class: 'failed-note', role: 'alert' },
           `${m.error || 'The message was not sent.'} `,
@@ -213,7 +228,20 @@ export class ChatPane {
     }
     this.list.replaceChildren(...nodes);
     this.renderMarker();
-    if (kind === 'reset' || (kind === 'append' && fromBottom < 120) || (kind === 'append' && msgs.length && msgs[msgs.length - 1].pending)) {
+    const v = c.view;
+    this.latestBtn.hidden = !v || v.atEnd;
+    const focus = v && v.focus ? this.list.querySelector(`.msg[data-id="${CSS.escape(v.focus)}"]`) : null;
+    if (focus) {
+      // A jump (search result, reply quote): the message in the middle, marked for a moment.
+      v.focus = '';
+      focus.scrollIntoView({ block: 'center' });
+      focus.classList.add('focused');
+      setTimeout(() => focus.classList.remove('focused'), 2500);
+    } else if (kind === 'newer') {
+      s.scrollTop = top; // added below what is read: nothing moves
+    } else if (v && !v.atEnd && kind === 'reset') {
+      // A jump still loading: stay where the message will be.
+    } else if (kind === 'reset' || (kind === 'append' && fromBottom < 120) || (kind === 'append' && msgs.length && msgs[msgs.length - 1].pending)) {
       s.scrollTop = s.scrollHeight;
     } else {
       s.scrollTop = s.scrollHeight - s.clientHeight - fromBottom;
@@ -241,6 +269,15 @@ export class ChatPane {
     }
     this.marker.dataset.state = state;
     this.marker.textContent = text;
+  }
+
+  /** After a jump: near the bottom, the next newer page. */
+  maybeLoadNewer() {
+    const v = this.client.view;
+    if (!v || v.conv !== this.conv || v.atEnd || v.loading || v.error) return;
+    const s = this.scroller;
+    if (s.scrollHeight - s.scrollTop - s.clientHeight > loadMargin) return;
+    this.client.loadNewer();
   }
 
   maybeLoadOlder() {

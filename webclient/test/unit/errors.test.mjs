@@ -22,6 +22,13 @@ test('each refusal becomes one human sentence', () => {
     [0x97, { action: 'send' }, 'The message was not sent: you are going too fast. Wait a moment and try again.'],
     [0x90, { action: 'send' }, 'The message was not sent: nobody by that name exists here.'],
     [{ code: 'internal' }, {}, 'That did not work: something went wrong on the server. Try again.'],
+    [{ code: 'forbidden', topic: 'im/g/g1', detail: 'only the sender or the group owner may retract' }, { action: 'retract' }, 'The message was not deleted: only its sender (or the group owner) can delete it.'],
+    [{ code: 'forbidden', topic: 'im/u/bob/dm/alice', detail: 'not the sender' }, { action: 'edit' }, 'The message was not edited: only its sender can edit a text message.'],
+    [{ code: 'forbidden', topic: 'im/g/g1', detail: 'not a member of g1' }, { action: 'reaction' }, 'You are no longer a member of this group.'],
+    [{ code: 'not_found', topic: 'im/g/g1', detail: 'no message m9 here' }, { action: 'edit' }, 'The message was not edited: it is not in this conversation (any more).'],
+    [{ code: 'conflict', detail: 'message was retracted' }, { action: 'reaction' }, 'The reaction was not saved: it has been deleted.'],
+    [0x83, { action: 'edit' }, 'The message was not edited: it has been deleted.'],
+    [0x87, { action: 'reaction' }, 'The reaction was not saved: you cannot react in this conversation.'],
     [{ code: 'http' }, {}, 'That did not work: something went wrong on the server. Try again.'],
   ];
   for (const [err, ctx, want] of cases) assert.equal(humanError(err, ctx), want, JSON.stringify(err));
