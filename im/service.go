@@ -245,9 +245,16 @@ func (h *Service) dm(r Request, t topic.Topic) (*imerr.Error, bool) {
 	}
 	m := envelope.Message{From: from, To: to, Type: d.Type, Body: d.Body, CID: d.CID, Meta: d.Meta}
 	recipients := []string{to, from}
-	if to == from {
-		recipients = recipients[:1]
+	held, e := h.dmRequest(from, to, d.Body)
+	if e != nil {
+		return e, false
 	}
+	if to == from || held {
+		// Held: stored in the conversation, in the sender's feed only
+		// (requests.go).
+		recipients = []string{from}
+	}
+	h.wrote(from, to)
 	return h.store(r, "dm", history.DM(from, to), m, recipients)
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
+	"github.com/mqim/mqim/requests"
 	"github.com/mqim/mqim/userlists"
 )
 
@@ -50,6 +51,7 @@ type Platform struct {
 	Blocks   *userlists.List
 	Contacts *userlists.List
 	Profiles *profiles.Store
+	Requests *requests.Store
 	History  *history.Badger
 	Broker   *broker.Broker
 	Hub      *fanout.Local
@@ -83,6 +85,7 @@ type Stores struct {
 	Blocks   *userlists.List
 	Contacts *userlists.List
 	Profiles *profiles.Store
+	Requests *requests.Store
 }
 
 // freeSpace measures the free space of the data dir (tests replace it).
@@ -149,7 +152,8 @@ func openStores(cfg config.Config, db *badger.DB, space *kvstore.Space, w kvstor
 	if err != nil {
 		return nil, err
 	}
-	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Contacts: ct, Profiles: pf}, nil
+	rq := requests.Open(db, w, cfg.Limits.RequestsPerUser, space)
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Contacts: ct, Profiles: pf, Requests: rq}, nil
 }
 
 // Start opens everything and starts serving.
@@ -195,7 +199,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Accounts, p.Groups, p.Blocks, p.Contacts, p.Profiles = st.Accounts, st.Groups, st.Blocks, st.Contacts, st.Profiles
+	p.Accounts, p.Groups, p.Blocks, p.Contacts, p.Profiles, p.Requests = st.Accounts, st.Groups, st.Blocks, st.Contacts, st.Profiles, st.Requests
 	local := fanout.NewLocal(nil) // routed into the broker once it exists
 	var hub fanout.Hub = local
 	if p.History, err = history.OpenBadger(db, history.BadgerOptions{Space: space, Committed: local.Committed, Epoch: epoch}); err != nil {
@@ -246,7 +250,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: chatLog, Presence: pres,
 		Policy: p.Policy, Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
-		Hub:         hub,
+		Hub:         hub, Contacts: p.Contacts, Requests: p.Requests,
 	})
 	p.IM = svc
 	d := &hooks.Deps{
