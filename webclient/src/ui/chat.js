@@ -3,7 +3,8 @@
 import { checkBody } from '../limits.js';
 import { presenceLine } from '../presence.js';
 import { splitConv } from '../topics.js';
-import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
+import { clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
+import { nameOf, personAvatar } from './people.js';
 import { presenceOf } from './sidebar.js';
 import { fileCard } from './transfer.js';
 
@@ -126,10 +127,10 @@ export class ChatPane {
     const c = this.client;
     const e = c.recent.get(this.conv) || {};
     const isGroup = this.kind === 'group';
-    const display = e.name || this.name;
+    const display = nameOf(c, { kind: this.kind, peer: this.name, name: e.name || this.name, conv: this.conv });
     this.title.textContent = display;
     const p = isGroup ? undefined : presenceOf(c, this.name);
-    this.avatarSlot.replaceChildren(avatar(display, { presence: p, group: isGroup }));
+    this.avatarSlot.replaceChildren(personAvatar(c, isGroup ? display : this.name, { presence: p, group: isGroup }));
     const typer = c.typingIn(this.conv);
     if (typer) {
       this.sub.textContent = isGroup ? `${typer} is typing…` : 'typing…';
@@ -173,7 +174,8 @@ export class ChatPane {
     const c = this.client;
     const s = this.scroller;
     const fromBottom = s.scrollHeight - s.scrollTop - s.clientHeight;
-    const msgs = c.viewMessages();
+    // A blocked sender's group messages are hidden (people.js).
+    const msgs = c.viewMessages().filter((m) => c.people.visible(m));
     const isGroup = this.kind === 'group';
     const nodes = [];
     let prevDay = '';
@@ -202,7 +204,7 @@ export class ChatPane {
         class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}`,
         dataset: { seq: m.seq === undefined ? '' : String(m.seq), id: m.id || '', cid: m.cid || '', from: m.from, state },
       });
-      if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: m.from }));
+      if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: c.people.name(m.from) }));
       row.append(bubble);
       if (m.pending === 'failed') {
         row.append(h('div', { class: 'failed-note', role: 'alert' },

@@ -6,8 +6,8 @@ import { validUser } from '../topics.js';
 import { avatar, h, icon } from './dom.js';
 import { presenceOf } from './sidebar.js';
 
-/** Shows a <dialog> built from `content`; resolves when it closes. */
-function modal(id, title, content) {
+/** Shows a <dialog> built from `content`; removed once closed. */
+export function modal(id, title, content) {
   const dlg = h('dialog', { class: 'dialog', id },
     h('header', { class: 'dialog-head' },
       h('h2', { text: title }),
