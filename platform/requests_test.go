@@ -209,6 +209,12 @@ func TestMessageRequestsAnyone(t *testing.T) {
 	if code, _ := s.API("GET", "/api/v1/groups/g2", btok, nil, &e); code != 403 {
 		t.Fatalf("bob still in the group he refused: %d", code)
 	}
+	// Leaving a group refuses its invitation.
+	s.MustAPI(201, "POST", "/api/v1/groups", ctok, map[string]any{"id": "g3", "members": []string{"bob"}}, nil)
+	s.MustAPI(200, "DELETE", "/api/v1/groups/g3/members/bob", btok, nil, nil)
+	if evs := requestEvents(t, bob, "bob", 6); evs[5].Event != "refused" || evs[5].Request.ID != "g:g3" {
+		t.Fatalf("leaving: %+v", evs[3:])
+	}
 }
 
 // TestMessageRequestsBounded: requests_per_user bounds the pending
@@ -232,4 +238,58 @@ func TestMessageRequestsBounded(t *testing.T) {
 	s.MustAPI(200, "POST", "/api/v1/requests/dm:s0/accept", dtok, nil, nil)
 	s2 := s.Login("s2")
 	s.MustAPI(200, "POST", "/api/v1/publish", s2, map[string]any{"topic": "im/u/dave/dm/s2", "payload": "hello"}, nil)
+}
+
+// TestMessageRequestsImplicit: adding the sender as a contact accepts its
+// DM request; leaving a group refuses its invitation; an invitation whose
+// inviter left the group is void when accepted (404, dropped); a held DM
+// past the bound is refused over MQTT too (quota_exceeded notice).
+func TestMessageRequestsImplicit(t *testing.T) {
+	s := imtest.Start(t, "", func(c *imtestConfig) { c.DMPolicy = "contacts"; c.Limits.RequestsPerUser = 3 })
+	dtok := s.User("dave")
+	etok, ftok := s.User("eve"), s.User("frank")
+	dave := s.MustConnect("dave", imtest.ClientOpts{})
+	s.MustAPI(200, "POST", "/api/v1/publish", etok, map[string]any{"topic": "im/u/dave/dm/eve", "payload": "hi"}, nil)
+	s.MustAPI(200, "POST", "/api/v1/contacts", dtok, map[string]string{"user": "eve"}, nil)
+	if evs := requestEvents(t, dave, "dave", 2); evs[1].Event != "accepted" || evs[1].Request.ID != "dm:eve" {
+		t.Fatalf("adding the contact: %+v", evs)
+	}
+
+	// frank invites dave into two groups (held), eve is in one of them.
+	s.MustAPI(200, "POST", "/api/v1/contacts", etok, map[string]string{"user": "frank"}, nil)
+	for _, gid := range []string{"gone", "kept"} {
+		s.MustAPI(201, "POST", "/api/v1/groups", ftok, map[string]any{"id": gid, "members": []string{"dave", "eve"}}, nil)
+	}
+	requestEvents(t, dave, "dave", 4)
+	// frank hands "gone" to eve and leaves it: his invitation is void.
+	s.MustAPI(200, "POST", "/api/v1/groups/gone/owner", ftok, map[string]string{"user": "eve"}, nil)
+	s.MustAPI(200, "DELETE", "/api/v1/groups/gone/members/frank", ftok, nil, nil)
+	var e apiErr
+	if code, _ := s.API("POST", "/api/v1/requests/g:gone/accept", dtok, nil, &e); code != 404 || e.Error.Code != "not_found" {
+		t.Fatalf("accepting a void invitation: %d %q", code, e.Error.Code)
+	}
+	var list requestList
+	s.MustAPI(200, "GET", "/api/v1/requests", dtok, nil, &list)
+	if len(list.Requests) != 1 || list.Requests[0].ID != "g:kept" {
+		t.Fatalf("after the void one: %+v", list)
+	}
+	// Joining "kept" by its invitation frees the place.
+	s.MustAPI(200, "POST", "/api/v1/requests/g:kept/accept", dtok, nil, nil)
+
+	// Three strangers fill dave's requests; the fourth, over MQTT, is refused.
+	for i := range 3 {
+		tok := s.User(fmt.Sprintf("s%d", i))
+		s.MustAPI(200, "POST", "/api/v1/publish", tok, map[string]any{"topic": fmt.Sprintf("im/u/dave/dm/s%d", i), "payload": "hello"}, nil)
+	}
+	s.User("s3")
+	s3 := s.MustConnect("s3", imtest.ClientOpts{})
+	s3.Publish("im/u/dave/dm/s3", 1, "me too")
+	var n envelope.Notice
+	json.Unmarshal(s3.WaitFor("im/u/s3/error", 1)[0].Payload, &n)
+	if n.Code != "quota_exceeded" {
+		t.Fatalf("notice %+v", n)
+	}
+	if n := len(s3.Messages("im/u/s3/dm/dave")); n != 0 {
+		t.Fatalf("a refused DM was stamped for its sender")
+	}
 }
