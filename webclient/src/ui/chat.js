@@ -133,12 +133,12 @@ export class ChatPane {
     this.avatarSlot.replaceChildren(personAvatar(c, isGroup ? display : this.name, { presence: p, group: isGroup }));
     const typer = c.typingIn(this.conv);
     if (typer) {
-      this.sub.textContent = isGroup ? `${typer} is typing…` : 'typing…';
+      this.sub.textContent = isGroup ? `${c.people.name(typer)} is typing…` : 'typing…';
       this.sub.dataset.status = 'typing';
     } else if (isGroup) {
       const g = c.groups.get(this.name);
       const n = g && g.members ? g.members.length : 0;
-      this.sub.textContent = n ? `${n} members · ${g.members.join(', ')}` : 'Group';
+      this.sub.textContent = n ? `${n} members · ${g.members.map((u) => c.people.name(u)).join(', ')}` : 'Group';
       this.sub.dataset.status = 'group';
     } else {
       this.sub.textContent = presenceLine(c.presence.get(this.name), Date.now());
@@ -152,7 +152,7 @@ export class ChatPane {
     this.typingLine.hidden = !typer;
     this.form.hidden = !!e.left;
     this.leftNote.hidden = !e.left;
-    this.typingLine.querySelector('.typing-text').textContent = typer ? `${typer} is typing` : '';
+    this.typingLine.querySelector('.typing-text').textContent = typer ? `${c.people.name(typer)} is typing` : '';
   }
 
   setState({ state, reason = '' }) {

@@ -71,7 +71,7 @@ export class Sidebar {
       const p = isGroup ? undefined : presenceOf(c, e.peer);
       const typer = c.typingIn(e.conv);
       let preview;
-      if (typer) preview = h('span', { class: 'typing-preview', text: isGroup ? `${typer} is typing…` : 'typing…' });
+      if (typer) preview = h('span', { class: 'typing-preview', text: isGroup ? `${c.people.name(typer)} is typing…` : 'typing…' });
       else if (e.last) {
         const who = e.last.from === c.me ? 'You: ' : isGroup ? `${c.people.name(e.last.from)}: ` : '';
         preview = h('span', { text: who + (e.last.type === 'text' ? e.last.body : e.last.type === 'file' ? `File: ${e.last.body}` : `[${e.last.type}]`) });
