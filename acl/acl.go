@@ -54,12 +54,26 @@ func (p *Policy) blocked(owner, user string) bool {
 
 // reachable reports whether user may write to owner one to one under
 // owner's dm_policy: always, unless owner takes contacts only and user is
-// not one.
+// not known to it.
 func (p *Policy) reachable(owner, user string) bool {
-	if owner == user || p.Contacts == nil || p.ContactsOnly == nil || !p.ContactsOnly(owner) {
+	if p.Contacts == nil || p.ContactsOnly == nil || !p.ContactsOnly(owner) {
 		return true
 	}
-	return p.Contacts.Has(owner, user)
+	return p.known(owner, user)
+}
+
+// known reports whether owner knows user: itself, one of its contacts, or
+// a device it manages (a device of its own needs no accepting).
+func (p *Policy) known(owner, user string) bool {
+	if owner == user || p.Contacts == nil || p.Contacts.Has(owner, user) {
+		return true
+	}
+	if p.Accounts != nil {
+		if o, err := p.Accounts.Owner(user); err == nil && o == owner {
+			return true
+		}
+	}
+	return false
 }
 
 // CanSee reports whether viewer may see owner's presence and profile
@@ -71,9 +85,10 @@ func (p *Policy) CanSee(viewer, owner string) bool { return !p.blocked(owner, vi
 // owner's contact list (it arrives as a message request), and held when
 // owner's dm_policy is contacts as well (its DMs are kept from owner's
 // inbox, its invitation does not make owner a member, until owner
-// accepts). A user is never a request to itself.
+// accepts). A user is never a request to itself, nor a device to the user
+// who manages it.
 func (p *Policy) Request(owner, user string) (request, held bool) {
-	if owner == user || p.Contacts == nil || p.Contacts.Has(owner, user) {
+	if p.known(owner, user) {
 		return false, false
 	}
 	return true, p.ContactsOnly != nil && p.ContactsOnly(owner)

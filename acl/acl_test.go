@@ -147,11 +147,13 @@ func TestBlocks(t *testing.T) {
 // signals from its contacts only; a stranger's DM passes as a held
 // message request, and its group invitation is a held request too
 // (Request); receipts pass. Under anyone, a stranger is a request that
-// is not held.
+// is not held. A device is known to the user who manages it.
 func TestContactsOnly(t *testing.T) {
 	p := &Policy{Members: members{}, Contacts: blockList{{"dave", "bob"}: true},
+		Accounts:     accountsOf{"dave-meter": "dave", "eve": ""},
 		ContactsOnly: func(u string) bool { return u == "dave" }}
 	checkPublish(t, p, []pubCase{
+		{"dave-meter", "im/u/dave/typing/dave-meter", ""},
 		{"bob", "im/u/dave/dm/bob", ""},
 		{"bob", "im/u/dave/signal/bob", ""},
 		{"eve", "im/u/dave/dm/eve", ""},
@@ -167,6 +169,7 @@ func TestContactsOnly(t *testing.T) {
 	}{
 		{"dave", "eve", true, true},
 		{"dave", "bob", false, false},
+		{"dave", "dave-meter", false, false}, // a device of dave's own
 		{"dave", "dave", false, false},
 		{"bob", "eve", true, false},
 	} {

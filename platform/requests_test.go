@@ -240,7 +240,8 @@ func TestMessageRequestsBounded(t *testing.T) {
 	s.MustAPI(200, "POST", "/api/v1/publish", s2, map[string]any{"topic": "im/u/dave/dm/s2", "payload": "hello"}, nil)
 }
 
-// TestMessageRequestsImplicit: adding the sender as a contact accepts its
+// TestMessageRequestsImplicit: a device is no stranger to its manager;
+// adding the sender as a contact accepts its
 // DM request; leaving a group refuses its invitation; an invitation whose
 // inviter left the group is void when accepted (404, dropped); a held DM
 // past the bound is refused over MQTT too (quota_exceeded notice).
@@ -249,9 +250,13 @@ func TestMessageRequestsImplicit(t *testing.T) {
 	dtok := s.User("dave")
 	etok, ftok := s.User("eve"), s.User("frank")
 	dave := s.MustConnect("dave", imtest.ClientOpts{})
+	// dave's own device is no stranger to him: its DM arrives, no request.
+	key, _ := newDevice(t, s, dtok, "dave-meter", "")
+	s.MustConnect("dave-meter", imtest.ClientOpts{Password: key}).Publish("im/u/dave/dm/dave-meter", 1, "21.5 C")
+	dave.WaitFor("im/u/dave/dm/dave-meter", 1)
 	s.MustAPI(200, "POST", "/api/v1/publish", etok, map[string]any{"topic": "im/u/dave/dm/eve", "payload": "hi"}, nil)
 	s.MustAPI(200, "POST", "/api/v1/contacts", dtok, map[string]string{"user": "eve"}, nil)
-	if evs := requestEvents(t, dave, "dave", 2); evs[1].Event != "accepted" || evs[1].Request.ID != "dm:eve" {
+	if evs := requestEvents(t, dave, "dave", 2); evs[0].Request.ID != "dm:eve" || evs[1].Event != "accepted" || evs[1].Request.ID != "dm:eve" {
 		t.Fatalf("adding the contact: %+v", evs)
 	}
 

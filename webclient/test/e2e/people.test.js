@@ -114,6 +114,9 @@ test('profile, avatar, a message request accepted, block and unblock', { timeout
   await send(alice, 'back again');
   await until(async () => (await msgTexts(bob)).includes('back again'), { message: 'a DM after unblocking' });
   assert.ok(!(await msgTexts(bob)).includes('can you hear me?'), 'the refused DM was never delivered');
+  // A profile change reaches her contact live (the open chat's title).
+  assert.equal((await api('PUT', '/me/profile', atok, { display_name: 'Alice L.' })).status, 200);
+  await bob.waitForSelector('#chat-title:text-is("Alice L.")');
   await screenshot(bob, 'people-unblocked');
   assert.deepEqual(alice.errors, []);
   assert.deepEqual(bob.errors, []);
