@@ -51,11 +51,11 @@ func newTestGateway(t *testing.T, edit func(*Options)) *testGateway {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hist.Close() })
-	blocks, err := userlists.Open(db, userlists.Blocks, 10, nil)
+	blocks, err := userlists.Open(db, userlists.Blocks, 10, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	contacts, err := userlists.Open(db, userlists.Contacts, 10, nil)
+	contacts, err := userlists.Open(db, userlists.Contacts, 10, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

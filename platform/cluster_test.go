@@ -124,6 +124,11 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 		status, body := apiCall(t, "GET", nodes[2].HTTP+"/api/v1/requests", carolTok, "")
 		return status == 200 && !strings.Contains(body, `"dm:alice"`)
 	})
+	// So are contact lists: accepting on n2 made alice carol's contact on n1 too.
+	imtest.Eventually(t, "n1 lists alice as carol's contact", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[0].HTTP+"/api/v1/contacts", carolTok, "")
+		return status == 200 && strings.Contains(body, `"alice"`)
+	})
 	// A group made on n2 with members on every node.
 	bobTok := loginHTTP(t, nodes[1].HTTP, "bob")
 	status, body := apiCall(t, "POST", nodes[1].HTTP+"/api/v1/groups", bobTok, `{"id":"everywhere","members":["alice","carol"]}`)

@@ -140,11 +140,11 @@ func openStores(cfg config.Config, db *badger.DB, space *kvstore.Space, w kvstor
 	if err != nil {
 		return nil, err
 	}
-	bl, err := userlists.Open(db, userlists.Blocks, cfg.Limits.BlocksPerUser, space)
+	bl, err := userlists.Open(db, userlists.Blocks, cfg.Limits.BlocksPerUser, space, w)
 	if err != nil {
 		return nil, err
 	}
-	ct, err := userlists.Open(db, userlists.Contacts, cfg.Limits.ContactsPerUser, space)
+	ct, err := userlists.Open(db, userlists.Contacts, cfg.Limits.ContactsPerUser, space, w)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +188,12 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 			}
 			if p.Groups != nil {
 				p.Groups.Changed(k)
+			}
+			if p.Blocks != nil {
+				p.Blocks.Changed(k)
+			}
+			if p.Contacts != nil {
+				p.Contacts.Changed(k)
 			}
 		}
 		if err := p.clusterState.Follow(context.Background(), 60*time.Second); err != nil {

@@ -1,13 +1,15 @@
 // Package userlists stores per-user lists of other users: who a user
 // blocked (Badger keys bl/{owner}/{user}) and who its contacts are
 // (ct/{owner}/{user}); each value is when the entry was added (unix ms,
-// 8 bytes big-endian). The rules built on them live in acl.Policy (blocks)
-// and the gateway (contacts). Lists are read on every DM publish and every
+// 8 bytes big-endian). The rules built on them live in acl.Policy (blocks,
+// contacts, message requests). Lists are read on every DM publish and every
 // presence delivery, so each is cached in memory, both ways (who is on
-// owner's list, whose lists hold user), and written through to Badger.
+// owner's list, whose lists hold user), and written through kvstore.Writer
+// (in a cluster, to every node: Changed takes in other nodes' changes).
 package userlists
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,6 +45,7 @@ type Entry struct {
 // List is one kind of list, for every user.
 type List struct {
 	db     *badger.DB
+	w      kvstore.Writer
 	prefix string
 	space  *kvstore.Space
 	max    int // entries per owner; 0: unbounded
@@ -59,9 +62,12 @@ type List struct {
 // Open loads the list stored under prefix (Blocks or Contacts). max bounds
 // an owner's entries (0: no bound); space, if set, refuses additions while
 // the disk is below its reserve (errors wrap kvstore.ErrFull). Removing is
-// never refused.
-func Open(db *badger.DB, prefix string, max int, space *kvstore.Space) (*List, error) {
-	l := &List{db: db, prefix: prefix, space: space, max: max, by: map[string]map[string]int64{}, rev: map[string]map[string]bool{}}
+// never refused. w commits every change (nil: db itself).
+func Open(db *badger.DB, prefix string, max int, space *kvstore.Space, w kvstore.Writer) (*List, error) {
+	if w == nil {
+		w = kvstore.Local{DB: db}
+	}
+	l := &List{db: db, w: w, prefix: prefix, space: space, max: max, by: map[string]map[string]int64{}, rev: map[string]map[string]bool{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true})
 		defer it.Close()
@@ -72,9 +78,7 @@ func Open(db *badger.DB, prefix string, max int, space *kvstore.Space) (*List, e
 			}
 			var since int64
 			_ = it.Item().Value(func(v []byte) error {
-				if len(v) == 8 {
-					since = int64(binary.BigEndian.Uint64(v))
-				}
+				since = decodeSince(v)
 				return nil
 			})
 			l.set(owner, user, since)
@@ -88,6 +92,52 @@ func Open(db *badger.DB, prefix string, max int, space *kvstore.Space) (*List, e
 }
 
 func (l *List) key(owner, user string) []byte { return []byte(l.prefix + owner + "/" + user) }
+
+func decodeSince(v []byte) int64 {
+	if len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// Changed takes in a change another node of the cluster made to key (any
+// key: those outside this list are ignored), read back from the database.
+func (l *List) Changed(key []byte) {
+	rest, ok := strings.CutPrefix(string(key), l.prefix)
+	if !ok {
+		return
+	}
+	owner, user, ok := strings.Cut(rest, "/")
+	if !ok {
+		return
+	}
+	var since int64
+	err := l.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { since = decodeSince(v); return nil })
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.set(owner, user, since)
+	} else {
+		l.unset(owner, user)
+	}
+}
+
+func (l *List) unset(owner, user string) {
+	delete(l.by[owner], user)
+	if len(l.by[owner]) == 0 {
+		delete(l.by, owner)
+	}
+	delete(l.rev[user], owner)
+	if len(l.rev[user]) == 0 {
+		delete(l.rev, user)
+	}
+}
 
 func (l *List) set(owner, user string, since int64) {
 	m := l.by[owner]
@@ -135,7 +185,7 @@ func (l *List) Add(owner, user string, now int64) error {
 		return err
 	}
 	v := binary.BigEndian.AppendUint64(nil, uint64(now))
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(l.key(owner, user), v) }); err != nil {
+	if err := l.w.Commit(context.Background(), kvstore.Set(l.key(owner, user), v)); err != nil {
 		return fmt.Errorf("userlists: %s adds %s to %s: %w", owner, user, l.prefix, err)
 	}
 	l.mu.Lock()
@@ -151,19 +201,12 @@ func (l *List) Remove(owner, user string) (bool, error) {
 	if !l.Has(owner, user) {
 		return false, nil
 	}
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Delete(l.key(owner, user)) }); err != nil {
+	if err := l.w.Commit(context.Background(), kvstore.Batch{Delete: [][]byte{l.key(owner, user)}}); err != nil {
 		return false, fmt.Errorf("userlists: %s removes %s from %s: %w", owner, user, l.prefix, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.by[owner], user)
-	if len(l.by[owner]) == 0 {
-		delete(l.by, owner)
-	}
-	delete(l.rev[user], owner)
-	if len(l.rev[user]) == 0 {
-		delete(l.rev, user)
-	}
+	l.unset(owner, user)
 	return true, nil
 }
 
