@@ -44,26 +44,30 @@ func (h *Service) announceRequest(event string, rq requests.Request) {
 	h.publish("request", rq.To, t, envelope.Marshal(RequestEvent{Event: event, Request: rq}), false, 0)
 }
 
-// raise records a request and announces it. A request past the recipient's
-// bound is refused when held (quota_exceeded: nothing is stored), and
-// otherwise delivered without a record.
+// raise records a request and announces it (new, or gathering another
+// held DM or invitation). A held request that cannot be recorded is
+// refused (quota_exceeded past the recipient's bound: nothing is stored);
+// one that holds nothing back is delivered without a record.
 func (h *Service) raise(ctx context.Context, rq requests.Request, body string) *imerr.Error {
-	got, isNew, err := h.d.Requests.Raise(ctx, rq, body, h.d.Now().UnixMilli())
+	got, outcome, err := h.d.Requests.Raise(ctx, rq, body, h.d.Now().UnixMilli())
 	switch {
-	case errors.Is(err, requests.ErrQuota):
-		if rq.Held {
-			return imerr.New(imerr.QuotaExceeded, "%q has too many pending message requests", rq.To)
+	case err != nil && !rq.Held:
+		if !errors.Is(err, requests.ErrQuota) {
+			h.d.Log.Error("message request not stored; delivered without one", "to", rq.To, "id", rq.ID, "error", err)
 		}
 		return nil
+	case errors.Is(err, requests.ErrQuota):
+		return imerr.New(imerr.QuotaExceeded, "%q has too many pending message requests", rq.To)
 	case err != nil:
 		h.d.Log.Error("message request not stored", "to", rq.To, "id", rq.ID, "error", err)
 		return storeError(err, "message request not stored; retry")
 	}
-	ev := RequestUpdated
-	if isNew {
-		ev = RequestNew
+	switch outcome {
+	case requests.Added:
+		h.announceRequest(RequestNew, got)
+	case requests.Updated:
+		h.announceRequest(RequestUpdated, got)
 	}
-	h.announceRequest(ev, got)
 	return nil
 }
 

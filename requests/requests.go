@@ -176,32 +176,47 @@ func (s *Store) count(to string) (int, error) {
 	return n, err
 }
 
+// Outcome is what Raise did.
+type Outcome int
+
+// Outcomes of Raise.
+const (
+	Unchanged Outcome = iota // a request that holds nothing back was pending already: not written
+	Added                    // a new request
+	Updated                  // a pending held request gathered it
+)
+
 // Raise records r (its To, ID, From, Kind, Group, GroupName, Held) at now
-// (unix ms), with body the DM's text (""for an invitation). A pending
-// request of the same id gathers it: Count, Last, Preview and Held are
-// updated, From and First kept. It reports whether the request is new.
+// (unix ms), with body the DM's text ("" for an invitation). A pending held
+// request (or one becoming held) of the same id gathers it: Count, Last,
+// Preview and Held are updated, From and First kept. A pending request
+// that holds nothing back is left as it is (Unchanged: its DMs are
+// delivered anyway, so a stranger's chat costs no write per message).
 // A new request past the recipient's bound is ErrQuota. (In a cluster two
 // nodes adding at once may each pass the bound by one: the count is not
 // part of the condition.)
-func (s *Store) Raise(ctx context.Context, r Request, body string, now int64) (Request, bool, error) {
+func (s *Store) Raise(ctx context.Context, r Request, body string, now int64) (Request, Outcome, error) {
 	for range 8 {
 		old, raw, err := s.get(r.To, r.ID)
 		if err != nil {
-			return Request{}, false, err
+			return Request{}, Unchanged, err
+		}
+		if old != nil && !old.Held && !r.Held {
+			return *old, Unchanged, nil
+		}
+		if err := s.space.Check(); err != nil {
+			return Request{}, Unchanged, err
 		}
 		var b kvstore.Batch
 		n := r
 		if old == nil {
-			if err := s.space.Check(); err != nil {
-				return Request{}, false, err
-			}
 			if s.max > 0 {
 				c, err := s.count(r.To)
 				if err != nil {
-					return Request{}, false, fmt.Errorf("requests: count of %s: %w", r.To, err)
+					return Request{}, Unchanged, fmt.Errorf("requests: count of %s: %w", r.To, err)
 				}
 				if c >= s.max {
-					return Request{}, false, ErrQuota
+					return Request{}, Unchanged, ErrQuota
 				}
 			}
 			n.First = now
@@ -222,11 +237,14 @@ func (s *Store) Raise(ctx context.Context, r Request, body string, now int64) (R
 		case errors.Is(err, kvstore.ErrConflict):
 			continue // another node changed it: read again
 		case err != nil:
-			return Request{}, false, fmt.Errorf("requests: save %s of %s: %w", r.ID, r.To, err)
+			return Request{}, Unchanged, fmt.Errorf("requests: save %s of %s: %w", r.ID, r.To, err)
 		}
-		return n, old == nil, nil
+		if old == nil {
+			return n, Added, nil
+		}
+		return n, Updated, nil
 	}
-	return Request{}, false, ErrBusy
+	return Request{}, Unchanged, ErrBusy
 }
 
 // Remove deletes to's pending request id and returns it (ErrNotFound when

@@ -28,24 +28,26 @@ func TestRaise(t *testing.T) {
 	dm := func(to, from string) Request {
 		return Request{ID: DMID(from), To: to, From: from, Kind: KindDM, Held: true}
 	}
+	grp := Request{ID: GroupID("g1"), To: "dave", From: "eve", Kind: KindGroup, Group: "g1"}
 	steps := []struct {
-		rq    Request
-		body  string
-		now   int64
-		isNew bool
-		count int
-		errIs error
+		rq      Request
+		body    string
+		now     int64
+		outcome Outcome
+		count   int
+		errIs   error
 	}{
-		{dm("dave", "eve"), "hi", 10, true, 1, nil},
-		{dm("dave", "eve"), strings.Repeat("é", 150), 20, false, 2, nil},
-		{Request{ID: GroupID("g1"), To: "dave", From: "eve", Kind: KindGroup, Group: "g1"}, "", 30, true, 1, nil},
-		{dm("dave", "mallory"), "spam", 40, false, 0, ErrQuota},
-		{dm("bob", "mallory"), "spam", 40, true, 1, nil},
+		{dm("dave", "eve"), "hi", 10, Added, 1, nil},
+		{dm("dave", "eve"), strings.Repeat("é", 150), 20, Updated, 2, nil},
+		{grp, "", 30, Added, 1, nil},
+		{grp, "", 35, Unchanged, 1, nil}, // holds nothing back: not written again
+		{dm("dave", "mallory"), "spam", 40, Unchanged, 0, ErrQuota},
+		{dm("bob", "mallory"), "spam", 40, Added, 1, nil},
 	}
 	for i, c := range steps {
-		got, isNew, err := s.Raise(ctx, c.rq, c.body, c.now)
-		if !errors.Is(err, c.errIs) || (err == nil && (isNew != c.isNew || got.Count != c.count)) {
-			t.Fatalf("step %d: %+v new=%v err=%v", i, got, isNew, err)
+		got, outcome, err := s.Raise(ctx, c.rq, c.body, c.now)
+		if !errors.Is(err, c.errIs) || (err == nil && (outcome != c.outcome || got.Count != c.count)) {
+			t.Fatalf("step %d: %+v outcome=%v err=%v", i, got, outcome, err)
 		}
 	}
 	r, err := s.Get("dave", DMID("eve"))

@@ -153,6 +153,12 @@ export function requestEntries(client) {
   }
 }
 
+/** Forgets a refused held request's conversation here (its messages never reached this feed). */
+function dropEntry(client, conv) {
+  client.recent.delete(conv);
+  client.emit('conversations');
+}
+
 /**
  * Puts the conversation list's pending requests apart, under a "Message
  * requests" heading, with held group invitations (no conversation yet) as
@@ -218,7 +224,7 @@ export function attachPeople(chat, conv, client, onOpen) {
         h('p', { text: q.kind === 'group' ? `${who} added you to this group.` : `${who} is not in your contacts.${q.held ? ' Their messages wait here until you accept.' : ''}` }),
         h('div', { class: 'request-actions' },
           h('button', { class: 'btn primary', type: 'button', id: 'request-accept', text: 'Accept', onclick: () => attempt(error, () => p.accept(q.id).then(() => kind === 'group' && client.refreshGroups())) }),
-          h('button', { class: 'btn', type: 'button', id: 'request-refuse', text: kind === 'group' ? 'Leave' : 'Refuse', onclick: () => attempt(error, () => p.refuse(q.id)) }),
+          h('button', { class: 'btn', type: 'button', id: 'request-refuse', text: kind === 'group' ? 'Leave' : 'Refuse', onclick: () => attempt(error, () => p.refuse(q.id).then(() => q.held && dropEntry(client, conv))) }),
           h('button', { class: 'btn danger', type: 'button', id: 'request-block', text: 'Block', onclick: () => attempt(error, () => p.block(q.from)) })),
         error);
     }
