@@ -59,7 +59,7 @@ func newTestGateway(t *testing.T, edit func(*Options)) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prof, err := profiles.Open(db, nil)
+	prof, err := profiles.Open(db, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

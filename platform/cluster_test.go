@@ -129,6 +129,14 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 		status, body := apiCall(t, "GET", nodes[0].HTTP+"/api/v1/contacts", carolTok, "")
 		return status == 200 && strings.Contains(body, `"alice"`)
 	})
+	// And profiles: a display name set on n3 is what n2 shows.
+	if status, body := apiCall(t, "PUT", nodes[2].HTTP+"/api/v1/me/profile", carolTok, `{"display_name":"Carol C"}`); status != 200 {
+		t.Fatalf("profile on n3: %d %s", status, body)
+	}
+	imtest.Eventually(t, "n2 shows carol's display name", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[1].HTTP+"/api/v1/users/carol", carolTok, "")
+		return status == 200 && strings.Contains(body, `"Carol C"`)
+	})
 	// A group made on n2 with members on every node.
 	bobTok := loginHTTP(t, nodes[1].HTTP, "bob")
 	status, body := apiCall(t, "POST", nodes[1].HTTP+"/api/v1/groups", bobTok, `{"id":"everywhere","members":["alice","carol"]}`)

@@ -148,7 +148,7 @@ func openStores(cfg config.Config, db *badger.DB, space *kvstore.Space, w kvstor
 	if err != nil {
 		return nil, err
 	}
-	pf, err := profiles.Open(db, space)
+	pf, err := profiles.Open(db, space, w)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +194,9 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 			}
 			if p.Contacts != nil {
 				p.Contacts.Changed(k)
+			}
+			if p.Profiles != nil {
+				p.Profiles.Changed(k)
 			}
 		}
 		if err := p.clusterState.Follow(context.Background(), 60*time.Second); err != nil {

@@ -2,11 +2,14 @@
 // a display name and an avatar. The avatar is stored only as the server's
 // own re-encoding of an uploaded image (see Thumbnail), never the uploaded
 // bytes. Profiles are read on every user lookup and directory search, so
-// they are cached in memory (without avatar bytes) and written through to
-// Badger: pf/{user} the profile (JSON), av/{user} the avatar thumbnail.
+// they are cached in memory (without avatar bytes) and written through
+// kvstore.Writer (in a cluster, to every node; Changed takes in other
+// nodes' changes): pf/{user} the profile (JSON), av/{user} the avatar
+// thumbnail.
 package profiles
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +45,7 @@ type Profile struct {
 // Store holds every profile.
 type Store struct {
 	db    *badger.DB
+	w     kvstore.Writer
 	space *kvstore.Space
 	mu    sync.RWMutex
 	p     map[string]Profile
@@ -51,9 +55,13 @@ func key(user string) []byte       { return []byte("pf/" + user) }
 func avatarKey(user string) []byte { return []byte("av/" + user) }
 
 // Open loads every profile. space, if set, refuses changes while the disk
-// is below its reserve (errors wrap kvstore.ErrFull).
-func Open(db *badger.DB, space *kvstore.Space) (*Store, error) {
-	s := &Store{db: db, space: space, p: map[string]Profile{}}
+// is below its reserve (errors wrap kvstore.ErrFull); w commits every
+// change (nil: db itself).
+func Open(db *badger.DB, space *kvstore.Space, w kvstore.Writer) (*Store, error) {
+	if w == nil {
+		w = kvstore.Local{DB: db}
+	}
+	s := &Store{db: db, w: w, space: space, p: map[string]Profile{}}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("pf/"), PrefetchValues: true})
 		defer it.Close()
@@ -90,25 +98,43 @@ func (s *Store) update(user string, f func(*Profile), avatar []byte) (Profile, e
 	p := s.p[user]
 	f(&p)
 	val, _ := json.Marshal(p)
-	err := s.db.Update(func(txn *badger.Txn) error {
-		switch {
-		case avatar == nil:
-		case len(avatar) == 0:
-			if err := txn.Delete(avatarKey(user)); err != nil {
-				return err
-			}
-		default:
-			if err := txn.Set(avatarKey(user), avatar); err != nil {
-				return err
-			}
-		}
-		return txn.Set(key(user), val)
-	})
-	if err != nil {
+	b := kvstore.Set(key(user), val)
+	switch {
+	case avatar == nil:
+	case len(avatar) == 0:
+		b.Delete = [][]byte{avatarKey(user)}
+	default:
+		b.Set = append(b.Set, kvstore.Entry{Key: avatarKey(user), Value: avatar})
+	}
+	if err := s.w.Commit(context.Background(), b); err != nil {
 		return Profile{}, fmt.Errorf("profiles: save %s: %w", user, err)
 	}
 	s.p[user] = p
 	return p, nil
+}
+
+// Changed takes in a change another node of the cluster made to key (keys
+// other than profiles are ignored; avatars are read from the database).
+func (s *Store) Changed(k []byte) {
+	user, ok := strings.CutPrefix(string(k), "pf/")
+	if !ok {
+		return
+	}
+	var p Profile
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &p) })
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.p[user] = p
+	} else {
+		delete(s.p, user)
+	}
 }
 
 // DM policies (Profile.DMPolicy).
