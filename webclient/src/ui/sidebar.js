@@ -60,7 +60,7 @@ export class Sidebar {
     const open = c.view ? c.view.conv : '';
     let entries = c.recent.list();
     if (this.filter) entries = entries.filter((e) => (e.name || '').toLowerCase().includes(this.filter) || e.conv.includes(this.filter));
-    if (!entries.length) {
+    if (!entries.length && !c.people.pending().length) {
       this.list.replaceChildren(h('li', { class: 'empty-list' },
         h('p', { text: this.filter ? 'No conversation matches.' : 'No conversations yet.' }),
         this.filter ? null : h('button', { class: 'btn primary', type: 'button', text: 'Start a chat', onclick: this.actions.onNewChat })));

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  login, newPage, openDM, screenshot, send, serverAndBrowser, signIn, until,
+  login, newPage, openDM, register, screenshot, send, serverAndBrowser, signIn, until,
 } from './harness.js';
 
 let srv;
@@ -122,4 +122,27 @@ test('profile, avatar, a message request accepted, block and unblock', { timeout
   assert.deepEqual(bob.errors, []);
   await actx.close();
   await bctx.close();
+});
+
+test('a held group invitation is joined from the requests section', { timeout: 60_000 }, async () => {
+  await register(srv.base, 'carol');
+  const ctok = await login(srv.base, 'carol');
+  const atok = await login(srv.base, 'alice');
+  assert.equal((await api('PUT', '/me/settings', ctok, { dm_policy: 'contacts' })).status, 200);
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const carol = await newPage(ctx);
+  await signIn(carol, srv.base, 'carol');
+  const grp = await api('POST', '/groups', atok, { id: 'croquet', name: 'Croquet', members: ['carol'] });
+  assert.deepEqual([grp.status, grp.body.invited], [201, ['carol']]);
+  const item = '#conv-list .request-item[data-request="g:croquet"]';
+  await carol.waitForSelector(`${item} .conv-name:text-is("Croquet")`);
+  assert.match(await carol.textContent(`${item} .conv-preview`), /\(@alice\) invites you/);
+  await carol.click(`${item} button:text-is("Join")`);
+  await carol.waitForSelector(item, { state: 'detached' });
+  await carol.waitForSelector('#conv-list .conv[data-conv="g:croquet"]');
+  assert.equal((await api('POST', '/publish', atok, { topic: 'im/g/croquet', payload: 'welcome, carol' })).status, 200);
+  await carol.click('#conv-list .conv[data-conv="g:croquet"] .conv-btn');
+  await until(async () => (await msgTexts(carol)).includes('welcome, carol'), { message: 'the group message after joining' });
+  assert.deepEqual(carol.errors, []);
+  await ctx.close();
 });
