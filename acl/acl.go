@@ -68,7 +68,8 @@ func (p *Policy) known(owner, user string) bool {
 	if owner == user || p.Contacts == nil || p.Contacts.Has(owner, user) {
 		return true
 	}
-	if p.Accounts != nil {
+	// Role is a cached lookup; Owner reads the account, so only for devices.
+	if p.Accounts != nil && p.role(user) == "device" {
 		if o, err := p.Accounts.Owner(user); err == nil && o == owner {
 			return true
 		}

@@ -150,7 +150,13 @@ func TestBlocks(t *testing.T) {
 // is not held. A device is known to the user who manages it.
 func TestContactsOnly(t *testing.T) {
 	p := &Policy{Members: members{}, Contacts: blockList{{"dave", "bob"}: true},
-		Accounts:     accountsOf{"dave-meter": "dave", "eve": ""},
+		Accounts: accountsOf{"dave-meter": "dave", "eve": ""},
+		Role: func(u string) string {
+			if u == "dave-meter" {
+				return "device"
+			}
+			return "person"
+		},
 		ContactsOnly: func(u string) bool { return u == "dave" }}
 	checkPublish(t, p, []pubCase{
 		{"dave-meter", "im/u/dave/typing/dave-meter", ""},
