@@ -54,28 +54,54 @@ func (p *Policy) blocked(owner, user string) bool {
 
 // reachable reports whether user may write to owner one to one under
 // owner's dm_policy: always, unless owner takes contacts only and user is
-// not one.
+// not known to it.
 func (p *Policy) reachable(owner, user string) bool {
-	if owner == user || p.Contacts == nil || p.ContactsOnly == nil || !p.ContactsOnly(owner) {
+	if p.Contacts == nil || p.ContactsOnly == nil || !p.ContactsOnly(owner) {
 		return true
 	}
-	return p.Contacts.Has(owner, user)
+	return p.known(owner, user)
+}
+
+// known reports whether owner knows user: itself, one of its contacts, or
+// a device it manages (a device of its own needs no accepting).
+func (p *Policy) known(owner, user string) bool {
+	if owner == user || p.Contacts == nil || p.Contacts.Has(owner, user) {
+		return true
+	}
+	// Role is a cached lookup; Owner reads the account, so only for devices.
+	if p.Accounts != nil && p.role(user) == "device" {
+		if o, err := p.Accounts.Owner(user); err == nil && o == owner {
+			return true
+		}
+	}
+	return false
 }
 
 // CanSee reports whether viewer may see owner's presence and profile
 // changes, and find owner in the directory: not when owner blocked viewer.
 func (p *Policy) CanSee(viewer, owner string) bool { return !p.blocked(owner, viewer) }
 
+// Request says how a DM or group invitation from user to owner is taken
+// (docs/protocol.md, "Message requests"): request when user is not on
+// owner's contact list (it arrives as a message request), and held when
+// owner's dm_policy is contacts as well (its DMs are kept from owner's
+// inbox, its invitation does not make owner a member, until owner
+// accepts). A user is never a request to itself, nor a device to the user
+// who manages it.
+func (p *Policy) Request(owner, user string) (request, held bool) {
+	if p.known(owner, user) {
+		return false, false
+	}
+	return true, p.ContactsOnly != nil && p.ContactsOnly(owner)
+}
+
 // CanAddToGroup decides whether actor may put user into a group (creating
-// it with user as a member, or adding user): not when user blocked actor,
-// nor when user takes contacts only and actor is not one.
-// Group membership itself is the groups store's business.
+// it with user as a member, or adding user): not when user blocked actor.
+// A stranger's invitation is a message request (Request), decided by the
+// caller. Group membership itself is the groups store's business.
 func (p *Policy) CanAddToGroup(actor, user string) *imerr.Error {
 	if p.blocked(user, actor) {
 		return imerr.New(imerr.Forbidden, "%q does not accept group invitations from you", user)
-	}
-	if !p.reachable(user, actor) {
-		return imerr.New(imerr.Forbidden, "%q takes group invitations from contacts only", user)
 	}
 	return nil
 }
@@ -166,8 +192,10 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			// that it may not (forbidden), as for any refused topic.
 			return imerr.New(imerr.Forbidden, "%q does not accept messages from you", t.Owner)
 		}
-		if t.Kind != topic.Receipt && !p.reachable(t.Owner, user) {
-			// Receipts still pass: they answer what the owner sent.
+		if (t.Kind == topic.Typing || t.Kind == topic.Signal) && !p.reachable(t.Owner, user) {
+			// A stranger's DM is a held message request (Request);
+			// its typing and signals have nothing to wait in. Receipts
+			// pass: they answer what the owner sent.
 			return imerr.New(imerr.Forbidden, "%q takes messages from contacts only", t.Owner)
 		}
 		return nil
@@ -190,7 +218,7 @@ func (p *Policy) CanPublish(user string, t topic.Topic) *imerr.Error {
 			return imerr.New(imerr.Forbidden, "not a member of group %q", t.Group)
 		}
 		return nil
-	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply, topic.GroupEvent, topic.ProfileEvent:
+	case topic.GroupInbox, topic.ErrorNotice, topic.SyncReply, topic.GroupEvent, topic.ProfileEvent, topic.RequestEvent:
 		return imerr.New(imerr.Forbidden, "only the server publishes to %s", t.String())
 	}
 	return imerr.New(imerr.Invalid, "unknown im/ topic")

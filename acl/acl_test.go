@@ -67,6 +67,7 @@ func TestCanPublish(t *testing.T) {
 		{"alice", "im/u/alice/sync", imerr.Forbidden},
 		{"alice", "im/u/alice/groups", imerr.Forbidden},
 		{"alice", "im/u/alice/profile", imerr.Forbidden},
+		{"alice", "im/u/alice/requests", imerr.Forbidden},
 	})
 }
 
@@ -142,26 +143,48 @@ func TestBlocks(t *testing.T) {
 	}
 }
 
-// TestContactsOnly: a user with dm_policy contacts takes one-to-one
-// messages and group invitations from its contacts only; receipts pass.
+// TestContactsOnly: a user with dm_policy contacts takes typing and
+// signals from its contacts only; a stranger's DM passes as a held
+// message request, and its group invitation is a held request too
+// (Request); receipts pass. Under anyone, a stranger is a request that
+// is not held. A device is known to the user who manages it.
 func TestContactsOnly(t *testing.T) {
 	p := &Policy{Members: members{}, Contacts: blockList{{"dave", "bob"}: true},
+		Accounts: accountsOf{"dave-meter": "dave", "eve": ""},
+		Role: func(u string) string {
+			if u == "dave-meter" {
+				return "device"
+			}
+			return "person"
+		},
 		ContactsOnly: func(u string) bool { return u == "dave" }}
 	checkPublish(t, p, []pubCase{
+		{"dave-meter", "im/u/dave/typing/dave-meter", ""},
 		{"bob", "im/u/dave/dm/bob", ""},
 		{"bob", "im/u/dave/signal/bob", ""},
-		{"eve", "im/u/dave/dm/eve", imerr.Forbidden},
+		{"eve", "im/u/dave/dm/eve", ""},
 		{"eve", "im/u/dave/typing/eve", imerr.Forbidden},
 		{"eve", "im/u/dave/signal/eve", imerr.Forbidden},
 		{"eve", "im/u/dave/receipt/eve", ""},
 		{"eve", "im/u/bob/dm/eve", ""},
 		{"dave", "im/u/eve/dm/dave", ""},
 	})
-	if e := p.CanAddToGroup("eve", "dave"); e == nil {
-		t.Error("eve added dave, who takes contacts only")
-	}
-	if e := p.CanAddToGroup("bob", "dave"); e != nil {
-		t.Errorf("bob adds dave: %v", e)
+	for _, c := range []struct {
+		owner, user   string
+		request, held bool
+	}{
+		{"dave", "eve", true, true},
+		{"dave", "bob", false, false},
+		{"dave", "dave-meter", false, false}, // a device of dave's own
+		{"dave", "dave", false, false},
+		{"bob", "eve", true, false},
+	} {
+		if r, h := p.Request(c.owner, c.user); r != c.request || h != c.held {
+			t.Errorf("Request(%s, %s) = %v, %v; want %v, %v", c.owner, c.user, r, h, c.request, c.held)
+		}
+		if e := p.CanAddToGroup(c.user, c.owner); e != nil {
+			t.Errorf("%s invites %s: %v", c.user, c.owner, e)
+		}
 	}
 }
 

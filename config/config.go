@@ -105,7 +105,7 @@ func Default() Config {
 			ConnectTimeout: 10 * time.Second, MaxKeepalive: 5 * time.Minute, TopicLevels: 16, TopicBytes: 512, Subscriptions: 256,
 			StreamsPerUser: 16, TicketsPerUser: 32, PollIdle: 45 * time.Second,
 			RetainedPerUser: 1000, RetainedBytesPerUser: 4 << 20,
-			GroupsOwnedPerUser: 100, GroupsPerUser: 500, BlocksPerUser: 1000, ContactsPerUser: 5000, DirectoryRate: 2, DirectoryBurst: 20,
+			GroupsOwnedPerUser: 100, GroupsPerUser: 500, BlocksPerUser: 1000, ContactsPerUser: 5000, RequestsPerUser: 200, DirectoryRate: 2, DirectoryBurst: 20,
 			SearchRate: 2, SearchBurst: 20,
 			KDFSlots: runtime.GOMAXPROCS(0), KDFQueue: 4 * runtime.GOMAXPROCS(0), KDFWait: 2 * time.Second,
 			PasswordCacheTTL: 10 * time.Minute, PasswordCacheSize: 10000,
@@ -136,7 +136,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: writes_pending must be at least 16")
 	case c.Limits.PublishRate < 0 || c.Limits.ConnectRate < 0 || c.Limits.ConnsPerIP < 0 || c.Limits.PublishBurst < 0 || c.Limits.ConnectBurst < 0,
 		c.Limits.StreamsPerUser < 0 || c.Limits.TicketsPerUser < 0 || c.Limits.PollIdle < 0,
-		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0 || c.Limits.BlocksPerUser < 0 || c.Limits.ContactsPerUser < 0 || c.Limits.DirectoryRate < 0 || c.Limits.DirectoryBurst < 0 || c.Limits.SearchRate < 0 || c.Limits.SearchBurst < 0,
+		c.Limits.RetainedPerUser < 0 || c.Limits.RetainedBytesPerUser < 0 || c.Limits.GroupsOwnedPerUser < 0 || c.Limits.GroupsPerUser < 0 || c.Limits.BlocksPerUser < 0 || c.Limits.ContactsPerUser < 0 || c.Limits.RequestsPerUser < 0 || c.Limits.DirectoryRate < 0 || c.Limits.DirectoryBurst < 0 || c.Limits.SearchRate < 0 || c.Limits.SearchBurst < 0,
 		c.Limits.KDFSlots < 0 || c.Limits.KDFQueue < 0 || c.Limits.KDFWait < 0 || c.Limits.PasswordCacheTTL < 0 || c.Limits.PasswordCacheSize < 0,
 		c.Limits.ConnectTimeout < 0 || c.Limits.MaxKeepalive < 0 || c.Limits.TopicLevels < 0 || c.Limits.TopicBytes < 0 || c.Limits.Subscriptions < 0,
 		c.Limits.LoginIPRate < 0 || c.Limits.LoginIPBurst < 0 || c.Limits.LoginBackoffMax < 0 || c.Limits.LoginAccountRate < 0 || c.Limits.LoginAccountBurst < 0:
@@ -320,6 +320,8 @@ type Limits struct {
 	BlocksPerUser int `yaml:"blocks_per_user"`
 	// ContactsPerUser: users one user may have as contacts.
 	ContactsPerUser int `yaml:"contacts_per_user"`
+	// RequestsPerUser: pending message requests one user may hold.
+	RequestsPerUser int `yaml:"requests_per_user"`
 	// DirectoryRate, DirectoryBurst: each user's directory searches.
 	DirectoryRate  float64 `yaml:"directory_rate"`
 	DirectoryBurst int     `yaml:"directory_burst"`

@@ -17,8 +17,10 @@ import (
 	"github.com/mqim/mqim/envelope"
 	"github.com/mqim/mqim/groups"
 	"github.com/mqim/mqim/history"
+	"github.com/mqim/mqim/im"
 	"github.com/mqim/mqim/imerr"
 	"github.com/mqim/mqim/presence"
+	"github.com/mqim/mqim/requests"
 	"github.com/mqim/mqim/topic"
 )
 
@@ -281,12 +283,21 @@ func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, user strin
 	if body.Name == "" {
 		body.Name = body.ID
 	}
-	grp, err := g.o.Groups.Create(body.ID, body.Name, user, body.Members, g.o.Now().UnixMilli())
+	members, held := g.invitations(user, body.Members)
+	grp, err := g.o.Groups.Create(body.ID, body.Name, user, members, g.o.Now().UnixMilli())
 	if err != nil {
 		return g.groupErr(err)
 	}
 	g.announceChange(grp, grp.Members, nil)
-	writeJSON(w, http.StatusCreated, grp)
+	// Strangers are invited (requests.go): added now and told apart, or
+	// held until they accept.
+	g.invite(r.Context(), user, grp, members, false)
+	refused, _ := g.invite(r.Context(), user, grp, held, true)
+	writeJSON(w, http.StatusCreated, struct {
+		groups.Group
+		Invited   []string `json:"invited,omitempty"`
+		Uninvited []string `json:"uninvited,omitempty"`
+	}{grp, slices.DeleteFunc(held, func(u string) bool { return slices.Contains(refused, u) }), refused})
 	return nil
 }
 
@@ -320,6 +331,9 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, user string)
 	if err := g.canAdd(user, other); err != nil {
 		return err
 	}
+	if _, held := g.invitations(user, []string{other}); len(held) == 1 {
+		return g.inviteHeld(w, r, user, other)
+	}
 	before, _ := g.o.Groups.Members(r.PathValue("gid"))
 	grp, err := g.o.Groups.AddMember(r.PathValue("gid"), user, other)
 	if err != nil {
@@ -327,6 +341,7 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, user string)
 	}
 	if !slices.Contains(before, other) {
 		g.announceChange(grp, []string{other}, nil)
+		g.invite(r.Context(), user, grp, []string{other}, false)
 	}
 	writeJSON(w, http.StatusOK, grp)
 	return nil
@@ -338,6 +353,10 @@ func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, user stri
 		return g.groupErr(err)
 	}
 	g.announceChange(grp, nil, []string{r.PathValue("user")})
+	if r.PathValue("user") == user && g.o.Transport.IM != nil {
+		// Leaving refuses an invitation into the group.
+		_, _ = g.o.Transport.IM.ResolveRequest(r.Context(), user, requests.GroupID(grp.ID), im.RequestRefused)
+	}
 	writeJSON(w, http.StatusOK, grp)
 	return nil
 }

@@ -17,9 +17,16 @@ import (
 type userList struct {
 	name, flag string // the path segment, the flag of an answer ("blocked")
 	list       *userlists.List
+	blocks     bool // adding someone refuses its message requests (else accepts its DM request)
 }
 
-func (g *Gateway) blocks() *userList   { return g.userList("blocks", "blocked", g.o.Blocks) }
+func (g *Gateway) blocks() *userList {
+	l := g.userList("blocks", "blocked", g.o.Blocks)
+	if l != nil {
+		l.blocks = true
+	}
+	return l
+}
 func (g *Gateway) contacts() *userList { return g.userList("contacts", "contact", g.o.Contacts) }
 
 // userList is nil for a list the server was built without: its routes are
@@ -28,7 +35,7 @@ func (g *Gateway) userList(name, flag string, l *userlists.List) *userList {
 	if l == nil {
 		return nil
 	}
-	return &userList{name, flag, l}
+	return &userList{name: name, flag: flag, list: l}
 }
 
 // listAdd serves POST /{name} {"user"}.
@@ -37,7 +44,7 @@ func (g *Gateway) listAdd(l *userList) handler {
 		return nil
 	}
 	return func(w http.ResponseWriter, r *http.Request, user string) error {
-		return g.addToList(w, r, user, l.list, l.flag)
+		return g.addToList(w, r, user, l)
 	}
 }
 
@@ -62,11 +69,12 @@ func (g *Gateway) listGet(l *userList) handler {
 	}
 }
 
-func (g *Gateway) addToList(w http.ResponseWriter, r *http.Request, user string, list *userlists.List, flag string) error {
+func (g *Gateway) addToList(w http.ResponseWriter, r *http.Request, user string, l *userList) error {
 	other, err := g.decodeUser(r)
 	if err != nil {
 		return err
 	}
+	list, flag := l.list, l.flag
 	switch err := list.Add(user, other, g.o.Now().UnixMilli()); {
 	case errors.Is(err, userlists.ErrSelf):
 		return fail(http.StatusBadRequest, imerr.Invalid, "you cannot list yourself")
@@ -74,6 +82,9 @@ func (g *Gateway) addToList(w http.ResponseWriter, r *http.Request, user string,
 		return fail(http.StatusTooManyRequests, imerr.QuotaExceeded, "your list holds %d users already: remove one first", list.Max())
 	case err != nil:
 		return err
+	}
+	if other != user {
+		g.dropRequestsFrom(r.Context(), user, other, l.blocks)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": other, flag: true})
 	return nil

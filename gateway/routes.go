@@ -84,6 +84,11 @@ func (g *Gateway) apiRoutes() []route {
 		{"DELETE /api/v1/contacts/{user}", g.listRemove(g.contacts()), authUser, 0},
 		{"GET /api/v1/contacts", g.listGet(g.contacts()), authUser, 0},
 
+		// Message requests (requests.go).
+		{"GET /api/v1/requests", g.listRequests, authUser, 0},
+		{"POST /api/v1/requests/{id}/accept", g.acceptRequest, authUser, 0},
+		{"POST /api/v1/requests/{id}/refuse", g.refuseRequest, authUser, 0},
+
 		// Profiles, the directory and settings (profiles.go).
 		{"GET /api/v1/users/{id}", g.getUser, authUser, 0},
 		{"GET /api/v1/users/{id}/avatar", g.getAvatar, authUser, 0},

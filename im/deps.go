@@ -14,6 +14,8 @@ import (
 	"github.com/mqim/mqim/metrics"
 	"github.com/mqim/mqim/presence"
 	"github.com/mqim/mqim/ratelimit"
+	"github.com/mqim/mqim/requests"
+	"github.com/mqim/mqim/userlists"
 )
 
 // Deps are what the service needs.
@@ -33,6 +35,11 @@ type Deps struct {
 	// Hub is the fan-out: ephemeral events go out through it; chat
 	// messages reach it from the history store's commits.
 	Hub fanout.Hub
+	// Contacts is every user's contact list (writing to someone makes it
+	// a contact) and Requests the message requests (requests.go); nil:
+	// no contacts are kept, no requests raised.
+	Contacts *userlists.List
+	Requests *requests.Store
 }
 
 // AllowPublish takes one of user's publishes from the publish rate: the one

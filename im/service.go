@@ -248,9 +248,16 @@ func (h *Service) dm(r Request, t topic.Topic) (*imerr.Error, bool) {
 	m := draftMessage(d)
 	m.From, m.To = from, to
 	recipients := []string{to, from}
-	if to == from {
-		recipients = recipients[:1]
+	held, e := h.dmRequest(from, to, d.Body)
+	if e != nil {
+		return e, false
 	}
+	if to == from || held {
+		// Held: stored in the conversation, in the sender's feed only
+		// (requests.go).
+		recipients = []string{from}
+	}
+	h.wrote(from, to)
 	return h.store(r, "dm", conv, m, recipients)
 }
 

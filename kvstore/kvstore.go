@@ -11,6 +11,7 @@
 //	bl/ ct/  block lists (bl/{blocker}/{blocked}), contact
 //	lists (ct/{owner}/{contact})                              (userlists)
 //	pf/ av/  profiles (display name), avatar thumbnails       (profiles)
+//	rq/  message requests (rq/{recipient}/{request id})       (requests)
 //	m/ i/ uc/ rd/ id/ meta/  messages, feeds, conversations, read
 //	markers, idempotency keys, store metadata,
 //	ml/ j/  message ids, the journal of appends               (history)

@@ -19,9 +19,11 @@ import (
 func TestAttackMatrix(t *testing.T) {
 	s := imtest.Start(t, "", func(c *imtestConfig) { c.BodyLimit = 1024 })
 	tok := s.User("alice")
-	s.User("bob")
+	btok := s.User("bob")
 	s.User("carol")
-	s.MustAPI(201, "POST", "/api/v1/groups", s.Login("bob"), map[string]any{"id": "secret", "members": []string{"carol"}}, nil)
+	// alice is bob's contact: her DMs raise no message request, so bob's inbox holds only what this test counts.
+	s.MustAPI(200, "POST", "/api/v1/contacts", btok, map[string]string{"user": "alice"}, nil)
+	s.MustAPI(201, "POST", "/api/v1/groups", btok, map[string]any{"id": "secret", "members": []string{"carol"}}, nil)
 
 	alice := s.MustConnect("alice", imtest.ClientOpts{})
 	bob := s.MustConnect("bob", imtest.ClientOpts{})

@@ -112,6 +112,33 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	imtest.Eventually(t, "bob on n2 and carol on n3 get alice's DM from n1", 10*time.Second, func() bool {
 		return len(bobGot.get()) == 1 && len(carolGot.get()) == 1
 	})
+	// Message requests are shared state: alice's DM (through n1) is a
+	// request carol sees on n3, accepts on n2, and n3 then lists none.
+	carolTok := loginHTTP(t, nodes[2].HTTP, "carol")
+	imtest.Eventually(t, "n3 lists carol's request from alice", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[2].HTTP+"/api/v1/requests", carolTok, "")
+		return status == 200 && strings.Contains(body, `"dm:alice"`)
+	})
+	if status, body := apiCall(t, "POST", nodes[1].HTTP+"/api/v1/requests/dm:alice/accept", carolTok, ""); status != 200 {
+		t.Fatalf("accept on n2: %d %s", status, body)
+	}
+	imtest.Eventually(t, "n3 lists no request of carol's", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[2].HTTP+"/api/v1/requests", carolTok, "")
+		return status == 200 && !strings.Contains(body, `"dm:alice"`)
+	})
+	// So are contact lists: accepting on n2 made alice carol's contact on n1 too.
+	imtest.Eventually(t, "n1 lists alice as carol's contact", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[0].HTTP+"/api/v1/contacts", carolTok, "")
+		return status == 200 && strings.Contains(body, `"alice"`)
+	})
+	// And profiles: a display name set on n3 is what n2 shows.
+	if status, body := apiCall(t, "PUT", nodes[2].HTTP+"/api/v1/me/profile", carolTok, `{"display_name":"Carol C"}`); status != 200 {
+		t.Fatalf("profile on n3: %d %s", status, body)
+	}
+	imtest.Eventually(t, "n2 shows carol's display name", 10*time.Second, func() bool {
+		status, body := apiCall(t, "GET", nodes[1].HTTP+"/api/v1/users/carol", carolTok, "")
+		return status == 200 && strings.Contains(body, `"Carol C"`)
+	})
 	// A group made on n2 with members on every node.
 	bobTok := loginHTTP(t, nodes[1].HTTP, "bob")
 	status, body := apiCall(t, "POST", nodes[1].HTTP+"/api/v1/groups", bobTok, `{"id":"everywhere","members":["alice","carol"]}`)

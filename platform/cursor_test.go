@@ -161,7 +161,8 @@ func TestPlainDeviceBacklogInOrderAcrossRestart(t *testing.T) {
 func TestDeviceSessionCursor(t *testing.T) {
 	s := imtest.Start(t, "")
 	atok := s.User("alice")
-	s.User("bob")
+	// alice is bob's contact: her DMs raise no message request, so bob's inbox holds only what this test counts.
+	s.MustAPI(200, "POST", "/api/v1/contacts", s.User("bob"), map[string]string{"user": "alice"}, nil)
 	send := func(body string) {
 		t.Helper()
 		s.MustAPI(200, "POST", "/api/v1/publish", atok, map[string]any{"topic": "im/u/bob/dm/alice", "payload": `{"body":"` + body + `"}`}, nil)

@@ -37,6 +37,7 @@ import (
 	"github.com/mqim/mqim/quota"
 	"github.com/mqim/mqim/ratelimit"
 	"github.com/mqim/mqim/registry"
+	"github.com/mqim/mqim/requests"
 	"github.com/mqim/mqim/search"
 	"github.com/mqim/mqim/userlists"
 )
@@ -52,6 +53,7 @@ type Platform struct {
 	Blocks   *userlists.List
 	Contacts *userlists.List
 	Profiles *profiles.Store
+	Requests *requests.Store
 	History  *history.Badger
 	// Search is the message search index over History.
 	Search   *search.Index
@@ -88,6 +90,7 @@ type Stores struct {
 	Blocks   *userlists.List
 	Contacts *userlists.List
 	Profiles *profiles.Store
+	Requests *requests.Store
 }
 
 // changed takes in a key of the shared state another node wrote.
@@ -163,7 +166,8 @@ func openStores(cfg config.Config, db *badger.DB, space *kvstore.Space, w kvstor
 	if err != nil {
 		return nil, err
 	}
-	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Contacts: ct, Profiles: pf}, nil
+	rq := requests.Open(db, w, cfg.Limits.RequestsPerUser, space)
+	return &Stores{DB: db, Space: space, Accounts: acc, Groups: grp, Blocks: bl, Contacts: ct, Profiles: pf, Requests: rq}, nil
 }
 
 // Start opens everything and starts serving.
@@ -229,7 +233,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		st.changed(k)
 	}
 	openMu.Unlock()
-	p.Accounts, p.Groups, p.Blocks, p.Contacts, p.Profiles = st.Accounts, st.Groups, st.Blocks, st.Contacts, st.Profiles
+	p.Accounts, p.Groups, p.Blocks, p.Contacts, p.Profiles, p.Requests = st.Accounts, st.Groups, st.Blocks, st.Contacts, st.Profiles, st.Requests
 	local := fanout.NewLocal(nil) // routed into the broker once it exists
 	var hub fanout.Hub = local
 	// The search index follows this node's history (a cluster node's
@@ -299,7 +303,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: chatLog, Presence: pres,
 		Policy: p.Policy, Metrics: m, Limits: envelope.Limits{BodyBytes: cfg.BodyLimit}, Now: time.Now,
 		PublishRate: ratelimit.NewBuckets(cfg.Limits.PublishRate, cfg.Limits.PublishBurst, nil),
-		Hub:         hub,
+		Hub:         hub, Contacts: p.Contacts, Requests: p.Requests,
 	})
 	p.IM = svc
 	d := &hooks.Deps{

@@ -239,6 +239,8 @@ func TestLongPoll(t *testing.T) {
 	s := imtest.Start(t, "")
 	s.User("alice")
 	bobTok := s.User("bob")
+	// alice is bob's contact: her DMs raise no message request, so bob's inbox holds only what this test counts.
+	s.MustAPI(200, "POST", "/api/v1/contacts", bobTok, map[string]string{"user": "alice"}, nil)
 	alice := s.MustConnect("alice", imtest.ClientOpts{})
 	type pollResp struct {
 		Session, Cursor string

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -13,6 +14,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/mqim/mqim/kvstore"
 )
 
 func TestCleanDisplayName(t *testing.T) {
@@ -130,5 +135,38 @@ func TestThumbnail(t *testing.T) {
 				t.Fatalf("thumbnail is %v", b)
 			}
 		})
+	}
+}
+
+// TestChanged: a profile another node wrote is taken in by Changed (and
+// its removal); this node's own changes are in the cache at once.
+func TestChanged(t *testing.T) {
+	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := Open(db, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetDisplayName("alice", " Alice "); err != nil || s.Get("alice").DisplayName != "Alice" {
+		t.Fatalf("own change: %+v %v", s.Get("alice"), err)
+	}
+	other := kvstore.Local{DB: db}
+	if err := other.Commit(context.Background(), kvstore.Set([]byte("pf/bob"), []byte(`{"display_name":"Bob","dm_policy":"contacts"}`))); err != nil {
+		t.Fatal(err)
+	}
+	s.Changed([]byte("pf/bob"))
+	s.Changed([]byte("g/bob"))
+	if p := s.Get("bob"); p.DisplayName != "Bob" || p.DMPolicy != DMContacts {
+		t.Fatalf("another node's profile: %+v", p)
+	}
+	if err := other.Commit(context.Background(), kvstore.Batch{Delete: [][]byte{[]byte("pf/bob")}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Changed([]byte("pf/bob"))
+	if p := s.Get("bob"); p != (Profile{}) {
+		t.Fatalf("after removal: %+v", p)
 	}
 }

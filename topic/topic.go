@@ -28,6 +28,7 @@ const (
 	GroupTyping       // im/g/{gid}/typing: typing in a group, fanned out by the server
 	GroupEvent        // im/u/{user}/groups: the server tells a member a group changed
 	ProfileEvent      // im/u/{user}/profile: the server tells a user a peer's profile changed
+	RequestEvent      // im/u/{user}/requests: the server tells a user its message requests changed
 )
 
 // Topic is a parsed concrete im/ topic. Owner is the inbox owner ({to} or
@@ -79,6 +80,8 @@ func Parse(name string) (Topic, error) {
 		return Topic{Kind: GroupEvent, Owner: p[1]}, nil
 	case len(p) == 3 && p[0] == "u" && p[2] == "profile" && ValidUser(p[1]):
 		return Topic{Kind: ProfileEvent, Owner: p[1]}, nil
+	case len(p) == 3 && p[0] == "u" && p[2] == "requests" && ValidUser(p[1]):
+		return Topic{Kind: RequestEvent, Owner: p[1]}, nil
 	case len(p) == 4 && p[0] == "u" && ValidUser(p[1]):
 		owner := p[1]
 		if p[2] == "g" {
@@ -128,6 +131,8 @@ func (t Topic) String() string {
 		return "im/u/" + t.Owner + "/groups"
 	case ProfileEvent:
 		return "im/u/" + t.Owner + "/profile"
+	case RequestEvent:
+		return "im/u/" + t.Owner + "/requests"
 	}
 	return ""
 }

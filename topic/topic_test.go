@@ -22,6 +22,7 @@ func TestParse(t *testing.T) {
 		{"im/u/carol/sync", Topic{Kind: SyncReply, Owner: "carol"}, false},
 		{"im/u/carol/groups", Topic{Kind: GroupEvent, Owner: "carol"}, false},
 		{"im/u/carol/profile", Topic{Kind: ProfileEvent, Owner: "carol"}, false},
+		{"im/u/carol/requests", Topic{Kind: RequestEvent, Owner: "carol"}, false},
 		{"im/u/Bob/dm/alice", Topic{}, true},
 		{"im/u/bob/dm/", Topic{}, true},
 		{"im/u/bob/dm/alice/extra", Topic{}, true},

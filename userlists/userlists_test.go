@@ -1,6 +1,7 @@
 package userlists
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -81,5 +82,23 @@ func TestList(t *testing.T) {
 	}
 	if err := l.Add("alice", "dave", 9); err != nil {
 		t.Fatalf("room after Remove: %v", err)
+	}
+	// Another node's write reaches the database; Changed takes it in, and
+	// ignores keys of other lists.
+	other := kvstore.Local{DB: db}
+	if err := other.Commit(context.Background(), kvstore.Set([]byte("ct/erin/frank"), []byte{0, 0, 0, 0, 0, 0, 0, 7})); err != nil {
+		t.Fatal(err)
+	}
+	l.Changed([]byte("ct/erin/frank"))
+	l.Changed([]byte("bl/erin/frank"))
+	if !l.Has("erin", "frank") || l.Entries("erin")[0].Since != 7 {
+		t.Fatal("another node's contact not taken in")
+	}
+	if err := other.Commit(context.Background(), kvstore.Batch{Delete: [][]byte{[]byte("ct/erin/frank")}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Changed([]byte("ct/erin/frank"))
+	if l.Has("erin", "frank") || len(l.Holders("frank")) != 0 {
+		t.Fatal("another node's removal not taken in")
 	}
 }

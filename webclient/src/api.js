@@ -166,6 +166,38 @@ export class Api {
     return this.request('POST', `/groups/${encodeURIComponent(gid)}/owner`, { user });
   }
 
+  /**
+   * GET of a binary resource (an avatar) with the token, as a Blob.
+   * @param {string} path below the base, e.g. "/users/bob/avatar?v=..."
+   */
+  async blob(path) {
+    const res = await fetch(this.base + path, { headers: { Authorization: `Bearer ${this.token}` }, credentials: 'omit' });
+    if (!res.ok) throw new ApiError(res.status, 'http', `GET ${path}: HTTP ${res.status}`);
+    return res.blob();
+  }
+
+  /**
+   * PUT /me/avatar with the image itself as the body.
+   * @param {Blob} image
+   */
+  async putAvatar(image) {
+    let res;
+    try {
+      res = await fetch(`${this.base}/me/avatar`, {
+        method: 'PUT', body: image, credentials: 'omit',
+        headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': image.type || 'application/octet-stream' },
+      });
+    } catch (err) {
+      throw new ApiError(0, 'network', `network error: ${err.message}`);
+    }
+    const data = await res.json().catch(() => null);
+    if (!res.ok) {
+      const e = data && data.error ? data.error : {};
+      throw new ApiError(res.status, e.code || 'http', e.message || `PUT /me/avatar: HTTP ${res.status}`);
+    }
+    return data;
+  }
+
   /** @param {string[]} users */
   presence(users) {
     return this.request('GET', `/presence?${new URLSearchParams({ users: users.join(',') })}`);

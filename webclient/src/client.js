@@ -24,6 +24,7 @@ import { ApiError } from './api.js';
 import { humanError } from './errors.js';
 import { Connection, claimDevice } from './connection.js';
 import { defaultBodyBytes } from './limits.js';
+import { People } from './people.js';
 import { MessageStore, RecentList } from './store.js';
 import {
   convOf, dmConv, groupConv, parseTopic, presenceTopic, receiptTopic, sendTopic, splitConv,
@@ -88,6 +89,12 @@ export class ChatClient extends EventTarget {
     this.away = false;
     /** The server's message body limit in bytes (GET /api/v1/connect). */
     this.bodyLimit = defaultBodyBytes;
+    /** Names, avatars, contacts, blocks and message requests (people.js). */
+    this.people = new People(api, user);
+    this.people.addEventListener('change', () => {
+      this.emit('conversations');
+      if (this.view) this.emit('view', { conv: this.view.conv, kind: 'update' });
+    });
   }
 
   emit(type, detail = {}) {
@@ -166,6 +173,7 @@ export class ChatClient extends EventTarget {
     this.refreshConversations().catch((err) => console.warn('mqim: conversations', err));
     this.refreshGroups().catch(() => {});
     this.refreshPresence().catch(() => {});
+    this.people.refresh().catch((err) => console.warn('mqim: people', err));
   }
 
   /** Walks GET /sync from the stored cursor to the end. One run at a time. */
@@ -303,6 +311,12 @@ export class ChatClient extends EventTarget {
         break;
       case 'groups':
         this.handleGroupEvent(parseJSON(text) || {});
+        break;
+      case 'profile':
+        this.people.setProfile(parseJSON(text));
+        break;
+      case 'requests':
+        this.people.handleRequestEvent(parseJSON(text));
         break;
       default:
         // signal/... belong to file transfer, which listens on the connection itself.

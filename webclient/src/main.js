@@ -12,6 +12,7 @@ import { ChatPane } from './ui/chat.js';
 import { groupInfoDialog, newChatDialog, newGroupDialog } from './ui/dialogs.js';
 import { h } from './ui/dom.js';
 import { renderLogin } from './ui/login.js';
+import { attachPeople, peopleBar, requestEntries } from './ui/people.js';
 import { Notifications } from './ui/notifications.js';
 import { SearchPanel } from './ui/search.js';
 import { Sidebar } from './ui/sidebar.js';
@@ -134,10 +135,15 @@ function startApp(session) {
   chat = new ChatPane(c, {
     onBack: () => navigate(''),
     onGroupInfo: (gid) => groupInfoDialog(c, gid, () => navigate('')),
-    onShow: (conv, parts) => attachComposer(chat, conv, parts, transfers, c),
+    onShow: (conv, parts) => {
+      attachComposer(chat, conv, parts, transfers, c);
+      attachPeople(chat, conv, c, (to) => navigate(to));
+    },
   });
   const notes = new Notifications(c, { onOpen: (conv) => navigate(conv) });
   sidebar.el.insertBefore(notes.prompt, sidebar.list);
+  sidebar.el.insertBefore(peopleBar(c, (to) => navigate(to)), sidebar.list);
+  c.people.addEventListener('change', () => requestEntries(c));
   transfers = new Transfers(c);
   // For tests, and for trying transfer resume from the console.
   window.mqimDebug = { transfers };

@@ -27,14 +27,14 @@ export function titleWith(base, n) {
  * null when none is due.
  * @param {{from: string, body?: string, type?: string, group?: string}} m
  * @param {{conv: string, kind: string, name?: string, muted?: boolean}} e
- * @param {{me: string, hidden: boolean, sound?: boolean}} ctx
+ * @param {{me: string, hidden: boolean, sound?: boolean, name?: (id: string) => string}} ctx a user's display name: `name`
  * @returns {{title: string, body: string, tag: string, silent: boolean} | null}
  */
-export function notificationFor(m, e, { me, hidden, sound = false }) {
+export function notificationFor(m, e, { me, hidden, sound = false, name = (id) => id }) {
   if (!hidden || !e || e.muted || m.from === me) return null;
   const text = m.type === 'file' ? `File: ${m.body || ''}` : m.type && m.type !== 'text' ? `[${m.type}]` : (m.body || '');
   const body = text.length > 140 ? `${text.slice(0, 139)}…` : text;
-  const title = e.kind === 'group' ? `${m.from} in ${e.name || e.conv}` : m.from;
+  const title = e.kind === 'group' ? `${name(m.from)} in ${e.name || e.conv}` : name(m.from);
   // One notification per conversation: a newer one replaces it (same tag).
   return { title, body, tag: e.conv, silent: !sound };
 }

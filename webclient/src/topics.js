@@ -55,7 +55,7 @@ export function convOf(me, msg) {
 /**
  * Parses a topic delivered to `me`.
  * @returns {{kind: string, other?: string} | null} kind is one of
- *   dm, g, receipt, typing, signal, error, groups, presence; null for anything else.
+ *   dm, g, receipt, typing, signal, error, groups, profile, requests, presence; null for anything else.
  */
 export function parseTopic(me, topic) {
   const parts = topic.split('/');
@@ -64,6 +64,7 @@ export function parseTopic(me, topic) {
   if (parts[1] !== 'u' || parts[2] !== me) return null;
   if (parts.length === 4 && parts[3] === 'error') return { kind: 'error' };
   if (parts.length === 4 && parts[3] === 'groups') return { kind: 'groups' };
+  if (parts.length === 4 && (parts[3] === 'profile' || parts[3] === 'requests')) return { kind: parts[3] };
   if (parts.length === 5) return { kind: parts[3], other: parts[4] };
   return null;
 }

@@ -3,7 +3,8 @@
 import { checkBody } from '../limits.js';
 import { presenceLine } from '../presence.js';
 import { splitConv } from '../topics.js';
-import { avatar, clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
+import { clock, colorClass, dayKey, dayLabel, h, icon, linkify } from './dom.js';
+import { nameOf, personAvatar } from './people.js';
 import { presenceOf } from './sidebar.js';
 import { ComposeMode, decorateRow, editedMark, replyQuote, retractedBody } from './msgactions.js';
 import { fileCard } from './transfer.js';
@@ -138,18 +139,18 @@ export class ChatPane {
     const c = this.client;
     const e = c.recent.get(this.conv) || {};
     const isGroup = this.kind === 'group';
-    const display = e.name || this.name;
+    const display = nameOf(c, { kind: this.kind, peer: this.name, name: e.name || this.name, conv: this.conv });
     this.title.textContent = display;
     const p = isGroup ? undefined : presenceOf(c, this.name);
-    this.avatarSlot.replaceChildren(avatar(display, { presence: p, group: isGroup }));
+    this.avatarSlot.replaceChildren(personAvatar(c, isGroup ? display : this.name, { presence: p, group: isGroup }));
     const typer = c.typingIn(this.conv);
     if (typer) {
-      this.sub.textContent = isGroup ? `${typer} is typing…` : 'typing…';
+      this.sub.textContent = isGroup ? `${c.people.name(typer)} is typing…` : 'typing…';
       this.sub.dataset.status = 'typing';
     } else if (isGroup) {
       const g = c.groups.get(this.name);
       const n = g && g.members ? g.members.length : 0;
-      this.sub.textContent = n ? `${n} members · ${g.members.join(', ')}` : 'Group';
+      this.sub.textContent = n ? `${n} members · ${g.members.map((u) => c.people.name(u)).join(', ')}` : 'Group';
       this.sub.dataset.status = 'group';
     } else {
       this.sub.textContent = presenceLine(c.presence.get(this.name), Date.now());
@@ -163,7 +164,7 @@ export class ChatPane {
     this.typingLine.hidden = !typer;
     this.form.hidden = !!e.left;
     this.leftNote.hidden = !e.left;
-    this.typingLine.querySelector('.typing-text').textContent = typer ? `${typer} is typing` : '';
+    this.typingLine.querySelector('.typing-text').textContent = typer ? `${c.people.name(typer)} is typing` : '';
   }
 
   setState({ state, reason = '' }) {
@@ -186,7 +187,8 @@ export class ChatPane {
     const s = this.scroller;
     const top = s.scrollTop;
     const fromBottom = s.scrollHeight - s.scrollTop - s.clientHeight;
-    const msgs = c.viewMessages();
+    // A blocked sender's group messages are hidden (people.js).
+    const msgs = c.viewMessages().filter((m) => c.people.visible(m));
     const isGroup = this.kind === 'group';
     const nodes = [];
     let prevDay = '';
@@ -216,7 +218,7 @@ export class ChatPane {
         class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}${m.retracted ? ' retracted' : ''}`,
         dataset: { seq: m.seq === undefined ? '' : String(m.seq), id: m.id || '', cid: m.cid || '', from: m.from, state },
       });
-      if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: m.from }));
+      if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: c.people.name(m.from) }));
       row.append(bubble);
       decorateRow(row, m, this.msgCtx);
       if (m.pending === 'failed') {

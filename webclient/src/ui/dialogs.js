@@ -3,11 +3,12 @@
 
 import { humanError } from '../errors.js';
 import { validUser } from '../topics.js';
-import { avatar, h, icon } from './dom.js';
+import { h, icon } from './dom.js';
+import { personAvatar } from './people.js';
 import { presenceOf } from './sidebar.js';
 
-/** Shows a <dialog> built from `content`; resolves when it closes. */
-function modal(id, title, content) {
+/** Shows a <dialog> built from `content`; removed once closed. */
+export function modal(id, title, content) {
   const dlg = h('dialog', { class: 'dialog', id },
     h('header', { class: 'dialog-head' },
       h('h2', { text: title }),
@@ -163,8 +164,8 @@ export async function groupInfoDialog(client, gid, onLeft) {
     list.replaceChildren(...(g.members || []).map((u) => {
       const canRemove = u === client.me ? !iOwn : iOwn;
       return h('li', { class: 'member', dataset: { user: u } },
-        avatar(u, { presence: presenceOf(client, u), size: 'sm' }),
-        h('span', { class: 'member-name' }, u, u === owner ? h('span', { class: 'tag', text: 'owner' }) : null),
+        personAvatar(client, u, { presence: presenceOf(client, u), size: 'sm' }),
+        h('span', { class: 'member-name' }, client.people.name(u), ' ', h('span', { class: 'user-id', text: `@${u}` }), u === owner ? h('span', { class: 'tag', text: 'owner' }) : null),
         iOwn && u !== client.me ? h('button', {
           class: 'btn subtle small', type: 'button', dataset: { owner: u }, text: 'Make owner',
           'aria-label': `Make ${u} the owner`,

@@ -112,13 +112,15 @@ export function initials(name) {
 }
 
 /**
- * A round avatar with initials and, optionally, a presence dot.
+ * A round avatar with initials (or the picture at `src`) and, optionally, a
+ * presence dot.
  * @param {string} name
- * @param {{presence?: string, group?: boolean, size?: string}} [o]
+ * @param {{presence?: string, group?: boolean, size?: string, src?: string}} [o]
  */
-export function avatar(name, { presence, group = false, size = '' } = {}) {
+export function avatar(name, { presence, group = false, size = '', src = '' } = {}) {
   const el = h('span', { class: `avatar ${colorClass(name)} ${size}`.trim(), 'aria-hidden': 'true' });
   if (group) el.append(icon('group', 'avatar-icon'));
+  else if (src) el.append(h('img', { class: 'avatar-img', src, alt: '' }));
   else el.textContent = initials(name);
   if (presence) el.append(h('span', { class: `dot ${presence}`, dataset: { status: presence } }));
   return el;

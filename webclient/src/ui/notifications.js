@@ -50,7 +50,7 @@ export class Notifications {
   incoming(conv, msg) {
     if (!this.supported || Notification.permission !== 'granted') return;
     const e = this.client.recent.get(conv);
-    const n = notificationFor(msg, e, { me: this.client.me, hidden: document.visibilityState === 'hidden' });
+    const n = notificationFor(msg, e, { me: this.client.me, hidden: document.visibilityState === 'hidden', name: (id) => this.client.people.name(id) });
     if (!n) return;
     try {
       const note = new Notification(n.title, { body: n.body, tag: n.tag, silent: n.silent, icon: 'icon.svg' });

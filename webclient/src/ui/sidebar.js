@@ -1,7 +1,8 @@
 // @ts-check
 // The sidebar: who I am, connection state, and the conversation list.
 
-import { avatar, h, icon, shortWhen } from './dom.js';
+import { h, icon, shortWhen } from './dom.js';
+import { nameOf, personAvatar, withRequests } from './people.js';
 
 const stateText = { connecting: 'Connecting…', online: 'Online', offline: 'Offline' };
 const transportText = { websocket: 'WebSocket', sse: 'HTTP stream', poll: 'HTTP polling' };
@@ -30,7 +31,7 @@ export class Sidebar {
     });
     this.el = h('aside', { class: 'sidebar' },
       h('header', { class: 'side-head' },
-        avatar(client.me, { size: 'sm' }),
+        this.meAvatar = h('span', { class: 'me-avatar' }),
         h('div', { class: 'me' }, h('strong', { class: 'me-name', id: 'me-name', text: client.me }), this.connState),
         h('div', { class: 'head-actions' },
           h('button', { class: 'icon-btn', type: 'button', id: 'new-chat', title: 'New chat', 'aria-label': 'New chat', onclick: actions.onNewChat }, icon('edit')),
@@ -54,10 +55,12 @@ export class Sidebar {
 
   render() {
     const c = this.client;
+    this.meAvatar.replaceChildren(personAvatar(c, c.me, { size: 'sm' }));
+    this.el.querySelector('#me-name').textContent = c.people.name(c.me);
     const open = c.view ? c.view.conv : '';
     let entries = c.recent.list();
     if (this.filter) entries = entries.filter((e) => (e.name || '').toLowerCase().includes(this.filter) || e.conv.includes(this.filter));
-    if (!entries.length) {
+    if (!entries.length && !c.people.pending().length) {
       this.list.replaceChildren(h('li', { class: 'empty-list' },
         h('p', { text: this.filter ? 'No conversation matches.' : 'No conversations yet.' }),
         this.filter ? null : h('button', { class: 'btn primary', type: 'button', text: 'Start a chat', onclick: this.actions.onNewChat })));
@@ -68,9 +71,9 @@ export class Sidebar {
       const p = isGroup ? undefined : presenceOf(c, e.peer);
       const typer = c.typingIn(e.conv);
       let preview;
-      if (typer) preview = h('span', { class: 'typing-preview', text: isGroup ? `${typer} is typing…` : 'typing…' });
+      if (typer) preview = h('span', { class: 'typing-preview', text: isGroup ? `${c.people.name(typer)} is typing…` : 'typing…' });
       else if (e.last) {
-        const who = e.last.from === c.me ? 'You: ' : isGroup ? `${e.last.from}: ` : '';
+        const who = e.last.from === c.me ? 'You: ' : isGroup ? `${c.people.name(e.last.from)}: ` : '';
         preview = h('span', { text: who + (e.last.type === 'text' ? e.last.body : e.last.type === 'file' ? `File: ${e.last.body}` : `[${e.last.type}]`) });
       } else preview = h('span', { class: 'muted', text: isGroup ? 'New group' : 'Say hello 👋' });
       const unread = e.unread > 0 && e.conv !== open;
@@ -78,10 +81,10 @@ export class Sidebar {
         class: `conv${e.conv === open ? ' active' : ''}${unread ? ' unread' : ''}${e.muted ? ' silenced' : ''}`,
         dataset: { conv: e.conv },
       }, h('button', { type: 'button', class: 'conv-btn', onclick: () => this.actions.onOpen(e.conv) },
-        avatar(e.name || e.conv, { presence: p, group: isGroup }),
+        isGroup ? personAvatar(c, e.name || e.conv, { group: true }) : personAvatar(c, e.peer, { presence: p }),
         h('span', { class: 'conv-main' },
           h('span', { class: 'conv-top' },
-            h('span', { class: 'conv-name', text: e.name || e.conv }),
+            h('span', { class: 'conv-name', text: nameOf(c, e) }),
             e.muted ? icon('bellOff', 'muted-icon') : null,
             !isGroup && c.presence.get(e.peer)?.device ? h('span', { class: 'device-badge', text: 'device', title: 'A device account (sensor, bot), not a person' }) : null,
             h('span', { class: 'conv-time', text: e.last ? shortWhen(e.last.ts) : '' })),
@@ -89,7 +92,7 @@ export class Sidebar {
             h('span', { class: 'conv-preview' }, preview),
             unread ? h('span', { class: 'badge', text: e.unread > 99 ? '99+' : String(e.unread), 'aria-label': `${e.unread} unread` }) : null))));
     });
-    this.list.replaceChildren(...items);
+    this.list.replaceChildren(...withRequests(c, entries, items));
   }
 }
 

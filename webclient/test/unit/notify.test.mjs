@@ -29,3 +29,10 @@ test('when a notification is due, and what it says', () => {
   ];
   for (const [m, e, ctx, want] of cases) assert.deepEqual(notificationFor(m, e, ctx), want, JSON.stringify([m, e.muted, ctx]));
 });
+
+test('a notification names the sender by its display name when given', () => {
+  const name = (id) => ({ bob: 'Bob B' })[id] || id;
+  const ctx = { me: 'alice', hidden: true, name };
+  assert.equal(notificationFor({ from: 'bob', body: 'hi' }, { conv: 'dm:bob', kind: 'dm', name: 'bob' }, ctx).title, 'Bob B');
+  assert.equal(notificationFor({ from: 'cat', body: 'yo', group: 'g1' }, { conv: 'g:g1', kind: 'group', name: 'Trip' }, ctx).title, 'cat in Trip');
+});
