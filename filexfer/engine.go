@@ -447,6 +447,10 @@ func (e *Engine) hashLoop() {
 		if errors.Is(err, errHashStopped) {
 			continue
 		}
+		if err != nil {
+			e.failRead(o, fmt.Errorf("%w: hash %q: %w", ErrIO, info.Name, err))
+			continue
+		}
 		e.announce.Lock()
 		e.mu.Lock()
 		if o.ended {
@@ -455,19 +459,29 @@ func (e *Engine) hashLoop() {
 			continue
 		}
 		ch := e.ch
-		if err != nil {
-			r := e.endOutLocked(o, fmt.Errorf("%w: hash %q: %w", ErrIO, info.Name, err), false)
-			e.mu.Unlock()
-			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: ReasonIO}})
-			e.announce.Unlock()
-			e.report(r)
-			continue
-		}
 		o.info.SHA256 = sum
 		e.mu.Unlock()
 		e.sendFrames(ch, []*Frame{{Type: TypeDigest, FileID: info.ID, SHA256: sum}})
 		e.announce.Unlock()
 	}
+}
+
+// failRead ends an outgoing file whose source could not be read (unless it
+// ended meanwhile) and tells the peer, after the file's Describe (announce).
+func (e *Engine) failRead(o *outgoing, err error) {
+	e.announce.Lock()
+	e.mu.Lock()
+	if o.ended {
+		e.mu.Unlock()
+		e.announce.Unlock()
+		return
+	}
+	r := e.endOutLocked(o, err, false)
+	ch := e.ch
+	e.mu.Unlock()
+	e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: o.info.ID, Reason: ReasonIO}})
+	e.announce.Unlock()
+	e.report(r)
 }
 
 // hashSource returns the SHA-256 of src's first size bytes, or
@@ -878,15 +892,7 @@ func (e *Engine) sendLoop() {
 		}
 		data := buf[:n]
 		if _, err := src.ReadAt(data, int64(c)*int64(info.ChunkSize)); err != nil && !(err == io.EOF && n > 0) {
-			e.mu.Lock()
-			if o.ended {
-				e.mu.Unlock()
-				continue // ended while it was being read
-			}
-			r := e.endOutLocked(o, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err), false)
-			e.mu.Unlock()
-			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: ReasonIO}})
-			e.report(r)
+			e.failRead(o, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err))
 			continue
 		}
 		frame := Frame{Type: TypeChunk, FileID: info.ID, ChunkID: c, Data: data}

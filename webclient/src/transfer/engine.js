@@ -212,11 +212,7 @@ export class TransferEngine {
         }
       }
     } catch (err) {
-      if (!o.ended) {
-        const r = this.endOut(o, new TransferError(TransferErrorCode.IO, `hash ${info.name}: ${err.message}`), false);
-        this.sendFrames([{ type: FrameType.CANCEL, fileID: info.fileID, reason: CancelReason.IO }]);
-        this.onDone(r);
-      }
+      this.failRead(o, `hash ${info.name}: ${err.message}`);
       return;
     }
     if (o.ended) return;
@@ -408,6 +404,14 @@ export class TransferEngine {
     this.serve();
   }
 
+  /** Ends an outgoing file whose source could not be read (unless it ended already). */
+  failRead(o, why) {
+    if (o.ended) return;
+    const r = this.endOut(o, new TransferError(TransferErrorCode.IO, why), false);
+    this.sendFrames([{ type: FrameType.CANCEL, fileID: o.info.fileID, reason: CancelReason.IO }]);
+    this.onDone(r);
+  }
+
   /** Serves queued requests one chunk at a time, awaiting the channel's backpressure. */
   async serve() {
     if (this.sending) return;
@@ -427,11 +431,7 @@ export class TransferEngine {
         try {
           data = await readBytes(o.source, c * info.chunkSize, c * info.chunkSize + chunkLen(info, c));
         } catch (err) {
-          if (!o.ended) {
-            const r = this.endOut(o, new TransferError(TransferErrorCode.IO, `read ${info.name}: ${err.message}`), false);
-            this.sendFrames([{ type: FrameType.CANCEL, fileID: info.fileID, reason: CancelReason.IO }]);
-            this.onDone(r);
-          }
+          this.failRead(o, `read ${info.name}: ${err.message}`);
           continue;
         }
         if (o.ended) continue;
