@@ -395,3 +395,25 @@ func TestHashingStops(t *testing.T) {
 		})
 	}
 }
+
+// failingHash fails the hashing pass (reads larger than a chunk).
+type failingHash []byte
+
+func (f failingHash) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) > DefaultChunkSize {
+		return 0, errors.New("disk gone")
+	}
+	return bytes.NewReader(f).ReadAt(p, off)
+}
+
+func TestHashReadErrorEndsFile(t *testing.T) {
+	pp := newPeerPair(t, Config{}, nil)
+	data := failingHash(randomBytes(2*hashBlock, 12))
+	info, _ := pp.a.SendFile("f", "", data, int64(len(data)))
+	pp.waitBothDone(t, info.ID, ErrIO)
+	for _, r := range pp.resultsFor(info.ID) {
+		if r.Remote != (r.Dir == Receiving) {
+			t.Fatalf("%s result Remote=%v", r.Dir, r.Remote)
+		}
+	}
+}

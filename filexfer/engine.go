@@ -448,27 +448,17 @@ func (e *Engine) hashLoop() {
 			continue
 		}
 		if err != nil {
-			e.failRead(o, fmt.Errorf("%w: hash %q: %w", ErrIO, info.Name, err))
-			continue
+			err = fmt.Errorf("%w: hash %q: %w", ErrIO, info.Name, err)
 		}
-		e.announce.Lock()
-		e.mu.Lock()
-		if o.ended {
-			e.mu.Unlock()
-			e.announce.Unlock()
-			continue
-		}
-		ch := e.ch
-		o.info.SHA256 = sum
-		e.mu.Unlock()
-		e.sendFrames(ch, []*Frame{{Type: TypeDigest, FileID: info.ID, SHA256: sum}})
-		e.announce.Unlock()
+		e.announceOut(o, sum, err)
 	}
 }
 
-// failRead ends an outgoing file whose source could not be read (unless it
-// ended meanwhile) and tells the peer, after the file's Describe (announce).
-func (e *Engine) failRead(o *outgoing, err error) {
+// announceOut tells the peer, never before the file's Describe (announce),
+// the SHA-256 of an outgoing file (a Digest), or, when readErr says its
+// source could not be read, that it ended (Cancel ReasonIO; the Result
+// carries readErr). A file that ended meanwhile is left alone.
+func (e *Engine) announceOut(o *outgoing, sum [32]byte, readErr error) {
 	e.announce.Lock()
 	e.mu.Lock()
 	if o.ended {
@@ -476,12 +466,19 @@ func (e *Engine) failRead(o *outgoing, err error) {
 		e.announce.Unlock()
 		return
 	}
-	r := e.endOutLocked(o, err, false)
 	ch := e.ch
+	f := &Frame{Type: TypeDigest, FileID: o.info.ID, SHA256: sum}
+	var results []Result
+	if readErr != nil {
+		results = append(results, e.endOutLocked(o, readErr, false))
+		f = &Frame{Type: TypeCancel, FileID: o.info.ID, Reason: ReasonIO}
+	} else {
+		o.info.SHA256 = sum
+	}
 	e.mu.Unlock()
-	e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: o.info.ID, Reason: ReasonIO}})
+	e.sendFrames(ch, []*Frame{f})
 	e.announce.Unlock()
-	e.report(r)
+	e.report(results...)
 }
 
 // hashSource returns the SHA-256 of src's first size bytes, or
@@ -892,7 +889,7 @@ func (e *Engine) sendLoop() {
 		}
 		data := buf[:n]
 		if _, err := src.ReadAt(data, int64(c)*int64(info.ChunkSize)); err != nil && !(err == io.EOF && n > 0) {
-			e.failRead(o, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err))
+			e.announceOut(o, [32]byte{}, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err))
 			continue
 		}
 		frame := Frame{Type: TypeChunk, FileID: info.ID, ChunkID: c, Data: data}
