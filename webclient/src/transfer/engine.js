@@ -53,8 +53,12 @@ const hashKnown = (info) => info.sha256.some((b) => b !== 0);
 // BlockSource blocks, so these reads go to the file directly and do not
 // evict the blocks the chunks are being served from.
 const HASH_BLOCK = 2 << 20;
-// How long hashing may hold the event loop before it lets other tasks run.
-const HASH_SLICE_MS = 50;
+// Hashing holds the event loop at most about this long before it lets
+// other tasks run (chunk requests, the data channel's events, the UI): it
+// hashes a read in pieces of HASH_PIECE bytes (~2 ms each) and looks at
+// the clock between them.
+const HASH_SLICE_MS = 10;
+const HASH_PIECE = 256 << 10;
 
 /**
  * Adapts an RTCDataChannel: send() resolves once the frame is queued and
@@ -201,14 +205,19 @@ export class TransferEngine {
   async hashOut(o) {
     const { info, source } = o;
     const h = new SHA256();
-    let held = performance.now();
     try {
+      await nextTask(); // whatever is queued already (a request for this file) goes first
+      let held = performance.now();
       for (let off = 0; off < info.size; off += HASH_BLOCK) {
         if (o.ended) return;
-        h.update(await readBytes(source, off, Math.min(off + HASH_BLOCK, info.size)));
-        if (performance.now() - held > HASH_SLICE_MS) {
-          await nextTask();
-          held = performance.now();
+        const bytes = await readBytes(source, off, Math.min(off + HASH_BLOCK, info.size));
+        for (let i = 0; i < bytes.length; i += HASH_PIECE) {
+          if (performance.now() - held > HASH_SLICE_MS) {
+            await nextTask();
+            if (o.ended) return;
+            held = performance.now();
+          }
+          h.update(bytes.subarray(i, i + HASH_PIECE));
         }
       }
     } catch (err) {
