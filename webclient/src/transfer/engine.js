@@ -160,10 +160,10 @@ export class TransferEngine {
 
   /** Makes ch the current channel; unfinished transfers resume on it. */
   attach(ch) {
-    // A file hashed by now is described with its SHA-256, standing in for a
-    // digest frame that may have been lost with the old channel.
     if (this.ch) this.detachCurrent();
     this.ch = ch;
+    // A file hashed by now is described with its SHA-256, standing in for a
+    // digest frame that may have been lost with the old channel.
     for (const o of this.out.values()) if (!o.ended) this.sendFrames([describeFrame(o.info)]);
     for (const f of this.in.values()) this.sendFrames(this.pump(f));
     this.serve();
