@@ -66,7 +66,10 @@ func (d Direction) String() string {
 	return "receiving"
 }
 
-// FileInfo describes a file, as carried by a Describe frame.
+// FileInfo describes a file, as carried by a Describe frame. SHA256 is
+// all zero until the sender has hashed the file: a sender describes a file
+// at once and sends the hash in a Digest frame when it has read the file
+// through (the Result of a file that arrived intact always carries it).
 type FileInfo struct {
 	ID        string
 	Name      string
@@ -74,6 +77,19 @@ type FileInfo struct {
 	Size      uint64
 	SHA256    [32]byte
 	ChunkSize uint32
+}
+
+// hashKnown reports whether fi carries the file's SHA-256 (a Describe sent
+// before the sender had hashed the file carries zeros: "digest follows").
+func (fi FileInfo) hashKnown() bool { return fi.SHA256 != [32]byte{} }
+
+// sameFile reports whether a and b describe the same file, where a hash
+// not known yet matches any.
+func sameFile(a, b FileInfo) bool {
+	if !a.hashKnown() || !b.hashKnown() {
+		a.SHA256, b.SHA256 = [32]byte{}, [32]byte{}
+	}
+	return a == b
 }
 
 // Chunks returns the number of chunks of the file.
@@ -149,7 +165,8 @@ type Config struct {
 	// StallTimeout ends an accepted incoming file with ErrStalled (Cancel to
 	// the sender) when no new chunk has arrived for this long, connected or
 	// not, so a sender that vanished does not hold the receiver's file open
-	// forever (default 2 minutes; negative: never).
+	// forever (default 2 minutes; negative: never). A file whose chunks are
+	// all in waits this long for the sender's Digest.
 	StallTimeout time.Duration
 }
 
@@ -171,6 +188,9 @@ type Engine struct {
 	cfg Config
 
 	rx sync.Mutex // serialises HandleFrame, so chunk writes are ordered before verification
+	// announce is held (before mu) while a Describe or Digest is sent, so
+	// that a file's Digest never overtakes its Describe on a channel.
+	announce sync.Mutex
 
 	mu     sync.Mutex
 	ch     Channel
@@ -180,6 +200,8 @@ type Engine struct {
 	ended  []string // ids of ended incoming files, oldest first (see maxEndedIncoming)
 	queue  []queued // chunks to send, in request order
 	wake   chan struct{}
+	hashq  []*outgoing // files to hash, in SendFile order (see hashLoop)
+	hashed chan struct{}
 	closed bool
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -199,12 +221,13 @@ type meter struct {
 }
 
 type outgoing struct {
-	info  FileInfo
+	info  FileInfo // info.SHA256 is set once hashLoop has read src through
 	src   io.ReaderAt
 	sent  []bool
 	meter meter
 	stats Stats
 	ended bool
+	stop  chan struct{} // closed when the file ends: hashLoop stops reading it
 }
 
 // incoming is a file being received. Its per-chunk state (have, asked) is
@@ -222,9 +245,14 @@ type incoming struct {
 	inflight map[uint32]inflightReq
 	seq      uint64
 	asked    bitset    // asked for at least once
-	lastData time.Time // Accept, or the last new chunk (see Config.StallTimeout)
+	lastData time.Time // Accept, the last new chunk, or the sink hashed (see Config.StallTimeout)
 	meter    meter
 	stats    Stats
+	// verifying is set when every chunk is in and verify hashes the sink;
+	// sum is what it found when the sender's hash was not known yet: the
+	// Digest, when it comes, is checked against it.
+	verifying bool
+	sum       *[32]byte
 }
 
 // bitset is one bit per chunk.
@@ -265,15 +293,17 @@ func NewEngine(cfg Config) *Engine {
 		cfg.StallTimeout = 2 * time.Minute
 	}
 	e := &Engine{
-		cfg:  cfg,
-		out:  make(map[string]*outgoing),
-		in:   make(map[string]*incoming),
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		cfg:    cfg,
+		out:    make(map[string]*outgoing),
+		in:     make(map[string]*incoming),
+		wake:   make(chan struct{}, 1),
+		hashed: make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go e.sendLoop()
 	go e.tickLoop()
+	go e.hashLoop()
 	return e
 }
 
@@ -285,9 +315,13 @@ func NewFileID() string {
 }
 
 // Attach makes ch the engine's channel (replacing any other). Files being
-// sent are described again and files being received ask for what they
-// still lack, so a transfer resumes where it stopped.
+// sent are described again (with their SHA-256 if it is known by now, which
+// stands in for a Digest lost with the old channel) and files being
+// received ask for what they still lack, so a transfer resumes where it
+// stopped.
 func (e *Engine) Attach(ch Channel) {
+	e.announce.Lock()
+	defer e.announce.Unlock()
 	e.mu.Lock()
 	if e.ch != nil {
 		e.detachLocked()
@@ -346,32 +380,128 @@ func (e *Engine) detachLocked() {
 	}
 }
 
-// SendFile offers a file to the peer: it hashes src (size bytes), sends a
-// Describe and then serves the chunks the peer asks for. The returned
-// FileInfo carries the new file id.
+// SendFile offers a file to the peer: it sends a Describe at once, serves
+// the chunks the peer asks for, and meanwhile hashes src (size bytes) in
+// the background, sending the SHA-256 in a Digest frame when it is done
+// (files are hashed one at a time, in the order they were offered). The
+// returned FileInfo carries the new file id and no SHA-256 yet: the Result
+// has it. A read error while hashing ends the file with ErrIO.
 func (e *Engine) SendFile(name, mime string, src io.ReaderAt, size int64) (FileInfo, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(src, 0, size)); err != nil {
-		return FileInfo{}, fmt.Errorf("filexfer: hash %q: %w", name, err)
-	}
 	info := FileInfo{ID: NewFileID(), Name: name, MIME: mime, Size: uint64(size), ChunkSize: uint32(e.cfg.ChunkSize)}
-	copy(info.SHA256[:], h.Sum(nil))
 	f := describeFrame(info)
 	if _, err := f.Encode(); err != nil {
 		return FileInfo{}, err
 	}
+	e.announce.Lock()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
+		e.announce.Unlock()
 		return FileInfo{}, ErrClosed
 	}
-	e.out[info.ID] = &outgoing{info: info, src: src, sent: make([]bool, info.Chunks()), meter: meter{lastT: e.cfg.Now()}}
+	o := &outgoing{info: info, src: src, sent: make([]bool, info.Chunks()), meter: meter{lastT: e.cfg.Now()}, stop: make(chan struct{})}
+	e.out[info.ID] = o
+	e.hashq = append(e.hashq, o)
 	ch := e.ch
 	e.mu.Unlock()
-	if ch != nil {
-		e.sendFrames(ch, []*Frame{f})
+	e.sendFrames(ch, []*Frame{f})
+	e.announce.Unlock()
+	select {
+	case e.hashed <- struct{}{}:
+	default:
 	}
 	return info, nil
+}
+
+// hashBlock is how much of a file hashLoop reads at a time.
+const hashBlock = 256 << 10
+
+// errHashStopped is hashSource's answer when the file ended meanwhile.
+var errHashStopped = errors.New("filexfer: hashing stopped")
+
+// hashLoop hashes the files SendFile queued, one at a time, and sends each
+// file's Digest. A file that ends (cancel, decline, Close) stops being read
+// within one block.
+func (e *Engine) hashLoop() {
+	defer e.wg.Done()
+	for {
+		e.mu.Lock()
+		for len(e.hashq) == 0 {
+			e.mu.Unlock()
+			select {
+			case <-e.done:
+				return
+			case <-e.hashed:
+			}
+			e.mu.Lock()
+		}
+		o := e.hashq[0]
+		e.hashq[0] = nil
+		e.hashq = e.hashq[1:]
+		src, info, ended := o.src, o.info, o.ended
+		e.mu.Unlock()
+		if ended {
+			continue
+		}
+		sum, err := e.hashSource(src, int64(info.Size), o.stop)
+		if errors.Is(err, errHashStopped) {
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: hash %q: %w", ErrIO, info.Name, err)
+		}
+		e.announceOut(o, sum, err)
+	}
+}
+
+// announceOut tells the peer, never before the file's Describe (announce),
+// the SHA-256 of an outgoing file (a Digest), or, when readErr says its
+// source could not be read, that it ended (Cancel ReasonIO; the Result
+// carries readErr). A file that ended meanwhile is left alone.
+func (e *Engine) announceOut(o *outgoing, sum [32]byte, readErr error) {
+	e.announce.Lock()
+	e.mu.Lock()
+	if o.ended {
+		e.mu.Unlock()
+		e.announce.Unlock()
+		return
+	}
+	ch := e.ch
+	f := &Frame{Type: TypeDigest, FileID: o.info.ID, SHA256: sum}
+	var results []Result
+	if readErr != nil {
+		results = append(results, e.endOutLocked(o, readErr, false))
+		f = &Frame{Type: TypeCancel, FileID: o.info.ID, Reason: ReasonIO}
+	} else {
+		o.info.SHA256 = sum
+	}
+	e.mu.Unlock()
+	e.sendFrames(ch, []*Frame{f})
+	e.announce.Unlock()
+	e.report(results...)
+}
+
+// hashSource returns the SHA-256 of src's first size bytes, or
+// errHashStopped once stop is closed or the engine closes.
+func (e *Engine) hashSource(src io.ReaderAt, size int64, stop <-chan struct{}) ([32]byte, error) {
+	h := sha256.New()
+	buf := make([]byte, min(size, hashBlock))
+	for off := int64(0); off < size; {
+		select {
+		case <-stop:
+			return [32]byte{}, errHashStopped
+		case <-e.done:
+			return [32]byte{}, errHashStopped
+		default:
+		}
+		p := buf[:min(size-off, hashBlock)]
+		if n, err := src.ReadAt(p, off); err != nil && !(err == io.EOF && n == len(p)) {
+			return [32]byte{}, err
+		}
+		h.Write(p)
+		off += int64(len(p))
+	}
+	return [32]byte(h.Sum(nil)), nil
 }
 
 func describeFrame(fi FileInfo) *Frame {
@@ -393,8 +523,10 @@ func (e *Engine) Accept(fileID string, sink Sink) error {
 	in.lastData = in.meter.lastT
 	frames := e.pumpLocked(in)
 	ch := e.ch
+	empty := in.info.Size == 0
+	in.verifying = empty
 	e.mu.Unlock()
-	if in.info.Size == 0 {
+	if empty {
 		e.wg.Add(1)
 		go e.verify(in)
 	}
@@ -446,6 +578,7 @@ func (e *Engine) end(fileID string, why error, reason CancelReason) error {
 func (e *Engine) endOutLocked(o *outgoing, err error, remote bool) Result {
 	o.ended = true
 	o.src = nil
+	close(o.stop)
 	q := e.queue[:0]
 	for _, x := range e.queue {
 		if x.file != o {
@@ -587,6 +720,8 @@ func (e *Engine) HandleFrame(ch Channel, b []byte) error {
 		return e.onCancel(f)
 	case TypeComplete:
 		return e.onComplete(f)
+	case TypeDigest:
+		return e.onDigest(f)
 	}
 	return nil
 }
@@ -603,11 +738,16 @@ func (e *Engine) onDescribe(f *Frame) error {
 	}
 	in, ok := e.in[info.ID]
 	if ok {
-		if in.info != info {
+		if !sameFile(in.info, info) {
 			e.mu.Unlock()
 			return fmt.Errorf("%w: %s described twice differently", ErrProtocol, info.ID)
 		}
-		// A re-Describe after reconnect: carry on asking for what is missing.
+		// A re-Describe after reconnect: carry on asking for what is
+		// missing. It carries the SHA-256 if the sender has it by now, in
+		// case the Digest was lost with the old channel.
+		if info.hashKnown() && !in.info.hashKnown() && !in.ended {
+			e.learnDigestLocked(in, info.SHA256)
+		}
 		frames := e.pumpLocked(in)
 		ch := e.ch
 		e.mu.Unlock()
@@ -749,11 +889,7 @@ func (e *Engine) sendLoop() {
 		}
 		data := buf[:n]
 		if _, err := src.ReadAt(data, int64(c)*int64(info.ChunkSize)); err != nil && !(err == io.EOF && n > 0) {
-			e.mu.Lock()
-			r := e.endOutLocked(o, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err), false)
-			e.mu.Unlock()
-			e.sendFrames(ch, []*Frame{{Type: TypeCancel, FileID: info.ID, Reason: ReasonIO}})
-			e.report(r)
+			e.announceOut(o, [32]byte{}, fmt.Errorf("%w: read %q chunk %d: %w", ErrIO, info.Name, c, err))
 			continue
 		}
 		frame := Frame{Type: TypeChunk, FileID: info.ID, ChunkID: c, Data: data}
@@ -830,6 +966,7 @@ func (e *Engine) onChunk(f *Frame) error {
 	in.lastData = e.cfg.Now()
 	in.stats.Received++
 	complete := in.nhave == in.info.Chunks()
+	in.verifying = complete
 	sink := in.sink
 	p := e.meterLocked(&in.meter, uint64(len(f.Data)), in.info, Receiving, complete)
 	frames := e.pumpLocked(in)
@@ -855,9 +992,47 @@ func (e *Engine) onChunk(f *Frame) error {
 	return nil
 }
 
-// verify hashes a complete incoming file, commits it (see Committer) and
-// reports it; it runs after the last WriteAt (HandleFrame is serialised) on
-// its own goroutine so other transfers are not held up.
+func (e *Engine) onDigest(f *Frame) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in, ok := e.in[f.FileID]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: digest for %s", ErrUnknownFile, f.FileID)
+	case in.ended:
+		return nil // the digest of a file that ended meanwhile
+	case f.SHA256 == [32]byte{}:
+		return fmt.Errorf("%w: %s: digest of zeros", ErrProtocol, f.FileID)
+	case in.info.hashKnown():
+		if in.info.SHA256 != f.SHA256 {
+			return fmt.Errorf("%w: %s: digest differs from the SHA-256 described", ErrProtocol, f.FileID)
+		}
+		return nil // described with it after a reconnect, or a repeat
+	}
+	e.learnDigestLocked(in, f.SHA256)
+	return nil
+}
+
+// learnDigestLocked records the sender's SHA-256 of an incoming file that
+// has not ended; if the sink was hashed already (verify), the file is
+// checked against it now.
+func (e *Engine) learnDigestLocked(in *incoming, sum [32]byte) {
+	in.info.SHA256 = sum
+	if in.sum == nil {
+		return
+	}
+	got := *in.sum
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.check(in, got)
+	}()
+}
+
+// verify hashes a complete incoming file, and checks it against the
+// sender's SHA-256 if that is known (otherwise the Digest will, see
+// learnDigestLocked). It runs after the last WriteAt (HandleFrame is
+// serialised) on its own goroutine so other transfers are not held up.
 func (e *Engine) verify(in *incoming) {
 	defer e.wg.Done()
 	e.mu.Lock()
@@ -867,13 +1042,39 @@ func (e *Engine) verify(in *incoming) {
 		return // cancelled meanwhile
 	}
 	h := sha256.New()
-	reason := ReasonHashMismatch
-	_, err := io.Copy(h, io.NewSectionReader(sink, 0, int64(info.Size)))
-	if err != nil {
-		err, reason = fmt.Errorf("%w: read back %q: %w", ErrIO, info.Name, err), ReasonIO
-	} else if [32]byte(h.Sum(nil)) != info.SHA256 {
-		err = ErrHashMismatch
+	if _, err := io.Copy(h, io.NewSectionReader(sink, 0, int64(info.Size))); err != nil {
+		e.conclude(in, fmt.Errorf("%w: read back %q: %w", ErrIO, info.Name, err), ReasonIO)
+		return
 	}
+	sum := [32]byte(h.Sum(nil))
+	e.mu.Lock()
+	if !in.ended && !in.info.hashKnown() {
+		in.sum = &sum
+		in.lastData = e.cfg.Now() // the wait for the Digest starts now
+		e.mu.Unlock()
+		return
+	}
+	e.mu.Unlock()
+	e.check(in, sum)
+}
+
+// check concludes an incoming file whose sink hashed to sum, now that the
+// sender's SHA-256 is known.
+func (e *Engine) check(in *incoming, sum [32]byte) {
+	e.mu.Lock()
+	want := in.info.SHA256
+	e.mu.Unlock()
+	if sum != want {
+		e.conclude(in, ErrHashMismatch, ReasonHashMismatch)
+		return
+	}
+	e.conclude(in, nil, 0)
+}
+
+// conclude ends a verified (err == nil) incoming file: it commits it (see
+// Committer) and sends Complete, or on failure Cancel with reason; then it
+// reports the Result.
+func (e *Engine) conclude(in *incoming, err error, reason CancelReason) {
 	e.mu.Lock()
 	if in.ended {
 		e.mu.Unlock()
@@ -881,6 +1082,7 @@ func (e *Engine) verify(in *incoming) {
 	}
 	// Ended before Commit: a Cancel arriving meanwhile cannot void a file
 	// that is being saved, and Close waits for it (e.wg).
+	sink, info := in.sink, in.info
 	r := e.endInLocked(in, err, false)
 	e.mu.Unlock()
 	if c, ok := sink.(Committer); ok && err == nil {
@@ -958,11 +1160,16 @@ func (e *Engine) tickLoop() {
 		var frames []*Frame
 		var stalled []Result
 		for _, in := range e.in {
-			if !in.accepted || in.ended {
+			// A file whose sink is being hashed waits for nothing.
+			if !in.accepted || in.ended || in.verifying && in.sum == nil {
 				continue
 			}
 			if e.cfg.StallTimeout > 0 && now.Sub(in.lastData) >= e.cfg.StallTimeout {
-				stalled = append(stalled, e.endInLocked(in, fmt.Errorf("%w: %q: nothing for %v", ErrStalled, in.info.Name, e.cfg.StallTimeout), false))
+				what := "nothing"
+				if in.sum != nil {
+					what = "no SHA-256 from the sender"
+				}
+				stalled = append(stalled, e.endInLocked(in, fmt.Errorf("%w: %q: %s for %v", ErrStalled, in.info.Name, what, e.cfg.StallTimeout), false))
 				frames = append(frames, &Frame{Type: TypeCancel, FileID: in.info.ID})
 				continue
 			}

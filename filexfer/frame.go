@@ -8,10 +8,11 @@ import (
 )
 
 // Frame type codes (the first byte of every frame). 0x10, 0x20, 0x40 and
-// 0x80 are the seed paper's Table 2; 0x11 is an mqim extension.
+// 0x80 are the seed paper's Table 2; 0x11 and 0x12 are mqim extensions.
 const (
 	TypeDescribe Type = 0x10 // sender -> receiver: file metadata
 	TypeComplete Type = 0x11 // receiver -> sender: file received and SHA-256 verified (extension)
+	TypeDigest   Type = 0x12 // sender -> receiver: the SHA-256 of a file described without it (extension)
 	TypeRequest  Type = 0x20 // receiver -> sender: send these chunks
 	TypeChunk    Type = 0x40 // sender -> receiver: one chunk of file data
 	TypeCancel   Type = 0x80 // either side: abandon the file
@@ -83,6 +84,8 @@ func (t Type) String() string {
 		return "describe"
 	case TypeComplete:
 		return "complete"
+	case TypeDigest:
+		return "digest"
 	case TypeRequest:
 		return "request"
 	case TypeChunk:
@@ -119,6 +122,7 @@ type Range struct {
 //
 //	Describe: FileID, Name, Size, MIME, SHA256, ChunkSize
 //	Complete: FileID
+//	Digest:   FileID, SHA256
 //	Request:  FileID, Ranges
 //	Chunk:    FileID, ChunkID, Data
 //	Cancel:   FileID, Reason
@@ -159,6 +163,8 @@ func (f *Frame) AppendEncode(dst []byte) ([]byte, error) {
 		dst = appendField(dst, []byte(f.MIME))
 		dst = appendField(dst, f.SHA256[:])
 		dst = appendField(dst, binary.BigEndian.AppendUint32(nil, f.ChunkSize))
+	case TypeDigest:
+		dst = appendField(dst, f.SHA256[:])
 	case TypeRequest:
 		dst = binary.BigEndian.AppendUint16(dst, uint16(8*len(f.Ranges)))
 		for _, r := range f.Ranges {
@@ -221,7 +227,7 @@ func (f *Frame) validate() error {
 		if len(f.Data) > 0xffff {
 			return fmt.Errorf("%w: %d data bytes", ErrFrameTooBig, len(f.Data))
 		}
-	case TypeComplete, TypeCancel:
+	case TypeComplete, TypeCancel, TypeDigest:
 	default:
 		return fmt.Errorf("%w: 0x%02x", ErrUnknownType, byte(f.Type))
 	}
@@ -259,7 +265,7 @@ func Decode(b []byte) (*Frame, error) {
 	switch f.Type {
 	case TypeDescribe:
 		want = 6
-	case TypeRequest:
+	case TypeRequest, TypeDigest:
 		want = 2
 	case TypeChunk:
 		want = 3
@@ -311,10 +317,9 @@ func Decode(b []byte) (*Frame, error) {
 		if err := checkUTF8("mime", f.MIME); err != nil {
 			return nil, err
 		}
-		if len(fields[4]) != 32 {
-			return nil, fmt.Errorf("%w: sha256 field of %d bytes, want 32", ErrInvalidField, len(fields[4]))
+		if err := f.setSHA256(fields[4]); err != nil {
+			return nil, err
 		}
-		copy(f.SHA256[:], fields[4])
 		if len(fields[5]) != 4 {
 			return nil, fmt.Errorf("%w: chunkSize field of %d bytes, want 4", ErrInvalidField, len(fields[5]))
 		}
@@ -335,6 +340,10 @@ func Decode(b []byte) (*Frame, error) {
 			}
 			f.Ranges[i] = r
 		}
+	case TypeDigest:
+		if err := f.setSHA256(fields[1]); err != nil {
+			return nil, err
+		}
 	case TypeChunk:
 		if len(fields[1]) != 4 {
 			return nil, fmt.Errorf("%w: chunkID field of %d bytes, want 4", ErrInvalidField, len(fields[1]))
@@ -350,4 +359,13 @@ func Decode(b []byte) (*Frame, error) {
 		}
 	}
 	return f, nil
+}
+
+// setSHA256 decodes a sha256 field (of Describe or Digest).
+func (f *Frame) setSHA256(field []byte) error {
+	if len(field) != len(f.SHA256) {
+		return fmt.Errorf("%w: %s sha256 field of %d bytes, want 32", ErrInvalidField, f.Type, len(field))
+	}
+	copy(f.SHA256[:], field)
+	return nil
 }

@@ -19,6 +19,7 @@ def request(fid, ranges):
 def chunk(fid, cid, data): return bytes([0x40]) + field(fid) + field(struct.pack(">I", cid)) + field(data)
 def cancel(fid, reason=None): return bytes([0x80]) + field(fid) + (field(bytes([reason])) if reason is not None else b"")
 def complete(fid): return bytes([0x11]) + field(fid)
+def digest(fid, sha): return bytes([0x12]) + field(fid) + field(sha)
 
 sha_hello = hashlib.sha256(b"hello world\n").digest()
 fid = b"f-0123456789abcdef"
@@ -47,6 +48,12 @@ v("cancel, reason declined (extension)", cancel(fid, 1), {"type": 0x80, "fileID"
 v("cancel, reason 0 written out", cancel(fid, 0), {"type": 0x80, "fileID": fid.decode(), "reencodeDiffers": True})
 v("cancel, unknown reason 200", cancel(fid, 200), {"type": 0x80, "fileID": fid.decode(), "reason": 200})
 v("complete (extension 0x11)", complete(fid), {"type": 0x11, "fileID": fid.decode()})
+v("describe, sha256 all zero: digest follows", describe(fid, "hello.txt", 12, "text/plain", b"\0" * 32, 16384),
+  {"type": 0x10, "fileID": fid.decode(), "name": "hello.txt", "size": 12, "mime": "text/plain",
+   "sha256": "00" * 32, "chunkSize": 16384})
+v("digest (extension 0x12)", digest(fid, sha_hello), {"type": 0x12, "fileID": fid.decode(), "sha256": sha_hello.hex()})
+v("digest with a trailing extension field (ignored)", digest(b"x", b"\xab" * 32) + field(b"future"),
+  {"type": 0x12, "fileID": "x", "sha256": "ab" * 32, "reencodeDiffers": True})
 
 invalid = []
 def bad(name, raw, err): invalid.append({"name": name, "hex": raw.hex(), "error": err})
@@ -74,6 +81,10 @@ bad("request ranges not a multiple of 8", bytes([0x20]) + field(fid) + field(b"\
 bad("request zero count", request(fid, [(5, 0)]), "invalid_field")
 bad("request range past 2^32", request(fid, [(4294967295, 2)]), "invalid_field")
 bad("chunkID of 2 bytes", bytes([0x40]) + field(fid) + field(b"\0\1") + field(b"x"), "invalid_field")
+bad("digest missing sha256", bytes([0x12]) + field(fid), "truncated")
+bad("digest sha256 of 31 bytes", digest(fid, b"\0" * 31), "invalid_field")
+bad("digest sha256 of 33 bytes", digest(fid, b"\0" * 33), "invalid_field")
+bad("digest empty fileID", digest(b"", sha_hello), "invalid_field")
 bad("frame of 65536 bytes", chunk(b"F" * 64, 0, b"\0" * (65536 - 11 - 64)), "too_big")
 
 with open(os.path.join(HERE, "frames.json"), "w") as f:

@@ -295,6 +295,8 @@ export class Transfers extends EventTarget {
       return;
     }
     it.bytes = it.size;
+    // The engine learns the SHA-256 while the file moves (digest frame).
+    it.sha256 = hex(r.file.sha256);
     if (it.dir === 'receiving') {
       try {
         it.file = await it.sink.file(it.name, it.mime);

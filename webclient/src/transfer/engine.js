@@ -5,7 +5,10 @@
 // (flow control), asks again for chunks that do not arrive (early, from the
 // order chunks come back in, and after `requestTimeout`), and after
 // attach() with a new channel asks only for what is still missing (resume).
-// The SHA-256 of the whole file is verified before a file is reported done.
+// A sender describes a file at once (sha256 all zero: "digest follows"),
+// serves chunks while it hashes the file in the background, and sends the
+// SHA-256 in a digest frame; the receiver verifies it before a file is
+// reported done.
 
 import {
   CancelReason, decodeFrame, encodeFrame, FrameType, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_RANGES_PER_REQUEST,
@@ -44,6 +47,18 @@ export class TransferError extends Error {
 const randomID = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 const chunksOf = (info) => Math.ceil(info.size / info.chunkSize);
 const chunkLen = (info, c) => Math.min(info.chunkSize, info.size - c * info.chunkSize);
+/** A describe's sha256 of zeros means the sender has not hashed the file yet. */
+const hashKnown = (info) => info.sha256.some((b) => b !== 0);
+// The sender hashes in reads of this size. Larger than transfers.js's
+// BlockSource blocks, so these reads go to the file directly and do not
+// evict the blocks the chunks are being served from.
+const HASH_BLOCK = 2 << 20;
+// Hashing holds the event loop at most about this long before it lets
+// other tasks run (chunk requests, the data channel's events, the UI): it
+// hashes a read in pieces of HASH_PIECE bytes (~2 ms each) and looks at
+// the clock between them.
+const HASH_SLICE_MS = 10;
+const HASH_PIECE = 256 << 10;
 
 /**
  * Adapts an RTCDataChannel: send() resolves once the frame is queued and
@@ -139,6 +154,7 @@ export class TransferEngine {
     this.sending = false;
     this.closed = false;
     this.rx = Promise.resolve();
+    this.hashing = Promise.resolve(); // files are hashed one at a time, in sendFile order
     this.timer = setInterval(() => this.tick(), Math.max(this.requestTimeout / 4, 1));
   }
 
@@ -146,6 +162,8 @@ export class TransferEngine {
   attach(ch) {
     if (this.ch) this.detachCurrent();
     this.ch = ch;
+    // A file hashed by now is described with its SHA-256, standing in for a
+    // digest frame that may have been lost with the old channel.
     for (const o of this.out.values()) if (!o.ended) this.sendFrames([describeFrame(o.info)]);
     for (const f of this.in.values()) this.sendFrames(this.pump(f));
     this.serve();
@@ -165,18 +183,50 @@ export class TransferEngine {
     }
   }
 
-  /** Hashes source, describes it to the peer and serves its chunks. Returns the file info. */
+  /**
+   * Describes source to the peer at once and serves its chunks; hashes it
+   * in the background meanwhile and sends the SHA-256 in a digest frame.
+   * Returns the file info, whose sha256 is all zero until the hash is done
+   * (then info.sha256 is replaced; the onDone result's file is this info).
+   */
   async sendFile(source, { name = source.name ?? 'file', mime = source.type ?? '' } = {}) {
-    const h = new SHA256();
-    for (let off = 0; off < source.size; off += 1 << 20) {
-      h.update(await readBytes(source, off, Math.min(off + (1 << 20), source.size)));
-    }
     if (this.closed) throw new TransferError(TransferErrorCode.CLOSED, 'engine closed');
-    const info = { fileID: randomID(), name, mime, size: source.size, sha256: h.digest(), chunkSize: this.chunkSize };
+    const info = { fileID: randomID(), name, mime, size: source.size, sha256: new Uint8Array(32), chunkSize: this.chunkSize };
     encodeFrame(describeFrame(info)); // validates name, size...
-    this.out.set(info.fileID, { info, source, sent: new Uint8Array(chunksOf(info)), meter: newMeter(this.now()), stats: newStats(), ended: false });
+    const o = { info, source, sent: new Uint8Array(chunksOf(info)), meter: newMeter(this.now()), stats: newStats(), ended: false };
+    this.out.set(info.fileID, o);
     if (this.ch) this.sendFrames([describeFrame(info)]);
+    // hashOut handles its own errors: the chain never rejects.
+    this.hashing = this.hashing.then(() => this.hashOut(o));
     return info;
+  }
+
+  /** Hashes an outgoing file (stopping if it ends) and sends its digest. */
+  async hashOut(o) {
+    const { info, source } = o;
+    const h = new SHA256();
+    try {
+      await nextTask(); // whatever is queued already (a request for this file) goes first
+      let held = performance.now();
+      for (let off = 0; off < info.size; off += HASH_BLOCK) {
+        if (o.ended) return;
+        const bytes = await readBytes(source, off, Math.min(off + HASH_BLOCK, info.size));
+        for (let i = 0; i < bytes.length; i += HASH_PIECE) {
+          if (performance.now() - held > HASH_SLICE_MS) {
+            await nextTask();
+            if (o.ended) return;
+            held = performance.now();
+          }
+          h.update(bytes.subarray(i, i + HASH_PIECE));
+        }
+      }
+    } catch (err) {
+      this.failRead(o, `hash ${info.name}: ${err.message}`);
+      return;
+    }
+    if (o.ended) return;
+    info.sha256 = h.digest();
+    this.sendFrames([{ type: FrameType.DIGEST, fileID: info.fileID, sha256: info.sha256 }]);
   }
 
   /** Starts receiving an offered file into sink. */
@@ -269,6 +319,7 @@ export class TransferEngine {
       case FrameType.CHUNK: return this.onChunk(f);
       case FrameType.CANCEL: return this.onCancel(f);
       case FrameType.COMPLETE: return this.onComplete(f);
+      case FrameType.DIGEST: return this.onDigest(f);
       default:
     }
   }
@@ -277,19 +328,41 @@ export class TransferEngine {
     const info = { fileID: fr.fileID, name: fr.name, mime: fr.mime, size: fr.size, sha256: fr.sha256, chunkSize: fr.chunkSize };
     const known = this.in.get(info.fileID);
     if (known) {
-      if (known.info.size !== info.size || !sameBytes(known.info.sha256, info.sha256) || known.info.chunkSize !== info.chunkSize) {
+      const bothHashed = hashKnown(known.info) && hashKnown(info);
+      if (known.info.size !== info.size || (bothHashed && !sameBytes(known.info.sha256, info.sha256)) || known.info.chunkSize !== info.chunkSize) {
         throw new TransferError('protocol', `${info.fileID} described twice differently`);
       }
-      this.sendFrames(this.pump(known)); // a re-describe after reconnect
+      // A re-describe after reconnect; it carries the SHA-256 if the sender
+      // has it by now, in case the digest frame was lost.
+      if (!known.ended && !hashKnown(known.info) && hashKnown(info)) this.learnDigest(known, info.sha256);
+      this.sendFrames(this.pump(known));
       return;
     }
     const n = chunksOf(info);
     this.in.set(info.fileID, {
       info, sink: null, accepted: false, ended: false, have: new Uint8Array(n), asked: new Uint8Array(n),
-      nhave: 0, next: 0, lost: [], inflight: new Map(), seq: 0, meter: newMeter(this.now()), stats: newStats(),
+      nhave: 0, next: 0, lost: [], inflight: new Map(), seq: 0, meter: newMeter(this.now()), stats: newStats(), sum: null,
     });
     if (this.onOffer) this.onOffer(info);
     else this.decline(info.fileID);
+  }
+
+  onDigest(fr) {
+    const f = this.in.get(fr.fileID);
+    if (!f) throw new TransferError('unknown', `digest for unknown file ${fr.fileID}`);
+    if (f.ended) return; // the digest of a file that ended meanwhile
+    if (!hashKnown(fr)) throw new TransferError('protocol', `${fr.fileID}: digest of zeros`);
+    if (hashKnown(f.info)) {
+      if (!sameBytes(f.info.sha256, fr.sha256)) throw new TransferError('protocol', `${fr.fileID}: digest differs from the SHA-256 described`);
+      return; // described with it after a reconnect
+    }
+    this.learnDigest(f, fr.sha256);
+  }
+
+  /** Records the sender's SHA-256; a sink hashed already is checked now. */
+  learnDigest(f, sha) {
+    f.info.sha256 = sha;
+    if (f.sum) this.check(f, f.sum);
   }
 
   pump(f) {
@@ -340,6 +413,14 @@ export class TransferEngine {
     this.serve();
   }
 
+  /** Ends an outgoing file whose source could not be read (unless it ended already). */
+  failRead(o, why) {
+    if (o.ended) return;
+    const r = this.endOut(o, new TransferError(TransferErrorCode.IO, why), false);
+    this.sendFrames([{ type: FrameType.CANCEL, fileID: o.info.fileID, reason: CancelReason.IO }]);
+    this.onDone(r);
+  }
+
   /** Serves queued requests one chunk at a time, awaiting the channel's backpressure. */
   async serve() {
     if (this.sending) return;
@@ -359,11 +440,7 @@ export class TransferEngine {
         try {
           data = await readBytes(o.source, c * info.chunkSize, c * info.chunkSize + chunkLen(info, c));
         } catch (err) {
-          if (!o.ended) {
-            const r = this.endOut(o, new TransferError(TransferErrorCode.IO, `read ${info.name}: ${err.message}`), false);
-            this.sendFrames([{ type: FrameType.CANCEL, fileID: info.fileID, reason: CancelReason.IO }]);
-            this.onDone(r);
-          }
+          this.failRead(o, `read ${info.name}: ${err.message}`);
           continue;
         }
         if (o.ended) continue;
@@ -437,20 +514,38 @@ export class TransferEngine {
     if (complete) this.verify(f);
   }
 
+  /**
+   * Hashes a complete incoming file and checks it against the sender's
+   * SHA-256, or, when the digest has not come yet, keeps the sum for
+   * learnDigest.
+   */
   async verify(f) {
     const { sink, info } = f;
-    let error = null;
+    const h = new SHA256();
     try {
-      const h = new SHA256();
       for (let off = 0; off < info.size; off += 1 << 20) h.update(await sink.read(off, Math.min(1 << 20, info.size - off)));
-      if (!sameBytes(h.digest(), info.sha256)) error = new TransferError(TransferErrorCode.HASH_MISMATCH, `SHA-256 mismatch on ${info.name}`);
     } catch (err) {
-      error = new TransferError(TransferErrorCode.IO, `read back ${info.name}: ${err.message}`);
+      this.conclude(f, new TransferError(TransferErrorCode.IO, `read back ${info.name}: ${err.message}`));
+      return;
     }
+    const sum = h.digest();
     if (f.ended) return;
+    if (hashKnown(f.info)) this.check(f, sum);
+    else f.sum = sum;
+  }
+
+  check(f, sum) {
+    const ok = sameBytes(sum, f.info.sha256);
+    this.conclude(f, ok ? null : new TransferError(TransferErrorCode.HASH_MISMATCH, `SHA-256 mismatch on ${f.info.name}`));
+  }
+
+  /** Ends an incoming file: complete to the sender, or cancel with the error's reason. */
+  conclude(f, error) {
+    if (f.ended) return;
+    const { fileID } = f.info;
     const r = this.endIn(f, error, false);
     const reason = error?.code === TransferErrorCode.IO ? CancelReason.IO : CancelReason.HASH_MISMATCH;
-    this.sendFrames([error ? { type: FrameType.CANCEL, fileID: info.fileID, reason } : { type: FrameType.COMPLETE, fileID: info.fileID }]);
+    this.sendFrames([error ? { type: FrameType.CANCEL, fileID, reason } : { type: FrameType.COMPLETE, fileID }]);
     this.onDone(r);
   }
 
@@ -494,6 +589,18 @@ function sameBytes(a, b) {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Resolves in a later task (a MessageChannel message: unlike timers, not throttled in background tabs). */
+function nextTask() {
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
 }
 
 async function readBytes(source, start, end) {

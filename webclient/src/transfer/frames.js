@@ -6,17 +6,21 @@
 //
 //   0x10 describe  fileID, name, size(8), mime, sha256(32), chunkSize(4)
 //   0x11 complete  fileID                      (mqim extension: verified)
+//   0x12 digest    fileID, sha256(32)          (mqim extension, sender -> receiver)
 //   0x20 request   fileID, ranges (n x [first(4) count(4)])
 //   0x40 chunk     fileID, chunkID(4), data
 //   0x80 cancel    fileID [, reason(1)]     (reason: mqim extension)
 //
-// Text fields are UTF-8; sizes are at most 2^53-1; a frame is at most 65535
+// A describe whose sha256 is all zero says "digest follows": the sender
+// describes a file at once and sends its SHA-256 in a digest frame once it
+// has read the file through. Text fields are UTF-8; sizes are at most 2^53-1; a frame is at most 65535
 // bytes (pion/webrtc v3 cannot read a 65536-byte message). Well-formed
 // fields after the defined ones are ignored, so fields can be appended.
 
 export const FrameType = Object.freeze({
   DESCRIBE: 0x10,
   COMPLETE: 0x11,
+  DIGEST: 0x12,
   REQUEST: 0x20,
   CHUNK: 0x40,
   CANCEL: 0x80,
@@ -59,6 +63,7 @@ const strictUTF8 = new TextDecoder('utf-8', { fatal: true });
 const fieldCounts = new Map([
   [FrameType.DESCRIBE, 6],
   [FrameType.COMPLETE, 1],
+  [FrameType.DIGEST, 2],
   [FrameType.REQUEST, 2],
   [FrameType.CHUNK, 3],
   [FrameType.CANCEL, 1],
@@ -83,6 +88,15 @@ function checkFileIDBytes(n) {
   }
 }
 
+function sha256Field(type, bytes) {
+  if (bytes.length !== 32) throw new FrameError('invalid_field', `${typeName(type)} sha256 field of ${bytes.length} bytes, want 32`);
+  return bytes.slice();
+}
+
+function checkSHA256(sha) {
+  if (!(sha instanceof Uint8Array) || sha.length !== 32) throw new FrameError('invalid_field', 'sha256 must be 32 bytes');
+}
+
 function checkRange(first, count) {
   if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count <= 0 ||
       first > 0xffffffff || first + count > 2 ** 32) {
@@ -93,7 +107,7 @@ function checkRange(first, count) {
 /**
  * Decodes one frame. Throws FrameError for anything malformed.
  * Returns {type, fileID, ...}: describe adds name, size, mime, sha256
- * (Uint8Array), chunkSize; request adds ranges ([[first, count], ...]);
+ * (Uint8Array), chunkSize; digest adds sha256; request adds ranges ([[first, count], ...]);
  * chunk adds chunkID and data (a Uint8Array view into the input); cancel
  * adds reason when it is present and not 0.
  * @param {Uint8Array|ArrayBuffer} input
@@ -134,8 +148,7 @@ export function decodeFrame(input) {
       frame.size = Number(big);
       if (mime.length > MAX_MIME_LEN) throw new FrameError('invalid_field', `mime of ${mime.length} bytes`);
       frame.mime = text('mime', mime);
-      if (sha.length !== 32) throw new FrameError('invalid_field', `sha256 field of ${sha.length} bytes, want 32`);
-      frame.sha256 = sha.slice();
+      frame.sha256 = sha256Field(type, sha);
       if (cs.length !== 4) throw new FrameError('invalid_field', `chunkSize field of ${cs.length} bytes, want 4`);
       frame.chunkSize = fv(cs).getUint32(0);
       if (frame.chunkSize === 0 || frame.chunkSize > MAX_CHUNK_SIZE) {
@@ -143,6 +156,9 @@ export function decodeFrame(input) {
       }
       break;
     }
+    case FrameType.DIGEST:
+      frame.sha256 = sha256Field(type, fields[1]);
+      break;
     case FrameType.REQUEST: {
       const rs = fields[1];
       if (rs.length === 0 || rs.length % 8 !== 0) {
@@ -195,9 +211,7 @@ export function encodeFrame(f) {
       if (!Number.isInteger(f.size) || f.size < 0 || f.size > MAX_FILE_SIZE) {
         throw new FrameError('invalid_field', `size ${f.size}`);
       }
-      if (!(f.sha256 instanceof Uint8Array) || f.sha256.length !== 32) {
-        throw new FrameError('invalid_field', 'sha256 must be 32 bytes');
-      }
+      checkSHA256(f.sha256);
       if (!Number.isInteger(f.chunkSize) || f.chunkSize < 1 || f.chunkSize > MAX_CHUNK_SIZE) {
         throw new FrameError('invalid_field', `chunk size ${f.chunkSize}`);
       }
@@ -206,6 +220,10 @@ export function encodeFrame(f) {
       fields.push(name, size, mime, f.sha256, u32(f.chunkSize));
       break;
     }
+    case FrameType.DIGEST:
+      checkSHA256(f.sha256);
+      fields.push(f.sha256);
+      break;
     case FrameType.REQUEST: {
       const rs = f.ranges ?? [];
       if (rs.length === 0 || rs.length > MAX_RANGES_PER_REQUEST) {
