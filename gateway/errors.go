@@ -33,6 +33,7 @@ var httpStatus = map[imerr.Code]int{
 	imerr.NotFound:      http.StatusNotFound,
 	imerr.Internal:      http.StatusInternalServerError,
 	imerr.StorageFull:   http.StatusInsufficientStorage,
+	imerr.Unavailable:   http.StatusServiceUnavailable,
 }
 
 // refusal is how the API answers a store's sentinel error.

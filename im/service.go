@@ -232,6 +232,9 @@ func storeError(err error, detail string) *imerr.Error {
 	if errors.Is(err, kvstore.ErrFull) {
 		return imerr.New(imerr.StorageFull, "server storage is full: %s; retry later", strings.TrimSuffix(detail, "; retry"))
 	}
+	if errors.Is(err, history.ErrUnavailable) {
+		return imerr.New(imerr.Unavailable, "%s: the cluster cannot replicate it now (no quorum reachable from this node)", detail)
+	}
 	return imerr.New(imerr.Internal, "%s", detail)
 }
 

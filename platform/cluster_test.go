@@ -360,4 +360,19 @@ func TestClusterPresenceSignalsAndLists(t *testing.T) {
 		status, body := apiCall(t, "GET", nodes[2].HTTP+"/api/v1/users/bob", malTok, "")
 		return status == 200 && strings.Contains(body, "Bob Builder")
 	})
+
+	// n1 alone is a minority: it refuses a write it cannot replicate,
+	// with a clear error, and keeps nothing of it.
+	for _, p := range nodes[1:] {
+		p.Cmd.Process.Kill()
+		p.Cmd.Wait()
+	}
+	aliceTok := loginHTTP(t, nodes[0].HTTP, "alice")
+	status, body := apiCall(t, "POST", nodes[0].HTTP+"/api/v1/publish", aliceTok, `{"topic":"im/u/carol/dm/alice","payload":{"cid":"minority","body":"cut off"}}`)
+	if status != 503 || !strings.Contains(body, `"unavailable"`) {
+		t.Fatalf("a write on a minority node: %d %s, want 503 unavailable", status, body)
+	}
+	if status, body := apiCall(t, "GET", nodes[0].HTTP+"/api/v1/history/dm/alice", carolTok, ""); status != 200 || strings.Contains(body, "cut off") {
+		t.Fatalf("carol's history on the minority node: %d %s", status, body)
+	}
 }
