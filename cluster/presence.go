@@ -104,7 +104,7 @@ const (
 	snapSubject = "mqim.pres.snap." // + node id
 	beatEvery   = time.Second
 	deadAfter   = 5 * time.Second
-	snapPage    = 1000
+	snapPage    = 500 // users per snapshot page: at most ~0.5 MB (NATS max_payload is 1 MB)
 	// maxBuffered bounds the events held during a snapshot; past it the
 	// snapshot is started again.
 	maxBuffered = 100000
