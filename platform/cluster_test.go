@@ -287,7 +287,7 @@ func TestClusterPresenceSignalsAndLists(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three server processes")
 	}
-	nodes, _ := startCluster(t, 3)
+	nodes, args := startCluster(t, 3)
 	register(t, nodes[0].HTTP, "alice", "bob", "carol", "mallory")
 	carolTok := loginHTTP(t, nodes[0].HTTP, "carol")
 	carol := dialPaho(t, nodes[0].MQTT, "carol", "carol:watch")
@@ -359,6 +359,18 @@ func TestClusterPresenceSignalsAndLists(t *testing.T) {
 	imtest.Eventually(t, "n3 shows the display name set on n2", 10*time.Second, func() bool {
 		status, body := apiCall(t, "GET", nodes[2].HTTP+"/api/v1/users/bob", malTok, "")
 		return status == 200 && strings.Contains(body, "Bob Builder")
+	})
+
+	// mallory comes online on n2 while n3 is down; n3, restarted, shows
+	// her online to its own watchers (its retained copy had nothing).
+	nodes[2].Cmd.Process.Kill()
+	nodes[2].Cmd.Wait()
+	dialPaho(t, nodes[1].MQTT, "mallory", "mallory:phone")
+	nodes[2] = imtest.StartProc(t, args[2]...)
+	watcher := dialPaho(t, nodes[2].MQTT, "carol", "carol:n3")
+	malSeen := watch(t, watcher, "im/presence/mallory")
+	imtest.Eventually(t, "restarted n3 shows mallory, online on n2, online", 15*time.Second, func() bool {
+		return lastPresence(malSeen()) == "online"
 	})
 
 	// n1 alone is a minority: it refuses a write it cannot replicate,
