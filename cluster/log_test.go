@@ -243,8 +243,8 @@ func TestQuorum(t *testing.T) {
 	nodes[1].close()
 	nodes[0].log.Timeout = 2 * time.Second
 	_, err := nodes[0].log.Append(ctx, dm("a", "b", "minority"))
-	if !errors.Is(err, cluster.ErrUnavailable) {
-		t.Fatalf("append on a minority node: %v, want ErrUnavailable", err)
+	if !errors.Is(err, cluster.ErrUnavailable) || !errors.Is(err, history.ErrUnavailable) {
+		t.Fatalf("append on a minority node: %v, want ErrUnavailable (cluster's and history's)", err)
 	}
 	page, _, err := nodes[0].view.Page(ctx, history.DM("a", "b"), 0, 10)
 	if err != nil {

@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mqim/mqim/config"
+	"github.com/mqim/mqim/history"
 )
 
 // Config is the `cluster:` section of the configuration (config.Cluster).
@@ -45,7 +46,8 @@ type Config = config.Cluster
 // ErrUnavailable wraps what the log cannot do now: no quorum (this node is
 // in a minority, or the log's leader is being elected), so a write is
 // refused rather than accepted without its replicas.
-var ErrUnavailable = errors.New("cluster: log unavailable (no quorum)")
+// It wraps history.ErrUnavailable (and so do the errors that wrap it).
+var ErrUnavailable = fmt.Errorf("cluster: log unavailable (no quorum): %w", history.ErrUnavailable)
 
 // Stream and subject names.
 const (

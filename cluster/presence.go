@@ -50,6 +50,7 @@ type Presence struct {
 	// still had one, so this node announced nothing.
 	withheld map[string]bool
 	changed  func(user string)
+	stale    func(user string)
 	subs     []*nats.Subscription
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -104,7 +105,7 @@ const (
 	snapSubject = "mqim.pres.snap." // + node id
 	beatEvery   = time.Second
 	deadAfter   = 5 * time.Second
-	snapPage    = 1000
+	snapPage    = 500 // users per snapshot page: at most ~0.5 MB (NATS max_payload is 1 MB)
 	// maxBuffered bounds the events held during a snapshot; past it the
 	// snapshot is started again.
 	maxBuffered = 100000
@@ -161,6 +162,16 @@ func (p *Presence) Wait(ctx context.Context, d time.Duration) {
 func (p *Presence) OnChange(f func(user string)) {
 	p.mu.Lock()
 	p.changed = f
+	p.mu.Unlock()
+}
+
+// OnStale sets what is called, outside any lock, for a user whose status
+// this node learnt from a snapshot (another node published it while this
+// one did not hear): the node shows it on its own devices, announcing
+// nothing. Until it is set, only the view is updated.
+func (p *Presence) OnStale(f func(user string)) {
+	p.mu.Lock()
+	p.stale = f
 	p.mu.Unlock()
 }
 
@@ -478,7 +489,7 @@ func (p *Presence) sync(id, inc string) {
 		p.mu.Unlock()
 		return
 	}
-	var act []string
+	var act, stale []string
 	for u := range pr.users {
 		if _, still := users[u]; !still && p.withheld[u] && p.Tracker.Devices(u)+p.remote(u)-pr.users[u] == 0 {
 			delete(p.withheld, u)
@@ -489,7 +500,7 @@ func (p *Presence) sync(id, inc string) {
 	for u, s := range statuses {
 		if p.Tracker.StatusOf(u) != s {
 			p.Tracker.SetStatus(u, s)
-			act = append(act, u) // shown here as that node published it
+			stale = append(stale, u) // shown here as that node published it
 		}
 	}
 	buf := pr.buf
@@ -507,8 +518,9 @@ func (p *Presence) sync(id, inc string) {
 			break
 		}
 	}
-	f := p.changed
+	f, fs := p.changed, p.stale
 	p.mu.Unlock()
+	p.run(fs, stale)
 	p.run(f, act)
 }
 

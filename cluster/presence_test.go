@@ -141,12 +141,12 @@ func TestPresenceSimultaneousLeaves(t *testing.T) {
 func TestPresenceJoinAndDeath(t *testing.T) {
 	nodes := startCluster(t, 3, 1)
 	ps := startPresences(t, nodes[:2], time.Second) // n3 has none yet
-	const users = 2500                              // more than one page
+	const users = 1200                              // more than two pages
 	for i := range users {
 		ps.p[0].Connect(fmt.Sprintf("user%04d", i), "d", 1)
 	}
 	ps.p[1].Connect("bob", "bob:phone", 1)
-	devicesEverywhere(t, ps.p, "user2499", 1)
+	devicesEverywhere(t, ps.p, "user1199", 1)
 
 	late, err := cluster.NewPresence(nodes[2].n)
 	if err != nil {

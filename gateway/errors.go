@@ -34,6 +34,7 @@ var httpStatus = map[imerr.Code]int{
 	imerr.Conflict:      http.StatusConflict,
 	imerr.Internal:      http.StatusInternalServerError,
 	imerr.StorageFull:   http.StatusInsufficientStorage,
+	imerr.Unavailable:   http.StatusServiceUnavailable,
 }
 
 // refusal is how the API answers a store's sentinel error.

@@ -46,6 +46,10 @@ var (
 	ErrCursorEpoch   = errors.New("history: cursor is from another store epoch")
 	ErrCursorInvalid = errors.New("history: malformed cursor")
 	ErrClosed        = errors.New("history: store closed")
+	// ErrUnavailable: the store cannot take writes now (a cluster node
+	// without a quorum, or while the log elects a leader); nothing was
+	// acknowledged, and the write may be retried.
+	ErrUnavailable = errors.New("history: store unavailable")
 )
 
 // ConvID names a conversation: "dm:{a}:{b}" with a < b, or "g:{gid}".

@@ -111,7 +111,7 @@ func pubackFor(cl *mqtt.Client, id uint16, e *imerr.Error) (packets.Packet, bool
 		ack.ReasonCode = code.Code
 		return ack, true
 	}
-	if e.Code == imerr.StorageFull || e.Code == imerr.Internal {
+	if unkept(e.Code) {
 		return ack, false
 	}
 	return ack, true

@@ -45,6 +45,13 @@ var refusal = map[imerr.Code]packets.Code{
 	imerr.Conflict: packets.ErrImplementationSpecificError,
 	// 0x97 is one of the few codes MQTT 5 allows in a PUBACK (3.4.2.1).
 	imerr.StorageFull: packets.ErrQuotaExceeded,
+	imerr.Unavailable: packets.ErrUnspecifiedError,
+}
+
+// unkept reports whether a refusal kept nothing of a publish the client
+// must therefore send again: an MQTT 3.1.1 client gets no PUBACK for it.
+func unkept(code imerr.Code) bool {
+	return code == imerr.StorageFull || code == imerr.Internal || code == imerr.Unavailable
 }
 
 // OnPublish handles every publish. Inline (server) publishes and topics
@@ -120,7 +127,7 @@ func refuse(cl *mqtt.Client, pk packets.Packet, code imerr.Code) error {
 	switch {
 	case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0:
 		return refusal[code]
-	case (code == imerr.StorageFull || code == imerr.Internal) && pk.FixedHeader.Qos > 0:
+	case unkept(code) && pk.FixedHeader.Qos > 0:
 		// Nothing was kept, so nothing may be acknowledged: no PUBACK, and
 		// the client sends it again after reconnecting.
 		return packets.ErrRejectPacket

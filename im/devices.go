@@ -2,6 +2,7 @@ package im
 
 import (
 	"github.com/mqim/mqim/envelope"
+	"github.com/mqim/mqim/fanout"
 )
 
 // Devices that are not MQTT connections (the gateway's SSE streams and
@@ -39,22 +40,25 @@ func (h *Service) StalePresence(user string) {
 // Online reports whether user has a device connected.
 func (h *Service) Online(user string) bool { return h.d.Presence.Online(user) }
 
-// RefreshPresence publishes user's presence as the presence view now has
-// it: offline with no device anywhere; online if the last status said
-// offline; otherwise the last status as it was published (same text and
-// time). A cluster node calls it when another node's change, or death,
-// decided user's presence, and for the users online elsewhere when it
-// starts (its retained presence is older than theirs).
+// RefreshPresence announces user's presence if the last status disagrees
+// with the presence view: offline with no device anywhere, online with
+// one; otherwise it publishes nothing. A cluster node calls it when
+// another node's change, or death, decided user's presence.
 func (h *Service) RefreshPresence(user string) {
 	s := h.d.Presence.StatusOf(user)
-	switch {
-	case !h.d.Presence.Online(user):
-		if s.Status != "offline" {
-			h.setPresence(user, "offline", "")
-		}
-	case s.Status == "offline":
+	switch online := h.d.Presence.Online(user); {
+	case !online && s.Status != "offline":
+		h.setPresence(user, "offline", "")
+	case online && s.Status == "offline":
 		h.setPresence(user, "online", "")
-	default:
-		h.showPresence(envelope.Presence{User: user, Status: s.Status, Text: s.Text, TS: s.TS})
 	}
+}
+
+// ShowPresence publishes user's last status as it was published (same
+// text and time) to hub only: a cluster node that starts, or learns
+// statuses another node published while it did not hear them, corrects
+// its own retained copies without announcing anything again.
+func (h *Service) ShowPresence(hub fanout.Hub, user string) {
+	s := h.d.Presence.StatusOf(user)
+	h.showPresenceOn(hub, envelope.Presence{User: user, Status: s.Status, Text: s.Text, TS: s.TS})
 }

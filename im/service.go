@@ -137,11 +137,16 @@ func (h *Service) notify(r Request, e *imerr.Error) {
 // to everyone's, for presence) through the fan-out. Chat messages are not
 // published: the log announces them once committed (see fanout).
 func (h *Service) publish(kind, user, t string, payload []byte, retain bool, qos byte) {
+	h.publishOn(h.d.Hub, kind, user, t, payload, retain, qos)
+}
+
+// publishOn is publish through hub.
+func (h *Service) publishOn(hub fanout.Hub, kind, user, t string, payload []byte, retain bool, qos byte) {
 	e := fanout.Event{Topic: t, Payload: payload, QoS: qos, Retain: retain}
 	if user == "" {
-		h.d.Hub.Broadcast(e)
+		hub.Broadcast(e)
 	} else {
-		h.d.Hub.Send(user, e)
+		hub.Send(user, e)
 	}
 	h.d.Metrics.Deliveries.WithLabelValues(kind).Inc()
 }
@@ -228,6 +233,9 @@ func (h *Service) store(r Request, kind string, conv history.ConvID, m envelope.
 func storeError(err error, detail string) *imerr.Error {
 	if errors.Is(err, kvstore.ErrFull) {
 		return imerr.New(imerr.StorageFull, "server storage is full: %s; retry later", strings.TrimSuffix(detail, "; retry"))
+	}
+	if errors.Is(err, history.ErrUnavailable) {
+		return imerr.New(imerr.Unavailable, "%s: the cluster cannot replicate it now (no quorum reachable from this node)", detail)
 	}
 	return imerr.New(imerr.Internal, "%s", detail)
 }
@@ -399,15 +407,15 @@ func (h *Service) presence(r Request) *imerr.Error {
 func (h *Service) setPresence(user, status, text string) {
 	p := envelope.Presence{User: user, Status: status, Text: text, TS: h.d.Now().UnixMilli()}
 	h.d.Presence.SetStatus(user, presenceStatus(p))
-	h.showPresence(p)
+	h.showPresenceOn(h.d.Hub, p)
 }
 
-// showPresence publishes p as user's retained presence.
-func (h *Service) showPresence(p envelope.Presence) {
+// showPresenceOn publishes p as user's retained presence through hub.
+func (h *Service) showPresenceOn(hub fanout.Hub, p envelope.Presence) {
 	if k, _ := h.d.Accounts.Kind(p.User); k == accounts.KindDevice {
 		p.Device = true
 	}
-	h.publish("presence", "", topic.PresenceTopic(p.User), envelope.Marshal(p), true, 0)
+	h.publishOn(hub, "presence", "", topic.PresenceTopic(p.User), envelope.Marshal(p), true, 0)
 }
 
 // InboxTopic is the topic user's devices receive chat message m on: the DM

@@ -31,6 +31,10 @@ const (
 	// StorageFull: the server's disk is below its free-space reserve; the
 	// write was refused and nothing of it was stored. Retry later.
 	StorageFull Code = "storage_full"
+	// Unavailable: the write could not be replicated now (a cluster node
+	// cut off from a majority of nodes, or the log electing a leader);
+	// it was not acknowledged. Retry (a cid makes that safe).
+	Unavailable Code = "unavailable"
 	// Reset: a sync cursor is from another store epoch (the history was
 	// replaced); drop the local cache and sync from the start.
 	Reset Code = "reset"

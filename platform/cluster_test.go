@@ -314,7 +314,7 @@ func TestClusterPresenceSignalsAndLists(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three server processes")
 	}
-	nodes, _ := startCluster(t, 3)
+	nodes, args := startCluster(t, 3)
 	register(t, nodes[0].HTTP, "alice", "bob", "carol", "mallory")
 	carolTok := loginHTTP(t, nodes[0].HTTP, "carol")
 	carol := dialPaho(t, nodes[0].MQTT, "carol", "carol:watch")
@@ -387,4 +387,31 @@ func TestClusterPresenceSignalsAndLists(t *testing.T) {
 		status, body := apiCall(t, "GET", nodes[2].HTTP+"/api/v1/users/bob", malTok, "")
 		return status == 200 && strings.Contains(body, "Bob Builder")
 	})
+
+	// mallory comes online on n2 while n3 is down; n3, restarted, shows
+	// her online to its own watchers (its retained copy had nothing).
+	nodes[2].Cmd.Process.Kill()
+	nodes[2].Cmd.Wait()
+	dialPaho(t, nodes[1].MQTT, "mallory", "mallory:phone")
+	nodes[2] = imtest.StartProc(t, args[2]...)
+	watcher := dialPaho(t, nodes[2].MQTT, "carol", "carol:n3")
+	malSeen := watch(t, watcher, "im/presence/mallory")
+	imtest.Eventually(t, "restarted n3 shows mallory, online on n2, online", 15*time.Second, func() bool {
+		return lastPresence(malSeen()) == "online"
+	})
+
+	// n1 alone is a minority: it refuses a write it cannot replicate,
+	// with a clear error, and keeps nothing of it.
+	for _, p := range nodes[1:] {
+		p.Cmd.Process.Kill()
+		p.Cmd.Wait()
+	}
+	aliceTok := loginHTTP(t, nodes[0].HTTP, "alice")
+	status, body := apiCall(t, "POST", nodes[0].HTTP+"/api/v1/publish", aliceTok, `{"topic":"im/u/carol/dm/alice","payload":{"cid":"minority","body":"cut off"}}`)
+	if status != 503 || !strings.Contains(body, `"unavailable"`) {
+		t.Fatalf("a write on a minority node: %d %s, want 503 unavailable", status, body)
+	}
+	if status, body := apiCall(t, "GET", nodes[0].HTTP+"/api/v1/history/dm/alice", carolTok, ""); status != 200 || strings.Contains(body, "cut off") {
+		t.Fatalf("carol's history on the minority node: %d %s", status, body)
+	}
 }

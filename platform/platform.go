@@ -360,9 +360,13 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 		return nil, err
 	}
 	if p.clusterPres != nil {
+		// This node's retained presence is older than what the users
+		// online elsewhere published: shown here, not announced again.
+		show := func(u string) { svc.ShowPresence(local, u) }
 		p.clusterPres.OnChange(svc.RefreshPresence)
+		p.clusterPres.OnStale(show)
 		for _, u := range p.clusterPres.RemoteOnline() {
-			svc.RefreshPresence(u)
+			show(u)
 		}
 	}
 	go func() { p.served <- p.Gateway.Serve() }()
