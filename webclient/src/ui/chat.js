@@ -47,7 +47,10 @@ export class ChatPane {
       h('p', { text: 'Pick a conversation on the left, or start a new one.' })));
   }
 
-  /** Builds the pane for `conv` (messages come with the client's "view" events). */
+  /**
+   * Builds the pane for `conv` (messages come with the client's "view" events).
+   * @param {string} conv
+   */
   show(conv) {
     this.conv = conv;
     const { kind, name } = splitConv(conv);
@@ -182,6 +185,7 @@ export class ChatPane {
     this.typingLine.querySelector('.typing-text').textContent = typer ? `${c.people.name(typer)} is typing` : '';
   }
 
+  /** @param {import('../client.js').StateDetail} detail */
   setState({ state, reason = '' }) {
     if (!this.banner) return;
     this.banner.hidden = state === 'online';
@@ -196,6 +200,7 @@ export class ChatPane {
    * Brings the message list up to date, keeping the reader's place: at the
    * bottom for new messages if they were there, at the same message when older
    * ones are prepended. Only rows whose look changed are built again.
+   * @param {import('../client.js').ViewKind} kind
    */
   renderMessages(kind) {
     const c = this.client;
