@@ -65,7 +65,9 @@ function navigate(conv, { focus = false } = {}) {
   else route();
 }
 
+/** @type {Sidebar} */
 let sidebar;
+/** @type {ChatPane} */
 let chat;
 /** @type {Transfers|null} */
 let transfers = null;
