@@ -24,7 +24,7 @@
 
 export class KeyedList {
   /**
-   * @param {Pick<ParentNode, 'firstChild'> & Pick<Node, 'insertBefore'>} parent
+   * @param {Pick<Node, 'firstChild' | 'insertBefore'>} parent
    *   the element that holds the rows and nothing else
    */
   constructor(parent) {
