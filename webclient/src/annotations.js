@@ -36,6 +36,8 @@
  * @property {number} [editSeq]   seq of the edit applied last
  * @property {Record<string, number>} [reactSeq] user -> seq of their reaction applied last
  * @property {string} [pending]   an unsent change shown ahead of the server (see overlay)
+ * @property {string} [cid]       the sender's client id of the message (also on our unsent ones)
+ * @property {string} [error]     why an unsent message of ours failed
  */
 
 /** Annotation types: records that change another message instead of showing. */

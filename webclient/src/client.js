@@ -1,3 +1,4 @@
+// @ts-check
 // The chat model: joins the HTTP API, the MQTT connection and the local store,
 // and tells the UI what changed. It holds no DOM.
 //
@@ -12,7 +13,7 @@
 //   state          {state, retryIn, reason}  connection state changed
 //   conversations  {}                        recent list / presence / typing changed
 //   view           {conv, kind}              the open conversation changed:
-//                                            kind "reset" | "append" | "prepend" | "update"
+//                                            kind "reset" | "append" | "prepend" | "newer" | "update"
 //   notice         {text, level}             something to tell the user
 //   incoming       {conv, msg}               a new live message from someone else
 //   signout        {reason}                  the session ended (token refused)
@@ -30,6 +31,16 @@ import {
   convOf, dmConv, groupConv, parseTopic, presenceTopic, receiptTopic, sendTopic, splitConv,
   typingTopic,
 } from './topics.js';
+
+/**
+ * The details of the events above.
+ * @typedef {{state: string, retryIn?: number, transport?: string, reason?: string}} StateDetail
+ * @typedef {'reset'|'append'|'prepend'|'newer'|'update'} ViewKind
+ * @typedef {{conv: string, kind: ViewKind}} ViewDetail
+ * @typedef {{text: string, level: string}} NoticeDetail
+ * @typedef {{conv: string, msg: import('./annotations.js').Msg}} IncomingDetail
+ * @typedef {{reason: string}} SignoutDetail
+ */
 
 export const pageSize = 50;
 /** How long a "typing" indication lasts without a refresh. */
@@ -81,10 +92,12 @@ export class ChatClient extends EventTarget {
     this.view = null;
     this.syncing = null;
     this.typingSent = 0;
+    /** @type {ReturnType<typeof setTimeout> | 0} */
     this.typingIdleTimer = 0;
     this.typingTo = '';
     this.receiptTimers = new Map();
     this.visible = document.visibilityState === 'visible';
+    /** @type {ReturnType<typeof setTimeout> | 0} */
     this.awayTimer = 0;
     this.away = false;
     /** The server's message body limit in bytes (GET /api/v1/connect). */
@@ -115,8 +128,11 @@ export class ChatClient extends EventTarget {
     for (const item of await this.store.outbox()) this.outbox.set(item.cid, item);
     const { device, primary } = await claimDevice(this.me);
     this.conn = new Connection({ user: this.me, token: this.token, device, primary });
-    this.conn.addEventListener('state', (e) => this.emit('state', e.detail));
-    this.conn.addEventListener('message', (e) => this.handleMQTT(e.detail.topic, e.detail.text));
+    this.conn.addEventListener('state', (e) => this.emit('state', /** @type {CustomEvent<StateDetail>} */ (e).detail));
+    this.conn.addEventListener('message', (e) => {
+      const { topic, text } = /** @type {CustomEvent<{topic: string, text: string}>} */ (e).detail;
+      this.handleMQTT(topic, text);
+    });
     this.conn.addEventListener('connect', () => this.handleConnect());
     this.conn.addEventListener('authfailed', () => this.emit('signout', { reason: 'Your session has expired. Please sign in again.' }));
     this.conn.start();

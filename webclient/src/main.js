@@ -1,3 +1,4 @@
+// @ts-check
 // Entry point: session handling (sign in / out), routing, and wiring the chat
 // model to the UI.
 //
@@ -64,7 +65,9 @@ function navigate(conv, { focus = false } = {}) {
   else route();
 }
 
+/** @type {Sidebar} */
 let sidebar;
+/** @type {ChatPane} */
 let chat;
 /** @type {Transfers|null} */
 let transfers = null;
@@ -146,28 +149,36 @@ function startApp(session) {
   c.people.addEventListener('change', () => requestEntries(c));
   transfers = new Transfers(c);
   // For tests, and for trying transfer resume from the console.
-  window.mqimDebug = { transfers };
-  transfers.addEventListener('offer', (e) => toast(`${e.detail.item.peer} wants to send you ${e.detail.item.name}`));
+  /** @type {Window & {mqimDebug?: {transfers: Transfers}}} */ (window).mqimDebug = { transfers };
+  transfers.addEventListener('offer', (e) => {
+    const { item } = /** @type {CustomEvent<{item: import('./transfers.js').Item}>} */ (e).detail;
+    toast(`${item.peer} wants to send you ${item.name}`);
+  });
   const panel = new TransferPanel(transfers);
   root.replaceChildren(h('div', { class: 'layout' }, sidebar.el, chat.el), panel.el, h('div', { class: 'toasts', id: 'toasts' }));
 
   c.addEventListener('state', (e) => {
-    sidebar.setState(e.detail);
-    chat.setState(e.detail);
-    document.body.dataset.conn = e.detail.state;
-    document.body.dataset.transport = e.detail.transport || '';
+    const detail = /** @type {CustomEvent<import('./client.js').StateDetail>} */ (e).detail;
+    sidebar.setState(detail);
+    chat.setState(detail);
+    document.body.dataset.conn = detail.state;
+    document.body.dataset.transport = detail.transport || '';
   });
   c.addEventListener('conversations', () => {
     sidebar.render();
     chat.renderHead();
   });
   c.addEventListener('view', (e) => {
-    if (e.detail.conv !== chat.conv) return;
+    const { conv, kind } = /** @type {CustomEvent<import('./client.js').ViewDetail>} */ (e).detail;
+    if (conv !== chat.conv) return;
     chat.renderHead();
-    chat.renderMessages(e.detail.kind);
+    chat.renderMessages(kind);
   });
-  c.addEventListener('notice', (e) => toast(e.detail.text, e.detail.level));
-  c.addEventListener('signout', (e) => signOut(e.detail.reason));
+  c.addEventListener('notice', (e) => {
+    const { text, level } = /** @type {CustomEvent<import('./client.js').NoticeDetail>} */ (e).detail;
+    toast(text, level);
+  });
+  c.addEventListener('signout', (e) => signOut(/** @type {CustomEvent<import('./client.js').SignoutDetail>} */ (e).detail.reason));
 
   // Message search: results open the conversation at the message.
   const search = new SearchPanel(c, {

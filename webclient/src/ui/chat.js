@@ -1,5 +1,8 @@
+// @ts-check
 // The conversation pane: header, message list with paging, composer.
 
+import { snippet } from '../annotations.js';
+import { KeyedList } from '../keyedlist.js';
 import { checkBody } from '../limits.js';
 import { presenceLine } from '../presence.js';
 import { splitConv } from '../topics.js';
@@ -12,10 +15,21 @@ import { fileCard } from './transfer.js';
 /** How close to the top (px) scrolling must come to load the previous page. */
 const loadMargin = 200;
 
+/** @typedef {import('../annotations.js').Msg} Msg */
+
+/**
+ * What the pane asks of the page around it.
+ * @typedef {object} PaneActions
+ * @property {() => void} onBack  back to the conversation list
+ * @property {(gid: string) => void} onGroupInfo  show group `gid`'s members
+ * @property {(conv: string, parts: {form: HTMLFormElement, input: HTMLTextAreaElement}) => void} [onShow]
+ *   the pane of `conv` is built: add to its composer (files, people)
+ */
+
 export class ChatPane {
   /**
    * @param {import('../client.js').ChatClient} client
-   * @param {{onBack: () => void, onGroupInfo: (gid) => void}} actions
+   * @param {PaneActions} actions
    */
   constructor(client, actions) {
     this.client = client;
@@ -33,7 +47,10 @@ export class ChatPane {
       h('p', { text: 'Pick a conversation on the left, or start a new one.' })));
   }
 
-  /** Builds the pane for `conv` (messages come with the client's "view" events). */
+  /**
+   * Builds the pane for `conv` (messages come with the client's "view" events).
+   * @param {string} conv
+   */
   show(conv) {
     this.conv = conv;
     const { kind, name } = splitConv(conv);
@@ -52,6 +69,7 @@ export class ChatPane {
       }
     });
     this.list = h('div', { class: 'msg-list', id: 'msg-list', role: 'log', 'aria-live': 'polite' });
+    this.rows = new KeyedList(this.list);
     // After a jump to an older message: back to the newest ones.
     this.latestBtn = h('button', {
       class: 'jump-latest', type: 'button', id: 'jump-latest', hidden: true, title: 'Newest messages', 'aria-label': 'Go to the newest messages',
@@ -167,6 +185,7 @@ export class ChatPane {
     this.typingLine.querySelector('.typing-text').textContent = typer ? `${c.people.name(typer)} is typing` : '';
   }
 
+  /** @param {import('../client.js').StateDetail} detail */
   setState({ state, reason = '' }) {
     if (!this.banner) return;
     this.banner.hidden = state === 'online';
@@ -178,9 +197,10 @@ export class ChatPane {
   }
 
   /**
-   * Re-renders the message list, keeping the reader's place: at the bottom for
-   * new messages if they were there, at the same message when older ones are
-   * prepended.
+   * Brings the message list up to date, keeping the reader's place: at the
+   * bottom for new messages if they were there, at the same message when older
+   * ones are prepended. Only rows whose look changed are built again.
+   * @param {import('../client.js').ViewKind} kind
    */
   renderMessages(kind) {
     const c = this.client;
@@ -189,46 +209,7 @@ export class ChatPane {
     const fromBottom = s.scrollHeight - s.scrollTop - s.clientHeight;
     // A blocked sender's group messages are hidden (people.js).
     const msgs = c.viewMessages().filter((m) => c.people.visible(m));
-    const isGroup = this.kind === 'group';
-    const nodes = [];
-    let prevDay = '';
-    let prevFrom = '';
-    for (const m of msgs) {
-      const dk = dayKey(m.ts);
-      if (dk !== prevDay) {
-        nodes.push(h('div', { class: 'day-sep' }, h('span', { text: dayLabel(m.ts) })));
-        prevDay = dk;
-        prevFrom = '';
-      }
-      const mine = m.from === c.me;
-      const first = m.from !== prevFrom;
-      prevFrom = m.from;
-      const meta = h('span', { class: 'meta' }, h('time', { datetime: new Date(m.ts).toISOString(), text: clock(m.ts) }));
-      let state = '';
-      if (mine) {
-        state = m.id ? c.receiptOf(m) : m.pending || 'pending';
-        const ic = { pending: 'clock', sent: 'check', delivered: 'checks', read: 'checks', failed: 'alert' }[state] || 'check';
-        meta.append(h('span', { class: `tick ${state}`, role: 'img', title: state, 'aria-label': state }, icon(ic)));
-      }
-      const body = m.retracted ? retractedBody() : m.type === 'file' ? fileCard(m)
-        : h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
-      if (m.edited && !m.retracted) meta.prepend(editedMark(m));
-      const bubble = h('div', { class: 'bubble' }, replyQuote(m, this.msgCtx), body, meta);
-      const row = h('div', {
-        class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}${m.retracted ? ' retracted' : ''}`,
-        dataset: { seq: m.seq === undefined ? '' : String(m.seq), id: m.id || '', cid: m.cid || '', from: m.from, state },
-      });
-      if (isGroup && !mine && first) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: c.people.name(m.from) }));
-      row.append(bubble);
-      decorateRow(row, m, this.msgCtx);
-      if (m.pending === 'failed') {
-        row.append(h('div', { class: 'failed-note', role: 'alert' },
-          `${m.error || 'The message was not sent.'} `,
-          h('button', { class: 'link', type: 'button', text: 'Dismiss', onclick: () => c.discard(m.cid) })));
-      }
-      nodes.push(row);
-    }
-    this.list.replaceChildren(...nodes);
+    this.rows.update(this.rowsOf(msgs));
     this.renderMarker();
     const v = c.view;
     this.latestBtn.hidden = !v || v.atEnd;
@@ -251,6 +232,87 @@ export class ChatPane {
     // A short conversation does not fill the pane, so no scroll will ever ask
     // for the previous page: ask now.
     if (kind !== 'update') queueMicrotask(() => this.maybeLoadOlder());
+  }
+
+  /**
+   * The list's rows for `msgs`: a day separator before each day's first
+   * message, then the messages, each keyed by id (cid while unsent) with the
+   * signature of everything its row shows.
+   * @param {Msg[]} msgs
+   * @returns {import('../keyedlist.js').Row[]}
+   */
+  rowsOf(msgs) {
+    const rows = [];
+    let prevDay = '';
+    let prevFrom = '';
+    for (const m of msgs) {
+      const dk = dayKey(m.ts);
+      if (dk !== prevDay) {
+        const label = dayLabel(m.ts);
+        rows.push({ key: `day:${dk}`, sig: label, build: () => h('div', { class: 'day-sep' }, h('span', { text: label })) });
+        prevDay = dk;
+        prevFrom = '';
+      }
+      const look = this.lookOf(m, m.from !== prevFrom);
+      prevFrom = m.from;
+      rows.push({ key: m.id ? `id:${m.id}` : `cid:${m.cid}`, sig: JSON.stringify(look), build: () => this.messageRow(m, look) });
+    }
+    return rows;
+  }
+
+  /**
+   * What the row of `m` shows: its own fields, and what it takes from
+   * elsewhere (receipts, names, the quoted message, who may delete it).
+   * @param {Msg} m
+   * @param {boolean} first  the first of a run of one sender's messages
+   */
+  lookOf(m, first) {
+    const c = this.client;
+    const mine = m.from === c.me;
+    const q = m.reply_to ? c.quoteOf(m.reply_to) : undefined;
+    const e = c.recent.get(this.conv);
+    const g = this.kind === 'group' ? c.groups.get(this.name) : null;
+    return {
+      m: [m.id, m.cid, m.seq, m.ts, m.from, m.type, m.body, m.meta, m.reply_to, m.edited, m.retracted, m.reactions, m.pending, m.error],
+      first,
+      mine,
+      state: !mine ? '' : m.id ? c.receiptOf(m) : m.pending || 'pending',
+      sender: this.kind === 'group' && !mine && first ? c.people.name(m.from) : '',
+      quote: q ? [q.from, q.retracted, snippet(q)] : null,
+      owner: g ? g.owner : '',
+      left: !!(e && e.left),
+    };
+  }
+
+  /**
+   * Builds the row of message `m`.
+   * @param {Msg} m
+   * @param {ReturnType<ChatPane['lookOf']>} look
+   */
+  messageRow(m, { first, mine, state, sender }) {
+    const c = this.client;
+    const meta = h('span', { class: 'meta' }, h('time', { datetime: new Date(m.ts).toISOString(), text: clock(m.ts) }));
+    if (mine) {
+      const ic = { pending: 'clock', sent: 'check', delivered: 'checks', read: 'checks', failed: 'alert' }[state] || 'check';
+      meta.append(h('span', { class: `tick ${state}`, role: 'img', title: state, 'aria-label': state }, icon(ic)));
+    }
+    const body = m.retracted ? retractedBody() : m.type === 'file' ? fileCard(m)
+      : h('div', { class: 'body' }, m.type === 'text' || !m.type ? linkify(m.body || '') : `[${m.type}] ${m.body || ''}`);
+    if (m.edited && !m.retracted) meta.prepend(editedMark(m));
+    const bubble = h('div', { class: 'bubble' }, replyQuote(m, this.msgCtx), body, meta);
+    const row = h('div', {
+      class: `msg ${mine ? 'mine' : 'theirs'}${first ? ' first' : ''}${m.pending ? ` pending ${m.pending}` : ''}${m.retracted ? ' retracted' : ''}`,
+      dataset: { seq: m.seq === undefined ? '' : String(m.seq), id: m.id || '', cid: m.cid || '', from: m.from, state },
+    });
+    if (sender) row.append(h('div', { class: `sender ${colorClass(m.from)}`, text: sender }));
+    row.append(bubble);
+    decorateRow(row, m, this.msgCtx);
+    if (m.pending === 'failed') {
+      row.append(h('div', { class: 'failed-note', role: 'alert' },
+        `${m.error || 'The message was not sent.'} `,
+        h('button', { class: 'link', type: 'button', text: 'Dismiss', onclick: () => c.discard(m.cid) })));
+    }
+    return row;
   }
 
   renderMarker() {

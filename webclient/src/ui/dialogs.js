@@ -35,7 +35,7 @@ export function newChatDialog(client, onOpen) {
     h('label', { for: 'new-chat-user', text: 'Who do you want to talk to?' }), input, error,
     h('div', { class: 'dialog-actions' }, h('button', { class: 'btn primary', type: 'submit', text: 'Start chat' })));
   const dlg = modal('new-chat-dialog', 'New chat', form);
-  const submit = form.querySelector('button[type="submit"]');
+  const submit = /** @type {HTMLButtonElement} */ (form.querySelector('button[type="submit"]'));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const u = input.value.trim().toLowerCase();

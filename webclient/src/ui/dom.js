@@ -3,17 +3,29 @@
 // as text (textContent / text nodes), never parsed as HTML.
 
 /**
+ * What h() takes as children: nodes, text, and lists of them, one level deep
+ * (null, undefined and false are left out).
+ * @typedef {Node|string|number|boolean|null|undefined} Leaf
+ * @typedef {Leaf|Leaf[]} Child
+ */
+
+/**
  * Creates an element. attrs: "class", "text" (textContent), "on{event}"
  * handlers, "dataset" object, boolean and string attributes.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, unknown>} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
+    if (k === 'class') el.className = String(v);
+    else if (k === 'text') el.textContent = String(v);
     else if (k === 'dataset') Object.assign(el.dataset, v);
-    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), /** @type {EventListener} */ (v));
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }

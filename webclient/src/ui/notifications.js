@@ -24,7 +24,7 @@ export class Notifications {
     this.renderPrompt();
     client.addEventListener('conversations', () => this.updateTitle());
     client.addEventListener('incoming', (e) => {
-      const { conv, msg } = /** @type {CustomEvent} */ (e).detail;
+      const { conv, msg } = /** @type {CustomEvent<import('../client.js').IncomingDetail>} */ (e).detail;
       this.incoming(conv, msg);
     });
     this.updateTitle();

@@ -41,6 +41,7 @@ export class Sidebar {
       this.list);
   }
 
+  /** @param {import('../client.js').StateDetail} detail */
   setState({ state, retryIn, transport = '', reason = '' }) {
     this.connState.dataset.state = state;
     this.connState.dataset.transport = transport;

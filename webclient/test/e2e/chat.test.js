@@ -47,8 +47,13 @@ test('two users chat 1:1 both ways, with presence, typing and receipts', { timeo
   // And back.
   await send(bob, 'Hello Alice, how are you?');
   await expectTexts(alice, ['Hi Bob!', 'Hello Alice, how are you?']);
+  // The list is updated, not rebuilt: the row of a message that did not
+  // change is the same element after the next one arrives.
+  const marked = '#msg-list .msg:has(.body:text-is("Hi Bob!"))';
+  await bob.$eval(marked, (el) => { el.mqimMark = 'kept'; });
   await send(alice, 'Great, thanks. Lunch at https://example.com/menu?');
   await expectTexts(bob, ['Hi Bob!', 'Hello Alice, how are you?', 'Great, thanks. Lunch at https://example.com/menu?']);
+  assert.equal(await bob.$eval(marked, (el) => el.mqimMark), 'kept', 'the row of an unchanged message is reused');
 
   // Receipts: bob has the chat open, so alice's messages become "read".
   await alice.waitForSelector('#msg-list .msg.mine:last-child[data-state="read"]', { timeout: 10_000 });

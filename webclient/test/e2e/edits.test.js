@@ -110,8 +110,11 @@ test('reply, edit, react, delete for everyone: live, after a reload, on a new de
   assert.equal(await ben.$(`${row('Lunch at 12:30?')} .act-edit`), null, 'nobody else may edit it');
 
   // Reactions: one each, counted with who.
+  // A reaction changes its message's row only: the row beside it is the same element.
+  await amy.$eval(row('Yes, the usual place'), (el) => { el.mqimMark = 'kept'; });
   await react(ben, '今天天气很好', '👍');
   await expectReactions(amy, '今天天气很好', { '👍': '1:ben' });
+  assert.equal(await amy.$eval(row('Yes, the usual place'), (el) => el.mqimMark), 'kept', 'the unchanged row is reused');
   await react(amy, '今天天气很好', '👍');
   await expectReactions(ben, '今天天气很好', { '👍': '2:ben, amy' });
   await react(amy, '今天天气很好', '🎉'); // replaces amy's 👍

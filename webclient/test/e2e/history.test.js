@@ -99,13 +99,27 @@ test('scrolling up loads older pages until the start of the conversation', { tim
   for (let i = 0; i < 10; i++) {
     if (await page.getAttribute('#history-marker', 'data-state') === 'start') break;
     const before = (await shownTexts(page)).length;
-    await page.$eval('#messages', (el) => { el.scrollTop = 0; });
+    // The oldest message shown: where it is once scrolled to the top, marked
+    // to see that prepending keeps its row.
+    const oldest = await page.$eval('#messages', (el) => {
+      el.scrollTop = 0;
+      const row = el.querySelector('#msg-list .msg');
+      row.mqimMark = 'kept';
+      return { text: row.querySelector('.body').textContent, y: row.getBoundingClientRect().top - el.getBoundingClientRect().top };
+    });
     await until(async () => (await shownTexts(page)).length > before
       || (await page.getAttribute('#history-marker', 'data-state')) === 'start', { message: 'an older page' });
     sizes.push((await shownTexts(page)).length);
-    // The reader keeps their place: not thrown back to the top or bottom.
+    // The reader keeps their place: not thrown back to the top or bottom,
+    // the message they were reading where it was, in the same row.
     const top = await page.$eval('#messages', (el) => el.scrollTop);
     assert.ok(top > 0, 'scroll position kept after prepending');
+    const after = await page.$eval('#messages', (el, text) => {
+      const row = [...el.querySelectorAll('#msg-list .msg')].find((r) => r.querySelector('.body').textContent === text);
+      return { mark: row.mqimMark, y: row.getBoundingClientRect().top - el.getBoundingClientRect().top };
+    }, oldest.text);
+    assert.equal(after.mark, 'kept', `the row of "${oldest.text}" is reused`);
+    assert.ok(Math.abs(after.y - oldest.y) <= 2, `"${oldest.text}" stays in place: ${oldest.y}px from the top, now ${after.y}px`);
   }
   assert.equal(await page.getAttribute('#history-marker', 'data-state'), 'start');
   assert.ok(sizes.length >= 3, `loaded in pages: ${sizes.join(' -> ')}`);
