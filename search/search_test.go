@@ -27,9 +27,13 @@ func openHistory(t *testing.T, dir, epoch string) *history.Badger {
 	return s
 }
 
-func openIndex(t *testing.T, dir string, src Source) *Index {
+func openIndex(t *testing.T, dir string, src Source, window ...int) *Index {
 	t.Helper()
-	x, err := Open(dir, src, Options{Log: slog.New(slog.DiscardHandler)})
+	o := Options{Log: slog.New(slog.DiscardHandler)}
+	if len(window) > 0 {
+		o.Window = window[0]
+	}
+	x, err := Open(dir, src, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +66,16 @@ func bodies(ms []envelope.Message) []string {
 }
 
 // TestSearch: words, case, CJK pairs, scope by reader and conversation,
-// newest first, paging by id, and edits and retractions followed.
+// newest first, paging by id, and edits and retractions followed; with
+// one window over the whole index and with windows of 1, 4, 16...
+// journal numbers.
 func TestSearch(t *testing.T) {
+	for _, window := range []int{0, 1} {
+		t.Run(fmt.Sprint("window ", window), func(t *testing.T) { testSearch(t, window) })
+	}
+}
+
+func testSearch(t *testing.T, window int) {
 	dir := t.TempDir()
 	h := openHistory(t, filepath.Join(dir, "im"), "")
 	ab, ac, team := history.DM("alice", "bob"), history.DM("alice", "carol"), history.Group("team")
@@ -86,7 +98,7 @@ func TestSearch(t *testing.T) {
 	appendMsg(t, h, ab, "alice", envelope.TypeEdit, "edited: mistake fixed", msgs["typo"].ID)
 	appendMsg(t, h, ab, "alice", envelope.TypeRetract, "", msgs["gone"].ID)
 	appendMsg(t, h, ab, "bob", envelope.TypeReaction, "👍", msgs["lunch"].ID)
-	x := openIndex(t, filepath.Join(dir, "search"), h)
+	x := openIndex(t, filepath.Join(dir, "search"), h, window)
 
 	cases := []struct {
 		name string
@@ -162,12 +174,26 @@ func TestIndexFollowsHistory(t *testing.T) {
 		return len(got)
 	}
 	h := openHistory(t, filepath.Join(dir, "im"), "e1")
+	var first envelope.Message
 	for i := range 5 {
-		appendMsg(t, h, history.DM("a", "b"), "a", "text", fmt.Sprint("apple ", i), "")
+		m := appendMsg(t, h, history.DM("a", "b"), "a", "text", fmt.Sprint("apple ", i), "")
+		if i == 0 {
+			first = m
+		}
 	}
-	x := openIndex(t, idxDir, h)
+	x := openIndex(t, idxDir, h, 1)
 	if n := find(x, "apple"); n != 5 {
 		t.Fatalf("found %d", n)
+	}
+	// An edit of a message indexed in an earlier batch: reindexed at its
+	// own place (the oldest), not the edit's.
+	appendMsg(t, h, history.DM("a", "b"), "a", envelope.TypeEdit, "apple banana", first.ID)
+	if err := x.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := x.Search(context.Background(), Query{Words: "apple", User: "a", Limit: 10})
+	if err != nil || len(got) != 5 || got[4].ID != first.ID || got[4].Body != "apple banana" {
+		t.Fatalf("after the edit: %q %v", bodies(got), err)
 	}
 	x.Close()
 	// Behind: more history while the index was closed.
