@@ -28,8 +28,8 @@ type annotationWorld struct {
 	cidSeq int
 }
 
-func newAnnotationWorld(t *testing.T) *annotationWorld {
-	w := &annotationWorld{s: imtest.Start(t, ""), tok: map[string]string{}, dev: map[string]*imtest.Client{}}
+func newAnnotationWorld(t *testing.T, mods ...func(*imtestConfig)) *annotationWorld {
+	w := &annotationWorld{s: imtest.Start(t, "", mods...), tok: map[string]string{}, dev: map[string]*imtest.Client{}}
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		w.tok[u] = w.s.User(u)
 		w.dev[u] = w.s.MustConnect(u, imtest.ClientOpts{})
