@@ -267,7 +267,7 @@ func testAnnotations(t *testing.T, send sendFunc) {
 // Search, a refusal as an *imclient.APIError with its code, and the
 // annotations delivered to the other party's client.
 func TestClientAnnotations(t *testing.T) {
-	s := imtest.Start(t, "")
+	s := imtest.Start(t, "", func(c *imtestConfig) { c.Limits.SearchRate = 0 }) // it polls Search
 	s.User("alice")
 	s.User("bob")
 	ctx := context.Background()
