@@ -57,9 +57,6 @@ type Options struct {
 	Log *slog.Logger
 	// Batch is how many journal entries one index batch takes (default 2000).
 	Batch int
-	// Window is how many journal numbers the first window of a search
-	// spans (default 20000; see Search).
-	Window int
 }
 
 // Index is the search index of one history store.
@@ -68,7 +65,6 @@ type Index struct {
 	src      Source
 	log      *slog.Logger
 	batch    int
-	first    uint64 // Options.Window
 	analyzer analysis.Analyzer
 	pos      atomic.Uint64 // journal position indexed
 	wake     chan struct{}
@@ -86,8 +82,7 @@ var (
 )
 
 // Fields of an indexed message; the document id is "{id} {conv}". N, the
-// message's journal number, orders hits newest first and lets a search
-// read the newest part of the index first (Search); TS bounds "before".
+// message's journal number, orders hits newest first; TS bounds "before".
 type doc struct {
 	Body   string   `json:"body"`
 	ID     string   `json:"id"`
@@ -150,10 +145,7 @@ func Open(dir string, src Source, o Options) (*Index, error) {
 	if o.Batch <= 0 {
 		o.Batch = 2000
 	}
-	if o.Window <= 0 {
-		o.Window = 20000
-	}
-	x := &Index{src: src, log: o.Log, batch: o.Batch, first: uint64(o.Window), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	x := &Index{src: src, log: o.Log, batch: o.Batch, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	idx, pos, why := openExisting(dir, src)
 	if idx == nil {
 		if why != "" {
@@ -415,59 +407,41 @@ func (x *Index) Search(ctx context.Context, q Query) ([]envelope.Message, bool, 
 		r.SetField("ts")
 		must = append(must, r)
 	}
-	// Newest first, by windows of journal numbers, each larger than the
-	// one before: a common word fills the page from the newest window
-	// without the index ranking every older match, a rare one reaches
-	// the oldest in a few steps.
+	// Newest first by journal number, without ranking: the index sorts
+	// the matches by a doc value. (Reading the newest numbers first in
+	// growing windows measured 3x slower: each window's range query
+	// costs more than the sort it saves.)
+	all := bleve.NewConjunctionQuery(must...)
 	out := []envelope.Message{}
-	for hi, w := x.pos.Load(), x.first; ; w *= 4 {
-		lo := hi - min(w, hi)
-		full, err := x.window(ctx, must, lo, hi, q, &out)
-		if err != nil || full {
-			return out, full, err
-		}
-		if lo == 0 {
-			return out, false, nil
-		}
-		hi = lo
-	}
-}
-
-// window adds to out the hits with journal numbers in (lo, hi], newest
-// first, read back from history (a hit history no longer shows, retracted
-// a moment ago, is skipped); full: out has q.Limit and more match.
-func (x *Index) window(ctx context.Context, must []query.Query, lo, hi uint64, q Query, out *[]envelope.Message) (full bool, err error) {
-	no, yes := false, true
-	fl, fh := float64(lo), float64(hi)
-	r := bleve.NewNumericRangeInclusiveQuery(&fl, &fh, &no, &yes)
-	r.SetField("n")
-	all := bleve.NewConjunctionQuery(append(must[:len(must):len(must)], r)...)
 	for from := 0; ; {
 		req := bleve.NewSearchRequestOptions(all, q.Limit+1, from, false)
 		req.SortBy([]string{"-n"})
+		req.Score = "none"
 		res, err := x.idx.SearchInContext(ctx, req)
 		if err != nil {
-			return false, fmt.Errorf("search: %w", err)
+			return nil, false, fmt.Errorf("search: %w", err)
 		}
 		for _, h := range res.Hits {
 			conv, id, ok := parseDocID(h.ID)
 			if !ok || (q.Before != "" && id >= q.Before) {
 				continue
 			}
+			// Read back from history: a hit it no longer shows (retracted
+			// a moment ago) is skipped.
 			m, err := x.src.Lookup(ctx, conv, id)
 			if errors.Is(err, history.ErrNotFound) || (err == nil && m.Retracted) {
 				continue
 			}
 			if err != nil {
-				return false, err
+				return nil, false, err
 			}
-			if len(*out) == q.Limit {
-				return true, nil
+			if len(out) == q.Limit {
+				return out, true, nil
 			}
-			*out = append(*out, m)
+			out = append(out, m)
 		}
 		if len(res.Hits) <= q.Limit {
-			return false, nil
+			return out, false, nil
 		}
 		from += len(res.Hits)
 	}

@@ -27,13 +27,9 @@ func openHistory(t *testing.T, dir, epoch string) *history.Badger {
 	return s
 }
 
-func openIndex(t *testing.T, dir string, src Source, window ...int) *Index {
+func openIndex(t *testing.T, dir string, src Source) *Index {
 	t.Helper()
-	o := Options{Log: slog.New(slog.DiscardHandler)}
-	if len(window) > 0 {
-		o.Window = window[0]
-	}
-	x, err := Open(dir, src, o)
+	x, err := Open(dir, src, Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,16 +62,8 @@ func bodies(ms []envelope.Message) []string {
 }
 
 // TestSearch: words, case, CJK pairs, scope by reader and conversation,
-// newest first, paging by id, and edits and retractions followed; with
-// one window over the whole index and with windows of 1, 4, 16...
-// journal numbers.
+// newest first, paging by id, and edits and retractions followed.
 func TestSearch(t *testing.T) {
-	for _, window := range []int{0, 1} {
-		t.Run(fmt.Sprint("window ", window), func(t *testing.T) { testSearch(t, window) })
-	}
-}
-
-func testSearch(t *testing.T, window int) {
 	dir := t.TempDir()
 	h := openHistory(t, filepath.Join(dir, "im"), "")
 	ab, ac, team := history.DM("alice", "bob"), history.DM("alice", "carol"), history.Group("team")
@@ -98,7 +86,7 @@ func testSearch(t *testing.T, window int) {
 	appendMsg(t, h, ab, "alice", envelope.TypeEdit, "edited: mistake fixed", msgs["typo"].ID)
 	appendMsg(t, h, ab, "alice", envelope.TypeRetract, "", msgs["gone"].ID)
 	appendMsg(t, h, ab, "bob", envelope.TypeReaction, "👍", msgs["lunch"].ID)
-	x := openIndex(t, filepath.Join(dir, "search"), h, window)
+	x := openIndex(t, filepath.Join(dir, "search"), h)
 
 	cases := []struct {
 		name string
@@ -181,7 +169,7 @@ func TestIndexFollowsHistory(t *testing.T) {
 			first = m
 		}
 	}
-	x := openIndex(t, idxDir, h, 1)
+	x := openIndex(t, idxDir, h)
 	if n := find(x, "apple"); n != 5 {
 		t.Fatalf("found %d", n)
 	}
