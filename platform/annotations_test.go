@@ -28,8 +28,8 @@ type annotationWorld struct {
 	cidSeq int
 }
 
-func newAnnotationWorld(t *testing.T) *annotationWorld {
-	w := &annotationWorld{s: imtest.Start(t, ""), tok: map[string]string{}, dev: map[string]*imtest.Client{}}
+func newAnnotationWorld(t *testing.T, mods ...func(*imtestConfig)) *annotationWorld {
+	w := &annotationWorld{s: imtest.Start(t, "", mods...), tok: map[string]string{}, dev: map[string]*imtest.Client{}}
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		w.tok[u] = w.s.User(u)
 		w.dev[u] = w.s.MustConnect(u, imtest.ClientOpts{})
@@ -267,7 +267,7 @@ func testAnnotations(t *testing.T, send sendFunc) {
 // Search, a refusal as an *imclient.APIError with its code, and the
 // annotations delivered to the other party's client.
 func TestClientAnnotations(t *testing.T) {
-	s := imtest.Start(t, "")
+	s := imtest.Start(t, "", func(c *imtestConfig) { c.Limits.SearchRate = 0 }) // it polls Search
 	s.User("alice")
 	s.User("bob")
 	ctx := context.Background()

@@ -45,7 +45,8 @@ func searchBodies(p searchPage) []string {
 // may read now, the latest body of an edit, never a retracted message,
 // paging, and every refusal of a bad query.
 func TestSearchAPI(t *testing.T) {
-	w := newAnnotationWorld(t)
+	// Polling for the index searches often: no rate limit here (TestSearchRate).
+	w := newAnnotationWorld(t, func(c *imtestConfig) { c.Limits.SearchRate = 0 })
 	send := func(user, topic string, p map[string]any) envelope.Message {
 		t.Helper()
 		m, code := sendMQTT(t, w, user, topic, p)
@@ -70,6 +71,10 @@ func TestSearchAPI(t *testing.T) {
 	imtest.Eventually(t, "alice finds the three lunches she may read", 10*time.Second, func() bool {
 		_, got = searchAPI(t, w.s, w.tok["alice"], "q", "LUNCH")
 		return len(got.Messages) == 3
+	})
+	imtest.Eventually(t, "carol finds dave's lunch, the last message sent", 10*time.Second, func() bool {
+		_, p := searchAPI(t, w.s, w.tok["carol"], "q", "dave's")
+		return len(p.Messages) == 1
 	})
 	if want := []string{"lunch with carol", "team lunch friday", "Lunch at noon?"}; !slices.Equal(searchBodies(got), want) || got.More {
 		t.Fatalf("alice's lunches: %q (more %v), want %q newest first", searchBodies(got), got.More, want)

@@ -162,12 +162,26 @@ func TestIndexFollowsHistory(t *testing.T) {
 		return len(got)
 	}
 	h := openHistory(t, filepath.Join(dir, "im"), "e1")
+	var first envelope.Message
 	for i := range 5 {
-		appendMsg(t, h, history.DM("a", "b"), "a", "text", fmt.Sprint("apple ", i), "")
+		m := appendMsg(t, h, history.DM("a", "b"), "a", "text", fmt.Sprint("apple ", i), "")
+		if i == 0 {
+			first = m
+		}
 	}
 	x := openIndex(t, idxDir, h)
 	if n := find(x, "apple"); n != 5 {
 		t.Fatalf("found %d", n)
+	}
+	// An edit of a message indexed in an earlier batch: reindexed at its
+	// own place (the oldest), not the edit's.
+	appendMsg(t, h, history.DM("a", "b"), "a", envelope.TypeEdit, "apple banana", first.ID)
+	if err := x.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := x.Search(context.Background(), Query{Words: "apple", User: "a", Limit: 10})
+	if err != nil || len(got) != 5 || got[4].ID != first.ID || got[4].Body != "apple banana" {
+		t.Fatalf("after the edit: %q %v", bodies(got), err)
 	}
 	x.Close()
 	// Behind: more history while the index was closed.
