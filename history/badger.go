@@ -790,6 +790,54 @@ func (s *Badger) Head(_ context.Context, user string) (Cursor, error) {
 	return Cursor{Epoch: s.epoch, Pos: pos}, nil
 }
 
+// summaryScan bounds how many stored messages one conversation's summary
+// reads back: past it, the rest of the seqs above the read marker count as
+// unread (an estimate only for a conversation that far behind).
+const summaryScan = 2000
+
+// summarise finds conv's last message and user's unread count above read
+// by reading back from last. Annotations (edits, retractions, reactions)
+// take seqs of their own but are neither a conversation's last message nor
+// unread: they change one that is. Nor is what user wrote unread.
+func summarise(txn *badger.Txn, conv ConvID, user string, last, read uint64) (*envelope.Message, uint64, error) {
+	var lastMsg *envelope.Message
+	var unread uint64
+	prefix := []byte("m/" + string(conv) + "/")
+	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix})
+	defer it.Close()
+	n := 0
+	for it.Seek(msgKey(conv, last)); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != len(prefix)+8 {
+			return nil, 0, fmt.Errorf("unexpected key %q", k)
+		}
+		seq := binary.BigEndian.Uint64(k[len(prefix):])
+		if seq <= read && lastMsg != nil {
+			break
+		}
+		if n++; n > summaryScan {
+			if seq > read {
+				unread += seq - read // the rest, not read back
+			}
+			break
+		}
+		var m envelope.Message
+		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+			return nil, 0, err
+		}
+		if envelope.IsAnnotation(m.Type) {
+			continue
+		}
+		if lastMsg == nil {
+			lastMsg = &m
+		}
+		if seq > read && m.From != user {
+			unread++
+		}
+	}
+	return lastMsg, unread, nil
+}
+
 // Conversations implements Store.
 func (s *Badger) Conversations(_ context.Context, user string) ([]Summary, error) {
 	var out []Summary
@@ -804,18 +852,11 @@ func (s *Badger) Conversations(_ context.Context, user string) ([]Summary, error
 			if err != nil {
 				return err
 			}
-			if last > 0 {
-				m, err := getMsg(txn, conv, last)
-				if err != nil {
-					return err
-				}
-				sum.Last = &m
-			}
 			if sum.Read, err = getU64(txn, []byte("rd/"+user+"/"+string(conv))); err != nil {
 				return err
 			}
-			if last > sum.Read {
-				sum.Unread = last - sum.Read
+			if sum.Last, sum.Unread, err = summarise(txn, conv, user, last, sum.Read); err != nil {
+				return err
 			}
 			out = append(out, sum)
 		}

@@ -307,6 +307,13 @@ func annotations(t *testing.T, s history.Store) {
 	if p.Messages[1].Type != envelope.TypeEdit || p.Messages[1].Ref != id || p.Messages[1].Seq != 2 {
 		t.Fatalf("the edit in the feed: %+v", p.Messages[1])
 	}
+	// The conversation's summary: annotations are neither its last message
+	// nor unread (b's own reaction at seq 5 read up to it; above it, a's
+	// three annotations, which are not).
+	sums, err := s.Conversations(ctx, "b")
+	if err != nil || len(sums) != 1 || sums[0].Read != 5 || sums[0].Unread != 0 || sums[0].Last == nil || sums[0].Last.ID != id {
+		t.Fatalf("b's conversations after annotations: %+v %v", sums, err)
+	}
 	if _, err := s.Lookup(ctx, conv, "000000000000-000000"); !errors.Is(err, history.ErrNotFound) {
 		t.Fatalf("lookup of no message: %v, want ErrNotFound", err)
 	}
