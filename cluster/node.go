@@ -235,6 +235,12 @@ func retry(ctx context.Context, op func(context.Context) error) error {
 // Epoch is the cluster's history epoch: every node's view uses it.
 func (n *Node) Epoch() string { return n.epoch }
 
+// LeadsLog reports whether this node is the chat log's leader now (the
+// node whose death stalls writes until an election; docs/cluster.md).
+func (n *Node) LeadsLog() bool {
+	return n.ns != nil && n.ns.JetStreamIsStreamLeader(n.ns.GlobalAccount().GetName(), logStream)
+}
+
 // ID is this node's id.
 func (n *Node) ID() string { return n.cfg.Node }
 

@@ -29,7 +29,10 @@ import (
 
 // Options are the gateway's collaborators and settings.
 type Options struct {
-	Log      *slog.Logger
+	Log *slog.Logger
+	// Health adds fields to GET /healthz (a cluster node's id and whether
+	// it leads the log), or nil.
+	Health   func() map[string]any
 	Accounts *accounts.Store
 	Groups   *groups.Store
 	History  history.Store

@@ -127,7 +127,12 @@ func (g *Gateway) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /mqtt", g.serveMQTT)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		out := map[string]any{}
+		if g.o.Health != nil {
+			out = g.o.Health()
+		}
+		out["status"] = "ok"
+		writeJSON(w, http.StatusOK, out)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.o.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", g.static())

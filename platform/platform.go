@@ -334,8 +334,14 @@ func Start(cfg config.Config, log *slog.Logger) (*Platform, error) {
 	} else {
 		p.Registry = registry.NewMemory(nodeTTL, nil)
 	}
+	var health func() map[string]any
+	if p.Cluster != nil {
+		health = func() map[string]any {
+			return map[string]any{"node": p.Cluster.ID(), "log_leader": p.Cluster.LeadsLog()}
+		}
+	}
 	p.Gateway = gateway.New(gateway.Options{
-		Log: log, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
+		Log: log, Health: health, Accounts: p.Accounts, Groups: p.Groups, History: p.History, Presence: pres,
 		Policy: p.Policy, Blocks: p.Blocks, Contacts: p.Contacts, Profiles: p.Profiles, Directory: cfg.Directory, DMPolicy: cfg.DMPolicy,
 		DirectoryRate: ratelimit.NewBuckets(cfg.Limits.DirectoryRate, cfg.Limits.DirectoryBurst, nil),
 		Search:        p.Search, SearchRate: ratelimit.NewBuckets(cfg.Limits.SearchRate, cfg.Limits.SearchBurst, nil),
