@@ -134,6 +134,32 @@ export async function waitOnline(page) {
   await page.waitForSelector('#conn-state[data-state="online"]', { timeout: 15_000 });
 }
 
+/**
+ * Two people, each signed in on a page in a browser context of its own, and
+ * (unless dm is false) each in the DM with the other. `contexts` are the two
+ * contexts' options (default: both with `viewport`, 1100x760).
+ * @returns {Promise<{pages: import('playwright-core').Page[], contexts: import('playwright-core').BrowserContext[], close: () => Promise<void>}>}
+ */
+export async function twoPeople(browser, srv, a, b, {
+  viewport = { width: 1100, height: 760 }, contexts = [{ viewport }, { viewport }], dm = true,
+} = {}) {
+  const ctxs = [await browser.newContext(contexts[0]), await browser.newContext(contexts[1])];
+  const pages = [await newPage(ctxs[0]), await newPage(ctxs[1])];
+  await signIn(pages[0], srv.base, a);
+  await signIn(pages[1], srv.base, b);
+  if (dm) {
+    await openDM(pages[0], b);
+    await openDM(pages[1], a);
+  }
+  return {
+    pages,
+    contexts: ctxs,
+    async close() {
+      for (const c of ctxs) await c.close();
+    },
+  };
+}
+
 /** Opens (or starts) the DM with `peer` through the "New chat" dialog. */
 export async function openDM(page, peer) {
   await page.click('#new-chat');
