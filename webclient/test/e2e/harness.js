@@ -135,29 +135,42 @@ export async function waitOnline(page) {
 }
 
 /**
- * Two people, each signed in on a page in a browser context of its own, and
- * (unless dm is false) each in the DM with the other. `contexts` are the two
- * contexts' options (default: both with `viewport`, 1100x760).
- * @returns {Promise<{pages: import('playwright-core').Page[], contexts: import('playwright-core').BrowserContext[], close: () => Promise<void>}>}
+ * Each of users signed in on a page in a browser context of its own, in
+ * order. `contexts` are the contexts' options (default: all with `viewport`,
+ * 1100x760).
+ * @returns {Promise<{page: Object<string, import('playwright-core').Page>, ctx: Object<string, import('playwright-core').BrowserContext>, close: () => Promise<void>}>}
  */
-export async function twoPeople(browser, srv, a, b, {
-  viewport = { width: 1100, height: 760 }, contexts = [{ viewport }, { viewport }], dm = true,
+export async function signedIn(browser, srv, users, {
+  viewport = { width: 1100, height: 760 }, contexts = users.map(() => ({ viewport })),
 } = {}) {
-  const ctxs = [await browser.newContext(contexts[0]), await browser.newContext(contexts[1])];
-  const pages = [await newPage(ctxs[0]), await newPage(ctxs[1])];
-  await signIn(pages[0], srv.base, a);
-  await signIn(pages[1], srv.base, b);
-  if (dm) {
-    await openDM(pages[0], b);
-    await openDM(pages[1], a);
+  const ctx = {};
+  const page = {};
+  for (const [i, u] of users.entries()) {
+    ctx[u] = await browser.newContext(contexts[i]);
+    page[u] = await newPage(ctx[u]);
+    await signIn(page[u], srv.base, u);
   }
   return {
-    pages,
-    contexts: ctxs,
+    page,
+    ctx,
     async close() {
-      for (const c of ctxs) await c.close();
+      for (const u of users) await ctx[u].close();
     },
   };
+}
+
+/**
+ * Two people signed in as signedIn does (the same options) and, unless dm is
+ * false, each in the DM with the other.
+ * @returns {Promise<{pages: import('playwright-core').Page[], contexts: import('playwright-core').BrowserContext[], close: () => Promise<void>}>}
+ */
+export async function twoPeople(browser, srv, a, b, { dm = true, ...opts } = {}) {
+  const { page, ctx, close } = await signedIn(browser, srv, [a, b], opts);
+  if (dm) {
+    await openDM(page[a], b);
+    await openDM(page[b], a);
+  }
+  return { pages: [page[a], page[b]], contexts: [ctx[a], ctx[b]], close };
 }
 
 /** Opens (or starts) the DM with `peer` through the "New chat" dialog. */
