@@ -117,21 +117,10 @@ func (l *Log) MarkRead(ctx context.Context, user string, conv history.ConvID, se
 // publish sends e to the log; p is answered by the applier, fail if the
 // log does not take it.
 func (l *Log) publish(ctx context.Context, e *entry, p *pending, fail func(error)) error {
-	e.Node, e.Req = l.n.ID(), l.pending.add(p)
-	b, err := json.Marshal(e)
-	if err != nil {
-		l.pending.take(e.Req)
-		return fmt.Errorf("cluster: encode: %w", err)
-	}
-	err = l.n.publish(logSubject, logStream, b, l.Timeout, func(err error) {
-		if _, ok := l.pending.take(e.Req); ok {
-			fail(err)
-		}
-	})
-	if err != nil {
-		l.pending.take(e.Req)
-	}
-	return err
+	return l.pending.publish(l.n, logSubject, logStream, l.Timeout, p, func(req uint64) any {
+		e.Node, e.Req = l.n.ID(), req
+		return e
+	}, fail)
 }
 
 func (l *Log) take(e *entry) *pending {
@@ -168,6 +157,28 @@ func (r *requests[T]) take(id uint64) (T, bool) {
 	v, ok := r.m[id]
 	delete(r.m, id)
 	return v, ok
+}
+
+// publish sends the entry entry(req) makes to stream, with v waiting under
+// req for the applier's answer. When the entry cannot be encoded or sent, v
+// is taken back; when the stream refuses it after publish returned, fail
+// runs too (unless the applier answered first).
+func (r *requests[T]) publish(n *Node, subject, stream string, timeout time.Duration, v T, entry func(req uint64) any, fail func(error)) error {
+	req := r.add(v)
+	data, err := json.Marshal(entry(req))
+	if err != nil {
+		r.take(req)
+		return fmt.Errorf("cluster: encode: %w", err)
+	}
+	err = n.publish(subject, stream, data, timeout, func(err error) {
+		if _, ok := r.take(req); ok {
+			fail(err)
+		}
+	})
+	if err != nil {
+		r.take(req)
+	}
+	return err
 }
 
 // publish sends data to stream and returns; fail runs (on another

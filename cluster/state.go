@@ -122,19 +122,10 @@ func (s *State) Close() error {
 // Commit implements kvstore.Writer.
 func (s *State) Commit(ctx context.Context, b kvstore.Batch) error {
 	ch := make(chan error, 1)
-	e := stateEntry{Node: s.n.ID(), Req: s.pending.add(ch), Batch: b}
-	data, err := json.Marshal(e)
+	err := s.pending.publish(s.n, stateSubject, stateStream, s.Timeout, ch, func(req uint64) any {
+		return stateEntry{Node: s.n.ID(), Req: req, Batch: b}
+	}, func(err error) { ch <- err })
 	if err != nil {
-		s.pending.take(e.Req)
-		return fmt.Errorf("cluster: encode: %w", err)
-	}
-	err = s.n.publish(stateSubject, stateStream, data, s.Timeout, func(err error) {
-		if ch, ok := s.pending.take(e.Req); ok {
-			ch <- err
-		}
-	})
-	if err != nil {
-		s.pending.take(e.Req)
 		return err
 	}
 	select {

@@ -74,61 +74,46 @@ type peerPair struct {
 func newPeerPair(t *testing.T, cfg Config, dropAB func([]byte) bool) *peerPair {
 	t.Helper()
 	pp := &peerPair{results: map[string][]Result{}, progress: map[string]uint64{}, sinks: map[string]*MemSink{}, autoAccept: true}
-	mk := func() *Engine {
-		c := cfg
-		c.OnDone = func(r Result) {
-			pp.mu.Lock()
-			pp.results[r.File.ID] = append(pp.results[r.File.ID], r)
-			pp.mu.Unlock()
-		}
-		c.OnProgress = func(p Progress) {
-			if p.Dir == Receiving {
-				pp.mu.Lock()
-				pp.progress[p.File.ID] = p.Bytes
-				pp.mu.Unlock()
-			}
-		}
-		return NewEngine(c)
+	// a only sends, b only receives; both report into pp.
+	a := cfg
+	a.OnDone = func(r Result) {
+		pp.mu.Lock()
+		pp.results[r.File.ID] = append(pp.results[r.File.ID], r)
+		pp.mu.Unlock()
 	}
-	pp.a = mk()
-	pp.b = NewEngine(func() Config {
-		c := cfg
-		c.OnDone = func(r Result) {
-			pp.mu.Lock()
-			pp.results[r.File.ID] = append(pp.results[r.File.ID], r)
-			pp.mu.Unlock()
-		}
-		c.OnProgress = func(p Progress) {
+	a.OnProgress = func(p Progress) {
+		if p.Dir == Receiving {
 			pp.mu.Lock()
 			pp.progress[p.File.ID] = p.Bytes
 			pp.mu.Unlock()
 		}
-		c.OnOffer = func(fi FileInfo) {
-			pp.mu.Lock()
-			accept, decide := pp.autoAccept, pp.decide
-			s := &MemSink{}
-			pp.sinks[fi.ID] = s
-			pp.mu.Unlock()
-			if decide != nil {
-				go func() {
-					if sink, reason := decide(fi); sink != nil {
-						_ = pp.b.Accept(fi.ID, sink)
-					} else {
-						_ = pp.b.Refuse(fi.ID, reason)
-					}
-				}()
-				return
-			}
+	}
+	b := a
+	b.OnOffer = func(fi FileInfo) {
+		pp.mu.Lock()
+		accept, decide := pp.autoAccept, pp.decide
+		s := &MemSink{}
+		pp.sinks[fi.ID] = s
+		pp.mu.Unlock()
+		if decide != nil {
 			go func() {
-				if accept {
-					_ = pp.b.Accept(fi.ID, s)
+				if sink, reason := decide(fi); sink != nil {
+					_ = pp.b.Accept(fi.ID, sink)
 				} else {
-					_ = pp.b.Decline(fi.ID)
+					_ = pp.b.Refuse(fi.ID, reason)
 				}
 			}()
+			return
 		}
-		return c
-	}())
+		go func() {
+			if accept {
+				_ = pp.b.Accept(fi.ID, s)
+			} else {
+				_ = pp.b.Decline(fi.ID)
+			}
+		}()
+	}
+	pp.a, pp.b = NewEngine(a), NewEngine(b)
 	pp.connect(dropAB)
 	t.Cleanup(func() {
 		pp.disconnect()

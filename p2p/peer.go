@@ -819,16 +819,7 @@ func (s *Session) applyAnswer(sdp string) error {
 // flushRemoteCandidates marks the remote description applied and adds the
 // candidates that arrived before it.
 func (s *Session) flushRemoteCandidates(pc *webrtc.PeerConnection) {
-	s.mu.Lock()
-	if s.pc != pc {
-		s.mu.Unlock()
-		return
-	}
-	s.remoteSet = true
-	cands := s.remoteCands
-	s.remoteCands = nil
-	s.mu.Unlock()
-	for _, c := range cands {
+	for _, c := range release(s, pc, &s.remoteSet, &s.remoteCands) {
 		if err := pc.AddICECandidate(c); err != nil {
 			s.p.cfg.Logf("p2p: %s: add candidate: %v", s.p.cfg.Self, err)
 		}
@@ -875,16 +866,22 @@ func (s *Session) onLocalCandidate(pc *webrtc.PeerConnection, c *webrtc.ICECandi
 }
 
 func (s *Session) flushLocalCandidates(pc *webrtc.PeerConnection) {
-	s.mu.Lock()
-	if s.pc != pc {
-		s.mu.Unlock()
-		return
-	}
-	s.signalReady = true
-	cands := s.localCands
-	s.localCands = nil
-	s.mu.Unlock()
-	for _, c := range cands {
+	for _, c := range release(s, pc, &s.signalReady, &s.localCands) {
 		_ = s.p.roap.Candidate(s.peer, s.id, c)
 	}
+}
+
+// release, under s.mu and only while pc is still the session's connection,
+// sets *ready and hands over the candidates *held kept back until then (none
+// when pc has been replaced).
+func release[T any](s *Session, pc *webrtc.PeerConnection, ready *bool, held *[]T) []T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pc != pc {
+		return nil
+	}
+	*ready = true
+	cands := *held
+	*held = nil
+	return cands
 }

@@ -339,11 +339,7 @@ func TestAnnotationReasonCodes(t *testing.T) {
 	var out struct{ Message envelope.Message }
 	s.MustAPI(200, "POST", "/api/v1/publish", bobTok, map[string]any{"topic": "im/u/alice/dm/bob", "payload": map[string]any{"body": "hi"}}, &out)
 	id := out.Message.ID
-	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("connect: %d %v", code, err)
-	}
-	defer raw.Close()
+	raw := s.MustDialRaw5("alice:v5", "alice", imtest.Password)
 	for _, c := range []struct {
 		name    string
 		payload string

@@ -28,11 +28,7 @@ func TestAttackMatrix(t *testing.T) {
 	alice := s.MustConnect("alice", imtest.ClientOpts{})
 	bob := s.MustConnect("bob", imtest.ClientOpts{})
 	carol := s.MustConnect("carol", imtest.ClientOpts{})
-	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("v5 connect: code %#x err %v", code, err)
-	}
-	defer raw.Close()
+	raw := s.MustDialRaw5("alice:v5", "alice", imtest.Password)
 
 	cases := []struct {
 		name, topic string
@@ -106,11 +102,7 @@ func TestSubscriptionsToOtherInboxesRefused(t *testing.T) {
 	s := imtest.Start(t, "")
 	s.User("alice")
 	s.User("bob")
-	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("connect: %#x %v", code, err)
-	}
-	defer raw.Close()
+	raw := s.MustDialRaw5("alice:v5", "alice", imtest.Password)
 	filters := []string{"im/u/+/dm/#", "im/u/bob/#", "im/#", "#", "+/u/bob/#", "$share/x/im/u/bob/#", "$SYS/#", "im/g/+", "im/u/#", "other/topic"}
 	codes, err := raw.Subscribe(filters...)
 	if err != nil {

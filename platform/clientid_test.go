@@ -135,11 +135,7 @@ func TestMosquittoWithoutClientID(t *testing.T) {
 func TestConnackAdvertisesLimits(t *testing.T) {
 	s := imtest.Start(t, "")
 	s.User("alice")
-	r, code, err := imtest.DialRaw5(s.MQTT, "", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("connect: %#x %v", code, err)
-	}
-	defer r.Close()
+	r := s.MustDialRaw5("", "alice", imtest.Password)
 	if p := r.Connack.Properties; p.MaximumPacketSize != 256<<10 || p.TopicAliasMaximum != 64 {
 		t.Fatalf("CONNACK Maximum Packet Size %d, Topic Alias Maximum %d; want %d and 64", p.MaximumPacketSize, p.TopicAliasMaximum, 256<<10)
 	}

@@ -92,11 +92,7 @@ func TestDupRetransmissionStoredOnce(t *testing.T) {
 	s.User("alice")
 	s.User("bob")
 	bob := s.MustConnect("bob", imtest.ClientOpts{})
-	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("%#x %v", code, err)
-	}
-	defer raw.Close()
+	raw := s.MustDialRaw5("alice:v5", "alice", imtest.Password)
 	for _, c := range []struct {
 		payload string
 		dup     bool

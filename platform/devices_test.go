@@ -36,11 +36,7 @@ func TestOperatorRulesForDevices(t *testing.T) {
 	k1, _ := newDevice(t, s, tok, "sensor-1", "")
 	k2, _ := newDevice(t, s, tok, "sensor-2", "")
 
-	s1, code, err := imtest.DialRaw5(s.MQTT, "sensor-1:a", "sensor-1", k1)
-	if err != nil || code != 0 {
-		t.Fatalf("device connect: %#x %v", code, err)
-	}
-	defer s1.Close()
+	s1 := s.MustDialRaw5("sensor-1:a", "sensor-1", k1)
 	s2, code, _ := imtest.DialRaw5(s.MQTT, "sensor-2:a", "sensor-2", k2)
 	if code != 0 {
 		t.Fatalf("sensor-2 connect: %#x", code)

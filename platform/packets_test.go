@@ -227,11 +227,7 @@ func TestRefusedPublishLogsOneConciseLine(t *testing.T) {
 	s := imtest.StartLogged(t, "", slog.New(slog.NewTextHandler(&logs, nil)))
 	s.User("alice")
 	s.User("bob")
-	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("connect: %#x %v", code, err)
-	}
-	defer raw.Close()
+	raw := s.MustDialRaw5("alice:v5", "alice", imtest.Password)
 	secret := strings.Repeat("payload-", 100)
 	if reason, err := raw.Publish("im/u/bob/dm/carol", []byte(secret)); err != nil || reason != 0x87 {
 		t.Fatalf("PUBACK %#x %v, want 0x87", reason, err)

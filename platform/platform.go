@@ -422,32 +422,28 @@ func (p *Platform) Close(ctx context.Context) error {
 	if p.Gateway != nil {
 		errs = append(errs, p.Gateway.Shutdown(ctx))
 	}
-	if p.Broker != nil {
-		errs = append(errs, p.Broker.Close())
-	}
-	if p.clusterPres != nil {
-		errs = append(errs, p.clusterPres.Close())
-	}
-	if p.clusterHub != nil {
-		errs = append(errs, p.clusterHub.Close())
-	}
-	if p.ClusterLog != nil {
-		errs = append(errs, p.ClusterLog.Close())
-	}
-	if p.Search != nil {
-		errs = append(errs, p.Search.Close())
-	}
-	if p.History != nil {
-		errs = append(errs, p.History.Close())
-	}
-	if p.clusterState != nil {
-		errs = append(errs, p.clusterState.Close())
-	}
-	if p.Cluster != nil {
-		errs = append(errs, p.Cluster.Close())
-	}
-	if p.DB != nil {
-		errs = append(errs, p.DB.Close())
-	}
+	errs = append(errs,
+		closeSet(p.Broker),
+		closeSet(p.clusterPres),
+		closeSet(p.clusterHub),
+		closeSet(p.ClusterLog),
+		closeSet(p.Search),
+		closeSet(p.History),
+		closeSet(p.clusterState),
+		closeSet(p.Cluster),
+		closeSet(p.DB),
+	)
 	return errors.Join(errs...)
+}
+
+// closeSet closes c unless it was never set; the arguments of one call are
+// evaluated in order, so Close shuts the parts down in the order listed.
+func closeSet[T any, P interface {
+	*T
+	Close() error
+}](c P) error {
+	if c == nil {
+		return nil
+	}
+	return c.Close()
 }

@@ -152,11 +152,7 @@ func TestRetainedQuota(t *testing.T) {
 	s.User("alice")
 	s.User("bob")
 	notices := s.MustConnect("alice", imtest.ClientOpts{Device: "watch", Clean: true})
-	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("connect: %v %#x", err, code)
-	}
-	defer raw.Close()
+	raw := s.MustDialRaw5("alice:v5", "alice", imtest.Password)
 	steps := []struct {
 		topic, payload string
 		want           byte

@@ -26,11 +26,7 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 	s.User("carol")
 	s.MustAPI(201, "POST", "/api/v1/groups", tok, map[string]any{"id": "g", "members": []string{"bob", "carol"}}, nil)
 
-	stalled, code, err := imtest.DialRaw5(s.MQTT, "bob:stalled", "bob", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("bob connect: %#x %v", code, err)
-	}
-	defer stalled.Close()
+	stalled := s.MustDialRaw5("bob:stalled", "bob", imtest.Password)
 	if _, err := stalled.Subscribe("im/u/bob/#"); err != nil {
 		t.Fatal(err)
 	}

@@ -101,11 +101,7 @@ func TestLowDiskRefusesWritesAndServesReads(t *testing.T) {
 	tok := s.User("alice")
 	s.User("bob")
 	watch := s.MustConnect("alice", imtest.ClientOpts{Device: "watch"})
-	raw, code, err := imtest.DialRaw5(s.MQTT, "alice:v5", "alice", imtest.Password)
-	if err != nil || code != 0 {
-		t.Fatalf("connect: %v %#x", err, code)
-	}
-	defer raw.Close()
+	raw := s.MustDialRaw5("alice:v5", "alice", imtest.Password)
 	if rc, err := raw.Publish("im/u/bob/dm/alice", []byte("stored")); err != nil || rc != 0 {
 		t.Fatalf("publish with room: %v %#x", err, rc)
 	}

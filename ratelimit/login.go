@@ -151,15 +151,7 @@ func (l *Logins) Failed(account, ip string) {
 }
 
 func (l *Logins) maybeSweep(now time.Time) {
-	if now.Sub(l.sweep) < time.Minute {
-		return
-	}
-	l.sweep = now
-	for k, p := range l.pairs {
-		if now.Sub(p.last) >= pairIdle {
-			delete(l.pairs, k)
-		}
-	}
+	sweepIdle(l.pairs, &l.sweep, now, time.Minute, pairIdle, func(p *pair) time.Time { return p.last })
 }
 
 // Pairs is the number of (account, IP) pairs with remembered failures.

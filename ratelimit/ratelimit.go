@@ -93,13 +93,19 @@ func (b *Buckets) Refund(key string) {
 // like a new bucket. It runs at most once per refill period.
 func (b *Buckets) maybeSweep(now time.Time) {
 	full := time.Duration(b.burst / b.rate * float64(time.Second))
-	if now.Sub(b.sweep) < full {
+	sweepIdle(b.buckets, &b.sweep, now, full, full, func(k *bucket) time.Time { return k.last })
+}
+
+// sweepIdle drops the entries of m last used (by last) idle or more before
+// now. It runs at most once per every: *swept is when it last ran.
+func sweepIdle[K comparable, V any](m map[K]V, swept *time.Time, now time.Time, every, idle time.Duration, last func(V) time.Time) {
+	if now.Sub(*swept) < every {
 		return
 	}
-	b.sweep = now
-	for key, k := range b.buckets {
-		if now.Sub(k.last) >= full {
-			delete(b.buckets, key)
+	*swept = now
+	for k, v := range m {
+		if now.Sub(last(v)) >= idle {
+			delete(m, k)
 		}
 	}
 }

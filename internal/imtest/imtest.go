@@ -208,6 +208,18 @@ func (s *Server) MustConnect(user string, o ClientOpts) *Client {
 	return c
 }
 
+// MustDialRaw5 is DialRaw5 to this server that fails the test unless the
+// CONNACK accepts; the connection is closed when the test ends.
+func (s *Server) MustDialRaw5(clientID, user, password string) *Raw5 {
+	s.t.Helper()
+	r, code, err := DialRaw5(s.MQTT, clientID, user, password)
+	if err != nil || code != 0 {
+		s.t.Fatalf("MQTT 5 connect as %s: CONNACK %#x %v", clientID, code, err)
+	}
+	s.t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func (c *Client) record(m paho.Message) {
 	c.mu.Lock()
 	c.msgs = append(c.msgs, Msg{m.Topic(), append([]byte(nil), m.Payload()...)})

@@ -5,27 +5,7 @@
 
 import { splitConv } from '../topics.js';
 import { itemEnded } from '../transfers.js';
-import { h } from './dom.js';
-
-const svgNS = 'http://www.w3.org/2000/svg';
-const paths = {
-  attach: 'M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z',
-  up: 'M4 12l1.4 1.4L11 7.8V20h2V7.8l5.6 5.6L20 12l-8-8z',
-  down: 'M20 12l-1.4-1.4-5.6 5.6V4h-2v12.2l-5.6-5.6L4 12l8 8z',
-  file: 'M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zm-1 7V3.5L18.5 9z',
-  close: 'M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4 10.6 12 5 17.6 6.4 19 12 13.4 17.6 19 19 17.6 13.4 12z',
-};
-
-function svgIcon(name) {
-  const svg = document.createElementNS(svgNS, 'svg');
-  svg.setAttribute('viewBox', '0 0 24 24');
-  svg.setAttribute('class', 'icon');
-  svg.setAttribute('aria-hidden', 'true');
-  const p = document.createElementNS(svgNS, 'path');
-  p.setAttribute('d', paths[name]);
-  svg.append(p);
-  return svg;
-}
+import { h, icon } from './dom.js';
 
 /** 5.2 MB, 830 KB... (decimal units, like the CLI). */
 export function formatBytes(n) {
@@ -112,10 +92,10 @@ export class TransferPanel {
       actions.push(btn('xfer-cancel', 'Cancel', () => this.t.cancel(it)));
     } else {
       if (it.state === 'done' && !sending) actions.push(btn('xfer-save', 'Save', () => this.t.save(it), 'primary'));
-      actions.push(h('button', { class: 'icon-btn xfer-dismiss', type: 'button', title: 'Remove from list', 'aria-label': 'Remove from list', onclick: () => this.t.dismiss(it) }, svgIcon('close')));
+      actions.push(h('button', { class: 'icon-btn xfer-dismiss', type: 'button', title: 'Remove from list', 'aria-label': 'Remove from list', onclick: () => this.t.dismiss(it) }, icon('close')));
     }
     row.replaceChildren(
-      h('div', { class: 'xfer-icon' }, svgIcon(sending ? 'up' : 'down')),
+      h('div', { class: 'xfer-icon' }, icon(sending ? 'arrowUp' : 'arrowDown')),
       h('div', { class: 'xfer-main' },
         h('div', { class: 'xfer-title' }, h('span', { class: 'xfer-name', text: it.name, title: it.name }), h('span', { class: 'xfer-size', text: it.fileID || sending ? formatBytes(it.size) : '' })),
         h('div', { class: 'xfer-sub', text: statusLine(it, pct) }),
@@ -171,14 +151,14 @@ export function attachComposer(pane, conv, { form, input }, transfers, client) {
   const btn = h('button', {
     class: 'icon-btn attach-btn', id: 'attach', type: 'button', title: 'Send files (peer to peer)', 'aria-label': 'Send files',
     onclick: () => picker.click(),
-  }, svgIcon('attach'));
+  }, icon('attach'));
   form.insertBefore(btn, input);
   form.append(picker);
 
   // The pane's children are rebuilt for each conversation; its listeners are
   // bound once and send to whatever conversation is shown.
   const zone = h('div', { class: 'drop-zone', id: 'drop-zone', hidden: true },
-    h('div', { class: 'drop-card' }, svgIcon('up'), h('p', { text: kind === 'group' ? 'Drop files to send them to a member' : `Drop files to send them to ${name}` })));
+    h('div', { class: 'drop-card' }, icon('arrowUp'), h('p', { text: kind === 'group' ? 'Drop files to send them to a member' : `Drop files to send them to ${name}` })));
   pane.el.append(zone);
   pane.drop = { zone, offer, depth: 0 };
   if (pane.dropBound) return;
@@ -212,7 +192,7 @@ function pickMember(members) {
     const done = (u) => { dlg.close(); dlg.remove(); resolve(u); };
     dlg.append(
       h('div', { class: 'dialog-head' }, h('h2', { text: 'Send files to…' }),
-        h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close', onclick: () => done('') }, svgIcon('close'))),
+        h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close', onclick: () => done('') }, icon('close'))),
       h('div', { class: 'dialog-body' },
         members.length
           ? h('ul', { class: 'member-list' }, members.map((u) => h('li', { class: 'member' },
@@ -232,7 +212,7 @@ export function fileCard(m) {
   const size = Number.isSafeInteger(meta.size) ? formatBytes(meta.size) : '';
   const sha = typeof meta.sha256 === 'string' ? meta.sha256 : '';
   return h('div', { class: 'body file-card' },
-    h('span', { class: 'file-icon' }, svgIcon('file')),
+    h('span', { class: 'file-icon' }, icon('file')),
     h('span', { class: 'file-text' },
       h('span', { class: 'file-name', text: name }),
       h('span', { class: 'file-meta', text: [size, 'sent peer to peer', sha ? `SHA-256 ${sha.slice(0, 12)}…` : ''].filter(Boolean).join(' · '), title: sha })));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   device, expectTexts, mosquittoPub, newPage, openDM, password, publish, screenshot, send,
-  shownTexts, signIn, until, waitOnline,
+  shownTexts, signIn, twoPeople, until, waitOnline,
   serverAndBrowser,
 } from './harness.js';
 
@@ -87,12 +87,7 @@ test('two users chat 1:1 both ways, with presence, typing and receipts', { timeo
 });
 
 test('a body with HTML renders as text', { timeout: 60_000 }, async () => {
-  const ctxA = await browser.newContext();
-  const ctxB = await browser.newContext();
-  const alice = await newPage(ctxA);
-  const bob = await newPage(ctxB);
-  await signIn(alice, srv.base, 'alice');
-  await signIn(bob, srv.base, 'bob');
+  const { pages: [alice, bob], close } = await twoPeople(browser, srv, 'alice', 'bob', { contexts: [{}, {}], dm: false });
   await openDM(bob, 'alice');
   await bob.click('.conv[data-conv="dm:alice"] .conv-btn');
 
@@ -116,8 +111,7 @@ test('a body with HTML renders as text', { timeout: 60_000 }, async () => {
   assert.equal(await alice.$$eval('#conv-list img', (els) => els.length), 0);
   assert.deepEqual(bob.dialogs, []);
   assert.deepEqual(alice.dialogs, []);
-  await ctxA.close();
-  await ctxB.close();
+  await close();
 });
 
 test('a message from a device over MQTT shows up live', { timeout: 60_000 }, async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  expectTexts, newPage, openDM, screenshot, signIn, until,
+  expectTexts, screenshot, twoPeople, until,
   serverAndBrowser,
 } from './harness.js';
 
@@ -18,14 +18,9 @@ serverAndBrowser(['oli', 'pam'], (s, b) => {
 });
 
 test('the composer counts bytes against the limit from GET /api/v1/connect', { timeout: 60_000 }, async () => {
-  const ctxO = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const ctxP = await browser.newContext();
-  const oli = await newPage(ctxO);
-  const pam = await newPage(ctxP);
-  await signIn(oli, srv.base, 'oli');
-  await signIn(pam, srv.base, 'pam');
-  await openDM(oli, 'pam');
-  await openDM(pam, 'oli');
+  const { pages: [oli, pam], close } = await twoPeople(browser, srv, 'oli', 'pam', {
+    contexts: [{ viewport: { width: 1100, height: 760 } }, {}],
+  });
   const limit = await oli.evaluate(async () => {
     const s = JSON.parse(sessionStorage.getItem('mqim.session'));
     const r = await fetch('/api/v1/connect', { headers: { Authorization: `Bearer ${s.token}` } });
@@ -51,6 +46,5 @@ test('the composer counts bytes against the limit from GET /api/v1/connect', { t
   await expectTexts(pam, [fits]);
   await oli.waitForSelector('#composer-count', { state: 'hidden' });
   assert.deepEqual(oli.errors, []);
-  await ctxO.close();
-  await ctxP.close();
+  await close();
 });

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  device, expectTexts, login, newPage, openDM, publish, screenshot, send, shownTexts, signIn, until,
+  device, expectTexts, login, newPage, openDM, publish, screenshot, send, shownTexts, signIn,
+  twoPeople, until,
   serverAndBrowser,
 } from './harness.js';
 
@@ -71,14 +72,7 @@ async function search(page, q, scope = 'all') {
 }
 
 test('reply, edit, react, delete for everyone: live, after a reload, on a new device', { timeout: 120_000 }, async () => {
-  const ctxA = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-  const ctxB = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-  const amy = await newPage(ctxA);
-  const ben = await newPage(ctxB);
-  await signIn(amy, srv.base, 'amy');
-  await signIn(ben, srv.base, 'ben');
-  await openDM(amy, 'ben');
-  await openDM(ben, 'amy');
+  const { pages: [amy, ben], close } = await twoPeople(browser, srv, 'amy', 'ben', { viewport: { width: 1200, height: 800 } });
 
   await send(amy, '今天天气很好');
   await send(amy, 'Lunch at noon?');
@@ -185,9 +179,8 @@ test('reply, edit, react, delete for everyone: live, after a reload, on a new de
   assert.equal(await amy2.getAttribute(`${row('今天天气很好')} .reaction`, 'aria-pressed'), 'true');
 
   for (const p of [amy, ben, amy2]) assert.deepEqual(p.errors, []);
-  await ctxA.close();
   await ctxA2.close();
-  await ctxB.close();
+  await close();
 });
 
 test('search all conversations or the open one (Chinese too), and jump to a result in context', { timeout: 150_000 }, async () => {

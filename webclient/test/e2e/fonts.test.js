@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  expectTexts, newPage, openDM, screenshot, send, signIn,
+  expectTexts, screenshot, send, twoPeople,
   serverAndBrowser,
 } from './harness.js';
 
@@ -30,14 +30,7 @@ async function fontsOf(page, selector) {
 }
 
 test('a CJK message and an emoji message are drawn with CJK and emoji fonts', { timeout: 60_000 }, async () => {
-  const ctxW = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const ctxX = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const wes = await newPage(ctxW);
-  const xia = await newPage(ctxX);
-  await signIn(wes, srv.base, 'wes');
-  await signIn(xia, srv.base, 'xia');
-  await openDM(wes, 'xia');
-  await openDM(xia, 'wes');
+  const { pages: [wes, xia], close } = await twoPeople(browser, srv, 'wes', 'xia');
   const cjk = '你好，周末一起去爬山吗？ 日本語も 한국어도';
   const emoji = 'Sounds great 🎉👍🏽🏔️';
   await send(wes, cjk);
@@ -48,6 +41,5 @@ test('a CJK message and an emoji message are drawn with CJK and emoji fonts', { 
   const emojiFonts = await fontsOf(xia, '#msg-list .msg:nth-child(3) .body');
   assert.ok(emojiFonts.includes('Noto Color Emoji'), `emoji drawn with ${emojiFonts}`);
   await screenshot(xia, 'fonts-cjk-emoji');
-  await ctxW.close();
-  await ctxX.close();
+  await close();
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  expectTexts, newPage, screenshot, send, shownTexts, signIn,
+  expectTexts, newPage, screenshot, send, shownTexts, signedIn, signIn,
   serverAndBrowser,
 } from './harness.js';
 
@@ -17,13 +17,7 @@ serverAndBrowser(['ann', 'ben', 'cat', 'dan'], (s, b) => {
 });
 
 test('group of three: an offline member catches up in order; members added and removed', { timeout: 120_000 }, async () => {
-  const ctx = {};
-  const page = {};
-  for (const u of ['ann', 'ben', 'cat']) {
-    ctx[u] = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-    page[u] = await newPage(ctx[u]);
-    await signIn(page[u], srv.base, u);
-  }
+  const { page, ctx, close } = await signedIn(browser, srv, ['ann', 'ben', 'cat']);
 
   // ann creates the group with ben, then adds cat from the members dialog.
   await page.ann.click('#new-group');
@@ -96,5 +90,5 @@ test('group of three: an offline member catches up in order; members added and r
   said.push('just us now');
   await expectTexts(page.cat, said);
   for (const u of ['ann', 'ben', 'cat']) assert.deepEqual(page[u].errors, [], `${u}: page errors`);
-  for (const u of ['ann', 'ben', 'cat']) await ctx[u].close();
+  await close();
 });

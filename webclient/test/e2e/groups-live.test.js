@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  expectTexts, newPage, screenshot, send, signIn, until,
+  expectTexts, screenshot, send, signedIn, until,
   serverAndBrowser,
 } from './harness.js';
 
@@ -19,13 +19,7 @@ serverAndBrowser(['gia', 'hal', 'ida'], (s, b) => {
 });
 
 test('group events, group typing, owner transfer, live removal, rename, delete', { timeout: 90_000 }, async () => {
-  const ctx = {};
-  const page = {};
-  for (const u of ['gia', 'hal', 'ida']) {
-    ctx[u] = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-    page[u] = await newPage(ctx[u]);
-    await signIn(page[u], srv.base, u);
-  }
+  const { page, close } = await signedIn(browser, srv, ['gia', 'hal', 'ida']);
   await page.gia.click('#new-group');
   await page.gia.fill('#new-group-name', 'Band');
   await page.gia.fill('#new-group-members', 'hal, ida');
@@ -96,5 +90,5 @@ test('group events, group typing, owner transfer, live removal, rename, delete',
   await page.gia.waitForSelector('#left-note', { state: 'visible' });
   await screenshot(page.gia, 'group-deleted-live');
   for (const u of ['gia', 'hal', 'ida']) assert.deepEqual(page[u].errors, [], `${u}: page errors`);
-  for (const u of ['gia', 'hal', 'ida']) await ctx[u].close();
+  await close();
 });

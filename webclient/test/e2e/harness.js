@@ -134,6 +134,45 @@ export async function waitOnline(page) {
   await page.waitForSelector('#conn-state[data-state="online"]', { timeout: 15_000 });
 }
 
+/**
+ * Each of users signed in on a page in a browser context of its own, in
+ * order. `contexts` are the contexts' options (default: all with `viewport`,
+ * 1100x760).
+ * @returns {Promise<{page: Object<string, import('playwright-core').Page>, ctx: Object<string, import('playwright-core').BrowserContext>, close: () => Promise<void>}>}
+ */
+export async function signedIn(browser, srv, users, {
+  viewport = { width: 1100, height: 760 }, contexts = users.map(() => ({ viewport })),
+} = {}) {
+  const ctx = {};
+  const page = {};
+  for (const [i, u] of users.entries()) {
+    ctx[u] = await browser.newContext(contexts[i]);
+    page[u] = await newPage(ctx[u]);
+    await signIn(page[u], srv.base, u);
+  }
+  return {
+    page,
+    ctx,
+    async close() {
+      for (const u of users) await ctx[u].close();
+    },
+  };
+}
+
+/**
+ * Two people signed in as signedIn does (the same options) and, unless dm is
+ * false, each in the DM with the other.
+ * @returns {Promise<{pages: import('playwright-core').Page[], contexts: import('playwright-core').BrowserContext[], close: () => Promise<void>}>}
+ */
+export async function twoPeople(browser, srv, a, b, { dm = true, ...opts } = {}) {
+  const { page, ctx, close } = await signedIn(browser, srv, [a, b], opts);
+  if (dm) {
+    await openDM(page[a], b);
+    await openDM(page[b], a);
+  }
+  return { pages: [page[a], page[b]], contexts: [ctx[a], ctx[b]], close };
+}
+
 /** Opens (or starts) the DM with `peer` through the "New chat" dialog. */
 export async function openDM(page, peer) {
   await page.click('#new-chat');

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  expectTexts, newPage, openDM, screenshot, send, signIn, until, waitOnline,
+  expectTexts, newPage, openDM, screenshot, send, signIn, twoPeople, until, waitOnline,
   serverAndBrowser,
 } from './harness.js';
 
@@ -18,14 +18,7 @@ serverAndBrowser(['kim', 'lou', 'max', 'ned'], (s, b) => {
 });
 
 test('going offline is shown within 5 s, the contact sees "last seen", and it reconnects', { timeout: 90_000 }, async () => {
-  const ctxK = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const ctxL = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const kim = await newPage(ctxK);
-  const lou = await newPage(ctxL);
-  await signIn(kim, srv.base, 'kim');
-  await signIn(lou, srv.base, 'lou');
-  await openDM(kim, 'lou');
-  await openDM(lou, 'kim');
+  const { pages: [kim, lou], contexts: [ctxK], close } = await twoPeople(browser, srv, 'kim', 'lou');
   await until(async () => (await lou.textContent('#chat-sub')) === 'online', { message: 'kim online for lou' });
 
   await ctxK.setOffline(true);
@@ -47,8 +40,7 @@ test('going offline is shown within 5 s, the contact sees "last seen", and it re
   await expectTexts(lou, ['written offline']);
   await until(async () => (await lou.textContent('#chat-sub')) === 'online', { message: 'kim online again' });
   assert.deepEqual(kim.errors, []);
-  await ctxK.close();
-  await ctxL.close();
+  await close();
 });
 
 test('a connection that goes silent is probed, shown offline and replaced', { timeout: 60_000 }, async () => {

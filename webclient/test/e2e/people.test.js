@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  login, newPage, openDM, register, screenshot, send, serverAndBrowser, signIn, until,
+  login, newPage, openDM, register, screenshot, send, signIn, twoPeople, until,
+  serverAndBrowser,
 } from './harness.js';
 
 let srv;
@@ -34,12 +35,7 @@ async function api(method, path, token, body) {
 const msgTexts = (page) => page.$$eval('#msg-list .msg .body', (els) => els.map((e) => e.textContent));
 
 test('profile, avatar, a message request accepted, block and unblock', { timeout: 120_000 }, async () => {
-  const actx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const bctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const alice = await newPage(actx);
-  const bob = await newPage(bctx);
-  await signIn(alice, srv.base, 'alice');
-  await signIn(bob, srv.base, 'bob');
+  const { pages: [alice, bob], close } = await twoPeople(browser, srv, 'alice', 'bob', { dm: false });
 
   // alice edits her profile: a name and a picture.
   await alice.click('#profile-btn');
@@ -120,8 +116,7 @@ test('profile, avatar, a message request accepted, block and unblock', { timeout
   await screenshot(bob, 'people-unblocked');
   assert.deepEqual(alice.errors, []);
   assert.deepEqual(bob.errors, []);
-  await actx.close();
-  await bctx.close();
+  await close();
 });
 
 test('a held group invitation is joined from the requests section', { timeout: 60_000 }, async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
-  newPage, openDM, screenshot, signIn,
+  openDM, screenshot, twoPeople,
   serverAndBrowser,
 } from './harness.js';
 
@@ -22,12 +22,7 @@ serverAndBrowser(['sam', 'tia'], (s, b) => {
 });
 
 test('a transfer with no network path times out with the reason on both sides', { timeout: 60_000 }, async () => {
-  const ctxS = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const ctxT = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const sam = await newPage(ctxS);
-  const tia = await newPage(ctxT);
-  await signIn(sam, srv.base, 'sam');
-  await signIn(tia, srv.base, 'tia');
+  const { pages: [sam, tia], close } = await twoPeople(browser, srv, 'sam', 'tia', { dm: false });
   for (const p of [sam, tia]) {
     await p.evaluate(() => Object.assign(window.mqimDebug.transfers.settings, { connectTimeout: 3000, iceTransportPolicy: 'relay' }));
   }
@@ -45,6 +40,5 @@ test('a transfer with no network path times out with the reason on both sides', 
   await screenshot(tia, 'transfer-no-path-receiver');
   assert.deepEqual(sam.errors, []);
   assert.deepEqual(tia.errors, []);
-  await ctxS.close();
-  await ctxT.close();
+  await close();
 });
