@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -796,17 +797,17 @@ func (s *Badger) Head(_ context.Context, user string) (Cursor, error) {
 const summaryScan = 2000
 
 // summarise finds conv's last message and user's unread count above read
-// by reading back from last. Annotations (edits, retractions, reactions)
+// by reading back from the newest message. Annotations (edits, retractions, reactions)
 // take seqs of their own but are neither a conversation's last message nor
 // unread: they change one that is. Nor is what user wrote unread.
-func summarise(txn *badger.Txn, conv ConvID, user string, last, read uint64) (*envelope.Message, uint64, error) {
+func summarise(txn *badger.Txn, conv ConvID, user string, read uint64) (*envelope.Message, uint64, error) {
 	var lastMsg *envelope.Message
 	var unread uint64
 	prefix := []byte("m/" + string(conv) + "/")
 	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix})
 	defer it.Close()
 	n := 0
-	for it.Seek(msgKey(conv, last)); it.Valid(); it.Next() {
+	for it.Seek(msgKey(conv, math.MaxUint64)); it.Valid(); it.Next() {
 		k := it.Item().Key()
 		if len(k) != len(prefix)+8 {
 			return nil, 0, fmt.Errorf("unexpected key %q", k)
@@ -848,14 +849,11 @@ func (s *Badger) Conversations(_ context.Context, user string) ([]Summary, error
 		for it.Rewind(); it.Valid(); it.Next() {
 			conv := ConvID(it.Item().Key()[len(prefix):])
 			sum := Summary{Conv: conv}
-			last, err := lastUnder(txn, []byte("m/"+string(conv)+"/"))
-			if err != nil {
-				return err
-			}
+			var err error
 			if sum.Read, err = getU64(txn, []byte("rd/"+user+"/"+string(conv))); err != nil {
 				return err
 			}
-			if sum.Last, sum.Unread, err = summarise(txn, conv, user, last, sum.Read); err != nil {
+			if sum.Last, sum.Unread, err = summarise(txn, conv, user, sum.Read); err != nil {
 				return err
 			}
 			out = append(out, sum)
